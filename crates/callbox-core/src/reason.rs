@@ -62,6 +62,8 @@ pub enum Reason {
     // 409
     /// Sign-up for an identity that already exists.
     UserExists,
+    /// Retiring an application's only active secret (it could no longer verify anything).
+    LastSecret,
     // 413
     /// A body, header or ticket above its size limit.
     PayloadTooLarge,
@@ -82,7 +84,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in code order: for documentation and exhaustive tests.
-    pub const ALL: [Reason; 29] = [
+    pub const ALL: [Reason; 30] = [
         Reason::MalformedRequest,
         Reason::InvalidPassword,
         Reason::MissingAuthorization,
@@ -106,6 +108,7 @@ impl Reason {
         Reason::NotFound,
         Reason::MethodNotAllowed,
         Reason::UserExists,
+        Reason::LastSecret,
         Reason::PayloadTooLarge,
         Reason::UnsupportedMediaType,
         Reason::LockedOut,
@@ -140,6 +143,7 @@ impl Reason {
             Reason::NotFound => "not_found",
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::UserExists => "user_exists",
+            Reason::LastSecret => "last_secret",
             Reason::PayloadTooLarge => "payload_too_large",
             Reason::UnsupportedMediaType => "unsupported_media_type",
             Reason::LockedOut => "locked_out",
@@ -178,7 +182,7 @@ impl Reason {
             | Reason::OriginNotAllowed => 40300,
             Reason::NotFound => 40400,
             Reason::MethodNotAllowed => 40500,
-            Reason::UserExists => 40900,
+            Reason::UserExists | Reason::LastSecret => 40900,
             Reason::PayloadTooLarge => 41300,
             Reason::UnsupportedMediaType => 41500,
             Reason::LockedOut | Reason::RateLimited => 42900,
@@ -225,6 +229,7 @@ impl Reason {
             Reason::NotFound => "Not found.",
             Reason::MethodNotAllowed => "Method not allowed.",
             Reason::UserExists => "A user with this identity already exists.",
+            Reason::LastSecret => "An application keeps at least one active secret: rotate before retiring.",
             Reason::PayloadTooLarge => "The request is too large.",
             Reason::UnsupportedMediaType => "The body must be application/json.",
             Reason::LockedOut => "Too many failed attempts; try again later.",
