@@ -1,1 +1,5 @@
-//! placeholder
+//! # callbox-server
+//!
+//! (overview written as modules land)
+
+pub mod store;

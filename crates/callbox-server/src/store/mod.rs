@@ -1,0 +1,276 @@
+//! Persistence behind one trait, [`Store`], so that the domain never sees SQL and a second engine
+//! (PostgreSQL) can be added without a second code path for the auth logic.
+//!
+//! Records hold no usable secret: application secrets are stored sealed by the master key
+//! ([`crate::crypto::MasterKey`]), session secrets are derived from it and never stored, passwords are argon2id
+//! PHC strings, the admin token is a SHA-256.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What can go wrong in a store. Domain code maps these to PROTOCOL §7 reasons.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row asked for does not exist (in this application).
+    #[error("not found")]
+    NotFound,
+    /// A user with this id already exists in the application.
+    #[error("user exists")]
+    UserExists,
+    /// Refused: retiring the application's only active secret.
+    #[error("the last active secret cannot be retired")]
+    LastSecret,
+    /// The engine cannot be reached or failed; the request may succeed later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Result alias.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A session capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    /// Instant messaging.
+    Messaging,
+    /// Voice calls.
+    Calling,
+    /// Video calls.
+    Video,
+}
+
+impl Capability {
+    /// All capabilities.
+    pub const ALL: [Capability; 3] = [Capability::Messaging, Capability::Calling, Capability::Video];
+
+    /// The wire word.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Capability::Messaging => "messaging",
+            Capability::Calling => "calling",
+            Capability::Video => "video",
+        }
+    }
+
+    /// Parses a wire word.
+    pub fn parse(word: &str) -> Option<Self> {
+        Capability::ALL.into_iter().find(|c| c.as_str() == word)
+    }
+
+    /// Encodes a set as a comma-separated, sorted list (the storage form).
+    pub fn join(set: &[Capability]) -> String {
+        let mut sorted = set.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        sorted.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")
+    }
+
+    /// Decodes the storage form; unknown words are skipped.
+    pub fn split(text: &str) -> Vec<Capability> {
+        text.split(',').filter_map(Capability::parse).collect()
+    }
+}
+
+/// An application and its settings (secrets are separate rows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRecord {
+    /// Public application key.
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Whether Callbox-managed sign-up and login are on.
+    pub platform_user_auth: bool,
+    /// CORS origins (`scheme://host[:port]`, or `*`).
+    pub allowed_origins: Vec<String>,
+    /// Capabilities sessions may be granted.
+    pub capabilities: Vec<Capability>,
+    /// Lifetime of tickets without `expiresIn`, seconds.
+    pub default_ticket_ttl: u64,
+    /// Maximum ticket lifetime, seconds.
+    pub max_ticket_ttl: u64,
+    /// Session lifetime, seconds.
+    pub session_ttl: u64,
+    /// Allowed clock skew, seconds.
+    pub clock_skew: u64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One application secret, sealed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// Secret id (`s_` + random), public.
+    pub id: String,
+    /// Owning application key.
+    pub app_key: String,
+    /// The secret sealed by the master key (nonce + ciphertext + tag).
+    pub sealed: Vec<u8>,
+    /// First 8 hex digits of SHA-256 of the secret bytes, for display.
+    pub fingerprint: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last time a ticket verified with it (updated at most about once a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it was retired; retired secrets verify nothing.
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("id", &self.id)
+            .field("app_key", &self.app_key)
+            .field("fingerprint", &self.fingerprint)
+            .field("created_at", &self.created_at)
+            .field("last_used_at", &self.last_used_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A platform-managed user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Owning application key.
+    pub app_key: String,
+    /// User id (the identity's endpoint); unique within the application.
+    pub user_id: String,
+    /// `username`, `email` or `number`.
+    pub identity_type: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Disabled users cannot log in, and their sessions are revoked.
+    pub disabled: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("app_key", &self.app_key)
+            .field("user_id", &self.user_id)
+            .field("identity_type", &self.identity_type)
+            .field("disabled", &self.disabled)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session ("instance"). Its secret is derived from the master key, the id and `secret_generation`, and is
+/// not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Session id, public.
+    pub id: String,
+    /// Owning application key.
+    pub app_key: String,
+    /// The user it belongs to.
+    pub user_id: String,
+    /// Granted capabilities.
+    pub capabilities: Vec<Capability>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+    /// When it was ended or revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Bumped on re-authorization and renewal, which changes the derived secret.
+    pub secret_generation: u32,
+}
+
+/// The persistence operations Callbox needs. Every method is tenant-scoped where a tenant applies: a row of
+/// another application is [`StoreError::NotFound`].
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Whether the engine answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    // Metadata (admin token hash, schema facts).
+    /// Reads a metadata value.
+    async fn get_meta(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Writes a metadata value.
+    async fn set_meta(&self, name: &str, value: &str) -> StoreResult<()>;
+
+    // Applications.
+    /// Creates an application with its first secret, atomically.
+    async fn create_app(&self, app: &AppRecord, first_secret: &SecretRecord) -> StoreResult<()>;
+    /// One application.
+    async fn get_app(&self, key: &str) -> StoreResult<AppRecord>;
+    /// All applications, oldest first.
+    async fn list_apps(&self) -> StoreResult<Vec<AppRecord>>;
+    /// Replaces an application's settings (not its key or creation time).
+    async fn update_app(&self, app: &AppRecord) -> StoreResult<()>;
+    /// Deletes an application with its secrets, users and sessions.
+    async fn delete_app(&self, key: &str) -> StoreResult<()>;
+
+    // Secrets.
+    /// Adds a secret to an application.
+    async fn add_secret(&self, secret: &SecretRecord) -> StoreResult<()>;
+    /// An application's secrets, newest first; retired ones only when `include_retired`.
+    async fn list_secrets(&self, app_key: &str, include_retired: bool) -> StoreResult<Vec<SecretRecord>>;
+    /// Retires a secret; [`StoreError::LastSecret`] if it is the only active one.
+    async fn retire_secret(&self, app_key: &str, secret_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Records a use of a secret.
+    async fn touch_secret(&self, secret_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+
+    // Platform-managed users.
+    /// Creates a user; [`StoreError::UserExists`] if the id is taken in this application.
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+    /// One user.
+    async fn get_user(&self, app_key: &str, user_id: &str) -> StoreResult<UserRecord>;
+    /// Users whose id contains `search` (all when `None`), ordered by id, at most `limit`.
+    async fn list_users(&self, app_key: &str, search: Option<&str>, limit: u32) -> StoreResult<Vec<UserRecord>>;
+    /// Replaces a user's password hash.
+    async fn set_password_hash(&self, app_key: &str, user_id: &str, hash: &str) -> StoreResult<()>;
+    /// Disables or enables a user.
+    async fn set_user_disabled(&self, app_key: &str, user_id: &str, disabled: bool) -> StoreResult<()>;
+    /// Deletes a user.
+    async fn delete_user(&self, app_key: &str, user_id: &str) -> StoreResult<()>;
+
+    // Sessions.
+    /// Creates a session. Durable when this returns.
+    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    /// One session by id (any application: the caller checks the tenant).
+    async fn get_session(&self, id: &str) -> StoreResult<SessionRecord>;
+    /// Live (unrevoked, unexpired at `now`) sessions of an application, optionally of one user, newest first.
+    async fn list_live_sessions(
+        &self,
+        app_key: &str,
+        user_id: Option<&str>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<SessionRecord>>;
+    /// Sets a session's expiry and secret generation (renewal, re-authorization).
+    async fn update_session(&self, id: &str, expires_at: DateTime<Utc>, secret_generation: u32) -> StoreResult<()>;
+    /// Revokes one session of an application; [`StoreError::NotFound`] if it is not there.
+    async fn revoke_session(&self, app_key: &str, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Revokes every unrevoked session of a user; returns how many.
+    async fn revoke_user_sessions(&self, app_key: &str, user_id: &str, at: DateTime<Utc>) -> StoreResult<u64>;
+    /// Revokes every unrevoked session of an application created before `before`; returns how many.
+    async fn revoke_app_sessions_before(
+        &self,
+        app_key: &str,
+        before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
+    // Nonces.
+    /// Records a nonce as used until `expires_at`. `Ok(true)` the first time, `Ok(false)` for a replay.
+    async fn use_nonce(&self, app_key: &str, nonce: &str, expires_at: DateTime<Utc>) -> StoreResult<bool>;
+    /// Forgets nonces and sessions that expired before `now` (housekeeping); returns rows removed.
+    async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+}

@@ -1,0 +1,4 @@
+//! The server's integration tests: one binary made of modules.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod store;
