@@ -1,1 +1,64 @@
-fn main() {}
+//! `callbox`: the Callbox server, the ticket debugger and the admin client, in one binary.
+
+mod serve;
+mod ticket;
+
+use clap::{Parser, Subcommand};
+use std::fmt;
+use std::process::ExitCode;
+
+/// Self-hosted Callbox: server, ticket debugger and admin client.
+///
+/// Exit status: 0 on success, 1 when the operation failed (an invalid ticket), 2 for bad arguments.
+#[derive(Debug, Parser)]
+#[command(name = "callbox", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the Callbox server.
+    Serve(serve::ServeArgs),
+    /// Mint, inspect and verify user tickets and registration JWTs (the ticket debugger; works offline).
+    #[command(subcommand)]
+    Ticket(ticket::TicketCommand),
+}
+
+/// An error in how the command was called (exit status 2), as opposed to a failed operation (exit status 1).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Shorthand for an [`anyhow::Error`] wrapping a [`UsageError`].
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message.into()))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Ticket(command) => ticket::run(command),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if error.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
