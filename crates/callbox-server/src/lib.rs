@@ -1,5 +1,227 @@
 //! # callbox-server
 //!
-//! (overview written as modules land)
+//! The Callbox server as a library, so tests can drive it in-process and the `callbox` binary stays thin.
+//! Requests flow handlers → domain → store:
+//!
+//! - [`http::router`] builds every route over an [`http::AppState`]: the client API of PROTOCOL §6 ([`http::client`]),
+//!   the admin API ([`http::admin`], docs/admin-api.md), health, readiness, metrics and `/openapi.json`.
+//! - [`service::Callbox`] is the domain: ticket → session exchange, signed session calls, platform-managed users,
+//!   revocation, audit. It owns the [`passwords::PasswordHasher`] pool and the [`limits::AttemptLimiter`].
+//! - [`store::Store`] is the persistence trait; [`store::sqlite::SqliteStore`] implements it on one SQLite file.
+//! - [`crypto::MasterKey`] seals application secrets at rest and derives session secrets, so a copy of the
+//!   database alone can neither mint tickets nor sign session calls.
+//! - [`config::Config`] is the layered configuration (defaults, TOML file, `CALLBOX_*`, flags).
+//! - [`error::ApiError`] renders every refusal as the PROTOCOL §7 JSON.
+//! - [`run`] does first-start bootstrap, binds, prints the `listening` line and serves until SIGTERM.
 
+pub mod audit;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod http;
+pub mod limits;
+pub mod openapi;
+pub mod passwords;
+pub mod service;
 pub mod store;
+
+use crate::config::{Config, LogFormat};
+use crate::crypto::{random_token, write_private_file, MasterKey};
+use crate::http::AppState;
+use crate::service::{AppSettingsPatch, Callbox, ADMIN_TOKEN_META};
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::sync::{Arc, OnceLock};
+use tokio::net::TcpListener;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Data directory, key file or token file.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The master key in the configuration is not base64 of 32 bytes.
+    #[error("the master key is invalid: {0}")]
+    MasterKey(#[from] crypto::CryptoError),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] store::StoreError),
+    /// Password hashing parameters.
+    #[error("password hashing parameters: {0}")]
+    Argon2(String),
+    /// The admin API refused something during bootstrap.
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
+    let context = context.into();
+    move |source| ServeError::Io { context, source }
+}
+
+/// Installs the log subscriber (text or JSON, filtered by `RUST_LOG`, default `info`). Logs go to stderr so that
+/// stdout carries only the machine-readable `listening` line.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every server in the process).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok().map(|()| handle)
+        })
+        .clone()
+}
+
+/// What first-start bootstrap made, for the one-time human message.
+#[derive(Debug, Default)]
+pub struct Bootstrapped {
+    /// The admin token, when it was just created.
+    pub admin_token: Option<String>,
+    /// The demo application's key and secret, when it was just created.
+    pub demo_app: Option<(String, String)>,
+    /// Whether the master key file was just created.
+    pub master_key_created: bool,
+}
+
+/// Opens the data directory: master key, database (migrated), admin token, demo app.
+pub async fn open(config: &Config) -> Result<(Callbox, Bootstrapped), ServeError> {
+    let mut made = Bootstrapped::default();
+    std::fs::create_dir_all(&config.data).map_err(io_error(format!("creating {}", config.data.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&config.data, std::fs::Permissions::from_mode(0o700));
+    }
+    let master = match &config.master_key {
+        Some(text) => MasterKey::from_base64(&text.0)?,
+        None => {
+            let path = config.master_key_path();
+            let (key, created) =
+                MasterKey::load_or_create(&path).map_err(io_error(format!("master key {}", path.display())))?;
+            made.master_key_created = created;
+            key
+        }
+    };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_path()).await?);
+    if store.get_meta(ADMIN_TOKEN_META).await?.is_none() {
+        let token = format!("cbadm_{}", random_token(32));
+        let path = config.admin_token_path();
+        if path.exists() {
+            std::fs::remove_file(&path).map_err(io_error(format!("replacing {}", path.display())))?;
+        }
+        write_private_file(&path, format!("{token}\n").as_bytes())
+            .map_err(io_error(format!("admin token {}", path.display())))?;
+        store.set_meta(ADMIN_TOKEN_META, &hex::encode(Sha256::digest(token.as_bytes()))).await?;
+        made.admin_token = Some(token);
+    }
+    let callbox =
+        Callbox::new(store.clone(), master, config.clone()).map_err(|e| ServeError::Argon2(e.to_string()))?;
+    if config.demo_app && store.get_meta("demo_app_created").await?.is_none() {
+        let settings = AppSettingsPatch { allowed_origins: Some(vec!["*".into()]), ..AppSettingsPatch::default() };
+        let created = callbox
+            .create_app("Demo".into(), settings)
+            .await
+            .map_err(|e| ServeError::Bootstrap(e.message.to_string()))?;
+        store.set_meta("demo_app_created", &created.app.key).await?;
+        made.demo_app = Some((created.app.key, created.secret.to_string()));
+    }
+    Ok((callbox, made))
+}
+
+/// Runs the server until SIGTERM or Ctrl-C: bootstrap, bind, print `{"event":"listening","url":...}` on stdout,
+/// serve, drain in-flight requests, return.
+pub async fn run(config: Config) -> Result<(), ServeError> {
+    let (callbox, made) = open(&config).await?;
+    let listener = TcpListener::bind(config.listen).await.map_err(io_error(format!("binding {}", config.listen)))?;
+    let address = listener.local_addr().map_err(io_error("reading the bound address"))?;
+    announce_first_start(&made, &config);
+    let state = AppState { callbox: callbox.clone(), metrics: metrics_handle() };
+    let app = http::router(state);
+
+    let housekeeping = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            match callbox.store.purge_expired(chrono::Utc::now()).await {
+                Ok(removed) if removed > 0 => tracing::info!(removed, "purged expired nonces and sessions"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "housekeeping failed"),
+            }
+        }
+    });
+
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", serde_json::json!({ "event": "listening", "url": format!("http://{address}") }));
+    let _ = stdout.flush();
+    drop(stdout);
+    tracing::info!(%address, data = %config.data.display(), "callbox listening");
+
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    housekeeping.abort();
+    served.map_err(io_error("serving"))?;
+    tracing::info!("callbox stopped");
+    Ok(())
+}
+
+fn announce_first_start(made: &Bootstrapped, config: &Config) {
+    // Shown once, to the human who started the server; stderr keeps stdout machine-readable.
+    let mut err = std::io::stderr().lock();
+    if let Some(token) = &made.admin_token {
+        let _ = writeln!(
+            err,
+            "\nAdmin token (shown once; also in {}, mode 0600):\n  {token}\n",
+            config.admin_token_path().display()
+        );
+    }
+    if let Some((key, secret)) = &made.demo_app {
+        let _ = writeln!(
+            err,
+            "Demo application created (secret shown once):\n  applicationKey:    {key}\n  applicationSecret: {secret}\n\
+             WARNING: platform-managed users are ON for the demo app: anyone can sign up. Switch it off before going \
+             live:\n  callbox app set {key} --platform-user-auth false\n"
+        );
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; draining in-flight requests");
+}

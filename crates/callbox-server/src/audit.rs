@@ -1,0 +1,131 @@
+//! Audit events: one structured log event (target `callbox::audit`) per accepted or refused authentication,
+//! and the latest few hundred per application kept in memory for the admin API and dashboard.
+//!
+//! Events carry the application, user, reason, client address and at most a fingerprint of a credential, never
+//! the credential itself.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+/// Events kept per application.
+const KEEP_PER_APP: usize = 500;
+
+/// What was attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Ticket or JWT exchanged for a session.
+    Exchange,
+    /// Session re-authorized with a new ticket.
+    Reauthorize,
+    /// Platform-managed sign-up.
+    Signup,
+    /// Platform-managed login.
+    Login,
+    /// A session-signed call.
+    SignedCall,
+}
+
+/// One authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthEvent {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// What.
+    pub kind: EventKind,
+    /// `accepted` or `refused`.
+    pub outcome: &'static str,
+    /// The §7 reason when refused.
+    pub reason: Option<&'static str>,
+    /// Application key (as claimed, when refused before it was known).
+    #[serde(skip)]
+    pub app_key: Option<String>,
+    /// The user, when known.
+    pub user_id: Option<String>,
+    /// Client address.
+    pub client_ip: Option<String>,
+    /// The refusal's explanation, or what was granted (never a credential).
+    pub detail: Option<String>,
+    /// Fingerprint of the credential presented, to correlate events without revealing it.
+    pub credential: Option<String>,
+}
+
+/// The in-memory store of recent events.
+#[derive(Debug, Clone, Default)]
+pub struct AuditLog {
+    recent: Arc<Mutex<HashMap<String, VecDeque<AuthEvent>>>>,
+}
+
+impl AuditLog {
+    /// Logs `event` and keeps it for its application. Accepted signed calls are counted in metrics but not kept,
+    /// so that the busiest traffic cannot push exchanges and logins out of the window.
+    pub fn record(&self, event: AuthEvent) {
+        tracing::info!(
+            target: "callbox::audit",
+            kind = ?event.kind,
+            outcome = event.outcome,
+            reason = event.reason.unwrap_or(""),
+            app = event.app_key.as_deref().unwrap_or(""),
+            user = event.user_id.as_deref().unwrap_or(""),
+            client_ip = event.client_ip.as_deref().unwrap_or(""),
+            credential = event.credential.as_deref().unwrap_or(""),
+            detail = event.detail.as_deref().unwrap_or(""),
+            "authentication"
+        );
+        if event.kind == EventKind::SignedCall && event.outcome == "accepted" {
+            return;
+        }
+        let Some(app) = event.app_key.clone() else { return };
+        let mut recent = self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if recent.len() > 10_000 && !recent.contains_key(&app) {
+            return;
+        }
+        let events = recent.entry(app).or_default();
+        if events.len() == KEEP_PER_APP {
+            events.pop_front();
+        }
+        events.push_back(event);
+    }
+
+    /// An application's events, newest first, filtered.
+    pub fn list(&self, app: &str, user: Option<&str>, reason: Option<&str>, limit: usize) -> Vec<AuthEvent> {
+        let recent = self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        recent
+            .get(app)
+            .map(|events| {
+                events
+                    .iter()
+                    .rev()
+                    .filter(|e| user.is_none_or(|u| e.user_id.as_deref() == Some(u)))
+                    .filter(|e| reason.is_none_or(|r| e.reason == Some(r) || (r == "accepted" && e.reason.is_none())))
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Forgets an application's events (when it is deleted).
+    pub fn forget(&self, app: &str) {
+        self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(app);
+    }
+}
+
+/// Builds an event.
+pub fn event(kind: EventKind, app_key: Option<&str>, client_ip: IpAddr) -> AuthEvent {
+    AuthEvent {
+        at: Utc::now(),
+        kind,
+        outcome: "accepted",
+        reason: None,
+        app_key: app_key.map(str::to_owned),
+        user_id: None,
+        client_ip: Some(client_ip.to_string()),
+        detail: None,
+        credential: None,
+    }
+}

@@ -1,0 +1,173 @@
+//! Layered configuration: built-in defaults, then a TOML file, then `CALLBOX_*` environment variables, then
+//! command-line flags (flags win). Nested keys use `__` in the environment: `CALLBOX_LOGIN__MAX_FAILURES_PER_USER=10`.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything `callbox serve` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Data directory: SQLite database, master key and admin token files.
+    pub data: PathBuf,
+    /// The master key (base64 of 32 bytes). When unset, `<data>/master.key` is used (created on first start).
+    pub master_key: Option<Redacted>,
+    /// Log format: `text` or `json`.
+    pub log_format: LogFormat,
+    /// Take the client address from the last `X-Forwarded-For` entry (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// Create a demo application on first start.
+    pub demo_app: bool,
+    /// Request limits.
+    pub limits: Limits,
+    /// Password hashing.
+    pub passwords: PasswordConfig,
+    /// Login attempt limits.
+    pub login: LoginConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data: PathBuf::from("./callbox-data"),
+            master_key: None,
+            log_format: LogFormat::Text,
+            trust_forwarded_for: false,
+            demo_app: true,
+            limits: Limits::default(),
+            passwords: PasswordConfig::default(),
+            login: LoginConfig::default(),
+        }
+    }
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct Limits {
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Time a request may take before it is answered 503, seconds.
+    pub request_timeout_seconds: u64,
+    /// Allowed distance of `X-Timestamp` from server time on signed calls, seconds.
+    pub signed_call_skew_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            request_timeout_seconds: 15,
+            signed_call_skew_seconds: callbox_core::signing::DEFAULT_TIMESTAMP_SKEW_SECONDS,
+        }
+    }
+}
+
+/// Password hashing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct PasswordConfig {
+    /// Hashes run at once (blocking threads); default: half the cores, at least 1, so that logins can never take
+    /// every core from ticket exchanges.
+    pub hash_workers: Option<usize>,
+    /// Logins that may wait for a worker; more are refused with `rate_limited`.
+    pub hash_queue: usize,
+    /// argon2id memory, KiB (OWASP minimum 19456).
+    pub memory_kib: u32,
+    /// argon2id iterations (OWASP minimum 2).
+    pub iterations: u32,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        Self { hash_workers: None, hash_queue: 32, memory_kib: 19_456, iterations: 2 }
+    }
+}
+
+/// Login attempt limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct LoginConfig {
+    /// Failed logins for one account before it locks.
+    pub max_failures_per_user: u32,
+    /// Failed logins from one client address (over all accounts) before it locks.
+    pub max_failures_per_ip: u32,
+    /// First lockout, seconds; each further failure doubles it.
+    pub lockout_base_seconds: u64,
+    /// Longest lockout, seconds.
+    pub lockout_max_seconds: u64,
+    /// Sign-ups allowed per client address per minute.
+    pub signups_per_ip_per_minute: u32,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            max_failures_per_user: 5,
+            max_failures_per_ip: 20,
+            lockout_base_seconds: 30,
+            lockout_max_seconds: 900,
+            signups_per_ip_per_minute: 30,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// A string that never shows in `Debug` (the master key).
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Config {
+    /// The layers below the flags: defaults, the TOML file (if given), then `CALLBOX_*` variables.
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        // CALLBOX_URL, CALLBOX_ADMIN_TOKEN and CALLBOX_CONFIG belong to the CLI, not to the server.
+        figment.merge(Env::prefixed("CALLBOX_").ignore(&["URL", "ADMIN_TOKEN", "CONFIG"]).split("__"))
+    }
+
+    /// Loads every layer, with `flags` (only the flags actually given) on top.
+    pub fn load(file: Option<&Path>, flags: impl Serialize) -> Result<Config, Box<figment::Error>> {
+        Config::figment(file).merge(Serialized::globals(flags)).extract().map_err(Box::new)
+    }
+
+    /// Path of the SQLite database.
+    pub fn database_path(&self) -> PathBuf {
+        self.data.join("callbox.db")
+    }
+
+    /// Path of the master key file.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.data.join("master.key")
+    }
+
+    /// Path of the admin token file.
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.data.join("admin-token")
+    }
+}

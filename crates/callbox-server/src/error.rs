@@ -1,0 +1,129 @@
+//! The one error type of the HTTP surface, rendered as the PROTOCOL §7 JSON.
+
+use crate::store::StoreError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use callbox_core::{Reason, TicketError};
+use chrono::Utc;
+use serde::Serialize;
+use std::borrow::Cow;
+
+/// A refusal: a §7 reason, a sentence that never contains a credential, and for 429s how long to wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The reason word and code.
+    pub reason: Reason,
+    /// The human sentence.
+    pub message: Cow<'static, str>,
+    /// Seconds until a retry may succeed (`Retry-After`, and `retryAfter` in the body).
+    pub retry_after: Option<u64>,
+}
+
+/// The §7 body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// Legacy numeric code; its first three digits are the HTTP status.
+    pub error_code: u32,
+    /// A sentence for humans.
+    pub message: String,
+    /// The stable reason word.
+    pub reason: String,
+    /// Whether sending the same request later may succeed.
+    pub retryable: bool,
+    /// Server time, ISO-8601 UTC: clock trouble is the most common cause of refusals.
+    pub server_time: String,
+    /// Seconds to wait, for `locked_out` and `rate_limited`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// With the reason's default message.
+    pub fn new(reason: Reason) -> Self {
+        Self { reason, message: Cow::Borrowed(reason.default_message()), retry_after: None }
+    }
+
+    /// With a specific message.
+    pub fn with_message(reason: Reason, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { reason, message: message.into(), retry_after: None }
+    }
+
+    /// A 429 with a wait.
+    pub fn retry_after(reason: Reason, seconds: u64) -> Self {
+        Self { retry_after: Some(seconds.max(1)), ..Self::new(reason) }
+    }
+
+    /// 400 `malformed_request` with a message.
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::with_message(Reason::MalformedRequest, message)
+    }
+
+    /// The body, rendered now.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error_code: self.reason.error_code(),
+            message: self.message.to_string(),
+            reason: self.reason.as_str().to_owned(),
+            retryable: self.reason.retryable(),
+            server_time: callbox_core::time::format_iso_seconds(Utc::now()),
+            retry_after: self.retry_after,
+        }
+    }
+}
+
+impl From<Reason> for ApiError {
+    fn from(reason: Reason) -> Self {
+        Self::new(reason)
+    }
+}
+
+impl From<TicketError> for ApiError {
+    fn from(error: TicketError) -> Self {
+        Self::with_message(error.reason(), error.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => ApiError::new(Reason::NotFound),
+            StoreError::UserExists => ApiError::new(Reason::UserExists),
+            StoreError::LastSecret => ApiError::new(Reason::LastSecret),
+            StoreError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "store unavailable");
+                ApiError::new(Reason::ServiceUnavailable)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.reason.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after {
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response.extensions_mut().insert(self.reason);
+        response
+    }
+}
+
+/// Maps a bare error status made outside our handlers (routing, body limits, timeouts) to its §7 reason.
+pub fn reason_for_status(status: StatusCode) -> Reason {
+    match status.as_u16() {
+        400 | 422 => Reason::MalformedRequest,
+        401 => Reason::MissingAuthorization,
+        403 => Reason::OriginNotAllowed,
+        404 => Reason::NotFound,
+        405 => Reason::MethodNotAllowed,
+        408 | 503 | 504 => Reason::ServiceUnavailable,
+        413 | 431 => Reason::PayloadTooLarge,
+        415 => Reason::UnsupportedMediaType,
+        429 => Reason::RateLimited,
+        _ => Reason::Internal,
+    }
+}

@@ -1,0 +1,206 @@
+//! The client API of PROTOCOL §6 (`/v1`).
+
+use super::call::Call;
+use super::AppState;
+use crate::error::ApiError;
+use crate::service::{InstanceRequest, SessionGrant};
+use crate::store::SessionRecord;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use callbox_core::{Authorization, Identity, IdentityType, Reason, TicketFormat};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+/// `GET /v1/timestamp`: answered whatever the Authorization (clients call it first).
+pub async fn timestamp() -> Json<serde_json::Value> {
+    Json(json!({ "timestamp": callbox_core::time::format_js_iso(Utc::now()) }))
+}
+
+fn application_key<'a>(call: &'a Call) -> Result<&'a str, ApiError> {
+    match call.authorization()? {
+        Authorization::Application { key } | Authorization::ApplicationSigned { key, .. } => Ok(key),
+        Authorization::Basic { .. } => Err(ApiError::with_message(
+            Reason::MalformedAuthorization,
+            "sign-up and login take Application <key>, not the application secret",
+        )),
+        _ => Err(ApiError::with_message(Reason::MalformedAuthorization, "this call takes Application <key>")),
+    }
+}
+
+#[derive(Deserialize)]
+struct IdentityBody {
+    #[serde(rename = "type")]
+    kind: String,
+    endpoint: String,
+}
+
+#[derive(Deserialize)]
+struct SignUpBody {
+    password: Zeroizing<String>,
+    identities: Vec<IdentityBody>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    profile: Option<serde_json::Value>,
+}
+
+fn identity(kind: &str, endpoint: &str) -> Result<Identity, ApiError> {
+    let kind = IdentityType::parse(kind)
+        .ok_or_else(|| ApiError::bad_request("identity type must be username, email or number"))?;
+    if !callbox_core::is_valid_user_id(endpoint) {
+        return Err(ApiError::bad_request("the user id must be 1-255 bytes without control characters"));
+    }
+    Ok(Identity { kind, endpoint: endpoint.to_owned() })
+}
+
+fn ticket_answer(status: StatusCode, ticket: String, identity: &Identity) -> Response {
+    (status, Json(json!({ "authorization": ticket, "user": { "identities": [identity] } }))).into_response()
+}
+
+/// `POST /v1/users`: platform-managed sign-up.
+pub async fn sign_up(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
+    let key = application_key(&call)?.to_owned();
+    let body: SignUpBody = call.json()?;
+    let [first] = body.identities.as_slice() else {
+        return Err(ApiError::bad_request("identities must hold exactly one identity"));
+    };
+    let identity = identity(&first.kind, &first.endpoint)?;
+    let ticket = state.callbox.sign_up(&key, identity.clone(), body.password, &call.meta).await?;
+    Ok(ticket_answer(StatusCode::OK, ticket, &identity))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogInBody {
+    password: Zeroizing<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// `POST /v1/users/{type}/{endpoint}/authentication`: platform-managed login.
+pub async fn log_in(
+    State(state): State<AppState>,
+    Path((kind, endpoint)): Path<(String, String)>,
+    call: Call,
+) -> Result<Response, ApiError> {
+    let key = application_key(&call)?.to_owned();
+    let identity = identity(&kind, &endpoint)?;
+    let body: LogInBody = call.json()?;
+    let ticket = state.callbox.log_in(&key, identity.clone(), body.password, body.expires_in, &call.meta).await?;
+    Ok(ticket_answer(StatusCode::OK, ticket, &identity))
+}
+
+fn grant_answer(grant: SessionGrant) -> Response {
+    (StatusCode::OK, Json(grant)).into_response()
+}
+
+/// `POST /v1/instance`: a new session from `User`/`Bearer`, or a renewal from `Instance`.
+pub async fn create_instance(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
+    let request: InstanceRequest = call.json()?;
+    match call.authorization()? {
+        Authorization::User { ticket } => {
+            Ok(grant_answer(state.callbox.exchange(ticket, TicketFormat::Legacy, &request, &call.meta).await?))
+        }
+        Authorization::Bearer { jwt } => {
+            Ok(grant_answer(state.callbox.exchange(jwt, TicketFormat::Jwt, &request, &call.meta).await?))
+        }
+        Authorization::Instance { .. } => {
+            let session = signed_session(&state, &call).await?;
+            Ok(grant_answer(state.callbox.renew(session, &request).await?))
+        }
+        _ => Err(ApiError::with_message(
+            Reason::MalformedAuthorization,
+            "POST /v1/instance takes User <ticket>, Bearer <jwt> or Instance <id>:<signature>",
+        )),
+    }
+}
+
+/// `PUT /v1/instances/id/{id}/authorization`: re-authorizes a session with a fresh ticket.
+pub async fn reauthorize(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    call: Call,
+) -> Result<Response, ApiError> {
+    let request: InstanceRequest = call.json()?;
+    let (credential, format) = match call.authorization()? {
+        Authorization::User { ticket } => (ticket, TicketFormat::Legacy),
+        Authorization::Bearer { jwt } => (jwt, TicketFormat::Jwt),
+        _ => {
+            return Err(ApiError::with_message(
+                Reason::MalformedAuthorization,
+                "re-authorization takes User <ticket> or Bearer <jwt>",
+            ))
+        }
+    };
+    let grant = state.callbox.reauthorize(&id, credential, format, &request, &call.meta).await?;
+    Ok((StatusCode::OK, Json(json!({ "id": grant.id, "secret": grant.secret, "expiresIn": grant.expires_in })))
+        .into_response())
+}
+
+/// Authenticates an `Instance`-signed call.
+pub async fn signed_session(state: &AppState, call: &Call) -> Result<SessionRecord, ApiError> {
+    match call.authorization()? {
+        Authorization::Instance { instance_id, signature } => {
+            state.callbox.authenticate_call(instance_id, signature, &call.signed_parts(), call.meta.ip).await
+        }
+        _ => Err(ApiError::with_message(Reason::MalformedAuthorization, "this call takes Instance <id>:<signature>")),
+    }
+}
+
+/// A signed call naming a session in its path must be made by that session.
+fn same_session(session: &SessionRecord, id: &str) -> Result<(), ApiError> {
+    if session.id == id {
+        Ok(())
+    } else {
+        Err(ApiError::with_message(Reason::NotFound, "no such instance"))
+    }
+}
+
+/// `GET /v1/instances/id/{id}`.
+pub async fn get_instance(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    call: Call,
+) -> Result<Response, ApiError> {
+    let session = signed_session(&state, &call).await?;
+    same_session(&session, &id)?;
+    Ok(Json(json!({
+        "id": session.id,
+        "userId": session.user_id,
+        "capabilities": session.capabilities,
+        "expiresAt": callbox_core::time::format_iso_seconds(session.expires_at),
+    }))
+    .into_response())
+}
+
+/// `DELETE /v1/instances/id/{id}`: ends the session.
+pub async fn delete_instance(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    call: Call,
+) -> Result<Response, ApiError> {
+    let session = signed_session(&state, &call).await?;
+    same_session(&session, &id)?;
+    state.callbox.end_session(&session).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/user/profile`.
+pub async fn profile(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
+    let session = signed_session(&state, &call).await?;
+    let kind = match state.callbox.store.get_user(&session.app_key, &session.user_id).await {
+        Ok(user) => IdentityType::parse(&user.identity_type).unwrap_or(IdentityType::Username),
+        Err(_) => IdentityType::Username,
+    };
+    Ok(Json(json!({ "identities": [Identity { kind, endpoint: session.user_id }] })).into_response())
+}
+
+/// `GET /v1/configuration/user`: the legacy realtime configuration.
+pub async fn configuration(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
+    let session = signed_session(&state, &call).await?;
+    let host = call.header("host").to_owned();
+    Ok(Json(state.callbox.realtime_configuration(&session, &host)).into_response())
+}
