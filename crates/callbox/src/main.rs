@@ -1,5 +1,6 @@
 //! `callbox`: the Callbox server, the ticket debugger and the admin client, in one binary.
 
+mod admin;
 mod serve;
 mod ticket;
 
@@ -9,7 +10,8 @@ use std::process::ExitCode;
 
 /// Self-hosted Callbox: server, ticket debugger and admin client.
 ///
-/// Exit status: 0 on success, 1 when the operation failed (an invalid ticket), 2 for bad arguments.
+/// Exit status: 0 on success, 1 when the operation failed (an invalid ticket, a server error, an unreachable
+/// server), 2 for bad arguments.
 #[derive(Debug, Parser)]
 #[command(name = "callbox", version, propagate_version = true)]
 struct Cli {
@@ -24,6 +26,12 @@ enum Command {
     /// Mint, inspect and verify user tickets and registration JWTs (the ticket debugger; works offline).
     #[command(subcommand)]
     Ticket(ticket::TicketCommand),
+    /// Manage applications through the admin API of a running server.
+    App(admin::AppArgs),
+    /// Manage platform-managed users of an application through the admin API.
+    User(admin::UserArgs),
+    /// List and revoke client sessions through the admin API.
+    Session(admin::SessionArgs),
 }
 
 /// An error in how the command was called (exit status 2), as opposed to a failed operation (exit status 1).
@@ -49,6 +57,9 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Ticket(command) => ticket::run(command),
+        Command::App(args) => admin::run_app(args).await,
+        Command::User(args) => admin::run_user(args).await,
+        Command::Session(args) => admin::run_session(args).await,
     };
     match outcome {
         Ok(code) => code,

@@ -50,6 +50,16 @@ impl fmt::Debug for SecretText {
 }
 
 impl SecretText {
+    /// Wraps command-line text.
+    pub fn new(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+
+    /// The text itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     fn decode(&self, what: &str) -> anyhow::Result<Secret> {
         Secret::from_base64(&self.0).map_err(|error| usage(format!("{what}: {error}")))
     }
