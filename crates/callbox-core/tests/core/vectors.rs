@@ -48,7 +48,10 @@ fn legacy_vector_verifies_over_its_whole_window() {
         verify_at(VECTOR, after(86_400 + 301)),
         Err(TicketError::Expired { created: created(), ttl: 86_400, skew: 300, late_by: 1 })
     );
-    assert_eq!(verify_at(VECTOR, after(-301)), Err(TicketError::NotYetValid { created: created(), skew: 300, early_by: 1 }));
+    assert_eq!(
+        verify_at(VECTOR, after(-301)),
+        Err(TicketError::NotYetValid { created: created(), skew: 300, early_by: 1 })
+    );
 }
 
 #[test]
@@ -111,7 +114,7 @@ fn jwt_vector_verifies() {
     assert_eq!(verified.nonce.as_deref(), Some(JWT_NONCE));
 }
 
-fn signed_request_vector() -> SignedParts<'static> {
+fn vector_parts() -> SignedParts<'static> {
     SignedParts {
         method: "POST",
         body: br#"{"message":"Hello world"}"#,
@@ -123,7 +126,7 @@ fn signed_request_vector() -> SignedParts<'static> {
 
 #[test]
 fn signed_request_vector() {
-    let parts = signed_request_vector();
+    let parts = vector_parts();
     assert_eq!(signing::content_md5(parts.body), "jANzQ+rgAHyf1MWQFSwvYw==");
     assert_eq!(
         signing::string_to_sign(&parts),
