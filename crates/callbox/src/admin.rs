@@ -92,6 +92,8 @@ pub struct SessionArgs {
 #[derive(Debug, Subcommand)]
 enum AppCommand {
     /// Create an application and print its key and its first secret (shown this once).
+    ///
+    /// With --json, prints the application object with `applicationSecret` and `secretId` added.
     Create {
         /// Display name.
         #[arg(long, value_name = "NAME")]

@@ -133,7 +133,7 @@ pub struct MintArgs {
     #[arg(long, value_enum, default_value_t = Format::Legacy)]
     format: Format,
     /// Identity type of a legacy ticket (JWT users are always usernames).
-    #[arg(long, value_enum, default_value_t = IdentityKind::Username)]
+    #[arg(long, value_enum, value_name = "TYPE", default_value_t = IdentityKind::Username)]
     identity_type: IdentityKind,
     /// Creation time (legacy `created`, JWT `iat` and kid date) instead of now, e.g. 2014-06-04T13:41:58.000Z.
     #[arg(long, value_name = "ISO-8601", value_parser = parse_at)]
