@@ -210,6 +210,16 @@ impl AppSettingsPatch {
     }
 }
 
+/// The user id a ticket claims, before verification (for audit events only).
+fn claimed_user(ticket: &AnyTicket) -> Option<String> {
+    let claims = ticket.claims_json().ok()?;
+    let user = match ticket.format() {
+        TicketFormat::Legacy => claims.pointer("/identity/endpoint")?.as_str()?.to_owned(),
+        TicketFormat::Jwt => claims.get("sub")?.as_str()?.rsplit_once("/users/")?.1.to_owned(),
+    };
+    callbox_core::is_valid_user_id(&user).then_some(user)
+}
+
 /// Whether `origin` is `*` or `scheme://host[:port]` with no path.
 pub fn is_valid_origin(origin: &str) -> bool {
     if origin == "*" {
@@ -435,6 +445,8 @@ impl Callbox {
             "the ticket names no application key",
         ))?;
         ev.app_key = Some(key.clone());
+        // The claimed user, unverified, so that refusals can be found by user in the audit trail.
+        ev.user_id = claimed_user(&ticket);
         let context = self.app_context(&key).await?;
         if !origin_allowed(&context.app, meta.origin.as_deref()) {
             return Err(ApiError::new(Reason::OriginNotAllowed));

@@ -1,4 +1,9 @@
-//! The server's integration tests: one binary made of modules.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The server's integration tests: one binary made of modules, each against a real server on 127.0.0.1:0 with a
+//! real SQLite file (or, for `store`, the SQLite store directly).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin_api;
+mod client_api;
+mod platform;
 mod store;
+mod support;

@@ -1,0 +1,102 @@
+//! Platform-managed users: sign-up, login, the switch, lockout, disabling.
+
+use crate::support::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+async fn ticket_of(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["user"]["identities"][0]["type"], "username");
+    body["authorization"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn sign_up_log_in_and_use_the_session() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let ticket = ticket_of(server.sign_up(&app.key, "alice", "correct horse").await).await;
+    let session = server.session(&ticket).await;
+    let profile: Value = server.signed(Method::GET, "/v1/user/profile", None, &session).await.json().await.unwrap();
+    assert_eq!(profile["identities"][0]["endpoint"], "alice");
+    // Platform tickets are single-use.
+    assert_error(server.exchange(&ticket).await, 401, "ticket_replayed").await;
+
+    let ticket = ticket_of(server.log_in(&app.key, "alice", "correct horse").await).await;
+    assert_eq!(server.exchange(&ticket).await.status(), 200);
+
+    assert_error(server.sign_up(&app.key, "alice", "another pass").await, 409, "user_exists").await;
+    assert_error(server.sign_up(&app.key, "bob", "short").await, 400, "invalid_password").await;
+    assert_error(server.sign_up(&app.key, "bob", &"x".repeat(1025)).await, 400, "invalid_password").await;
+    assert_error(server.sign_up("no-such-app", "bob", "correct horse").await, 401, "unknown_application").await;
+    let response = server
+        .http
+        .post(server.url("/v1/users"))
+        .json(&json!({ "password": "correct horse", "identities": [{ "type": "username", "endpoint": "bob" }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 401, "missing_authorization").await;
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_answer_alike() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    ticket_of(server.sign_up(&app.key, "alice", "correct horse").await).await;
+    let wrong = assert_error(server.log_in(&app.key, "alice", "wrong horse").await, 401, "invalid_credentials").await;
+    let unknown = assert_error(server.log_in(&app.key, "nobody", "wrong horse").await, 401, "invalid_credentials").await;
+    assert_eq!(wrong["message"], unknown["message"]);
+    assert_eq!(wrong["errorCode"], unknown["errorCode"]);
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_without_revealing_it() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    ticket_of(server.sign_up(&app.key, "alice", "correct horse").await).await;
+    for _ in 0..4 {
+        assert_error(server.log_in(&app.key, "alice", "wrong horse").await, 401, "invalid_credentials").await;
+    }
+    let locked = assert_error(server.log_in(&app.key, "alice", "wrong horse").await, 429, "locked_out").await;
+    assert!(locked["retryAfter"].as_u64().unwrap() >= 1);
+    // Even the right password waits now.
+    assert_error(server.log_in(&app.key, "alice", "correct horse").await, 429, "locked_out").await;
+    // A name that does not exist locks the same way.
+    for _ in 0..4 {
+        assert_error(server.log_in(&app.key, "ghost", "wrong horse").await, 401, "invalid_credentials").await;
+    }
+    assert_error(server.log_in(&app.key, "ghost", "wrong horse").await, 429, "locked_out").await;
+}
+
+#[tokio::test]
+async fn switching_platform_users_off_takes_effect_on_the_next_request() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    ticket_of(server.sign_up(&app.key, "alice", "correct horse").await).await;
+    let app_view: Value = server.patch_app(&app.key, json!({ "platformUserAuth": false })).await.json().await.unwrap();
+    assert_eq!(app_view["platformUserAuth"], false);
+    assert_error(server.sign_up(&app.key, "bob", "correct horse").await, 403, "platform_auth_disabled").await;
+    assert_error(server.log_in(&app.key, "alice", "correct horse").await, 403, "platform_auth_disabled").await;
+    // Backend-made tickets still work.
+    assert_eq!(server.exchange(&app.ticket("alice")).await.status(), 200);
+    server.patch_app(&app.key, json!({ "platformUserAuth": true })).await;
+    ticket_of(server.log_in(&app.key, "alice", "correct horse").await).await;
+}
+
+#[tokio::test]
+async fn disabling_a_user_revokes_sessions_and_blocks_login() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let ticket = ticket_of(server.sign_up(&app.key, "alice", "correct horse").await).await;
+    let session = server.session(&ticket).await;
+    let response = server.admin(Method::POST, &format!("/admin/v1/apps/{}/users/alice/disable", app.key), None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["disabled"], true);
+    assert_error(server.signed(Method::GET, "/v1/user/profile", None, &session).await, 401, "session_revoked").await;
+    assert_error(server.log_in(&app.key, "alice", "correct horse").await, 403, "user_disabled").await;
+    // A backend ticket for a disabled platform user does not give a session either.
+    assert_error(server.exchange(&app.ticket("alice")).await, 403, "user_disabled").await;
+    server.admin(Method::POST, &format!("/admin/v1/apps/{}/users/alice/enable", app.key), None).await;
+    ticket_of(server.log_in(&app.key, "alice", "correct horse").await).await;
+}
