@@ -1,1 +1,692 @@
-//! stub
+//! The SQLite [`Store`]: one database file, WAL journal, a small connection pool.
+//!
+//! Queries are checked at run time (`sqlx::query`), not by the compile-time macros: no database is needed to
+//! build. They use `$N` placeholders and no SQLite-only functions so that the PostgreSQL twin can reuse them
+//! verbatim; where an engine difference matters it is said next to the query.
+//!
+//! Times are stored as INTEGER epoch milliseconds (sub-millisecond precision is dropped on the way in).
+//!
+//! ## Durability
+//!
+//! Every connection runs with `journal_mode=WAL` and `synchronous=FULL`. In WAL mode, `NORMAL` only syncs the
+//! log at checkpoints: a commit survives a crash of the process (SIGKILL) but the last commits can be lost on a
+//! power failure or kernel crash. Callbox acknowledges a session to the client as soon as `create_session`
+//! returns (its secret is handed out), so a lost row means a client holding credentials the server no longer
+//! knows. `FULL` syncs the WAL on every commit, which makes an acknowledged write survive power loss too; the cost
+//! is one fsync per write transaction, and writes here are rare (sign-ins, admin calls), so `FULL` it is.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::error::ErrorKind;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::Row;
+
+use super::{AppRecord, Capability, SecretRecord, SessionRecord, Store, StoreError, StoreResult, UserRecord};
+
+/// Connections in the pool. SQLite runs one writer at a time whatever the pool size; a few connections let
+/// readers proceed beside it (WAL).
+const POOL_SIZE: u32 = 4;
+
+/// How long a connection waits for the write lock before the engine reports `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most rows a list call returns, whatever `limit` asks for.
+pub const MAX_LIST_LIMIT: u32 = 1000;
+
+/// How long expired sessions are kept before `purge_expired` forgets them (so that a client presenting one soon
+/// after expiry is told "expired", not "unknown").
+const EXPIRED_SESSION_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database file at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // See the module documentation: acknowledged writes must survive power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .min_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("cannot open {}: {error}", path.display())))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("cannot migrate {}: {error}", path.display())))?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Closes every connection, waiting for them to finish (the WAL is checkpointed by the last one).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+// ----- conversions -------------------------------------------------------------------------------------------
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("corrupt {what}"))
+}
+
+fn to_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_millis(millis: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(millis).ok_or_else(|| corrupt("timestamp"))
+}
+
+fn from_millis_opt(millis: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
+    millis.map(from_millis).transpose()
+}
+
+/// A `u64` setting as an INTEGER column; values beyond `i64::MAX` cannot be stored.
+fn to_i64(value: u64, what: &str) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|_| StoreError::Unavailable(format!("{what} out of range")))
+}
+
+fn get_u64(row: &SqliteRow, column: &str) -> StoreResult<u64> {
+    let value: i64 = row.try_get(column)?;
+    u64::try_from(value).map_err(|_| corrupt(column))
+}
+
+fn get_time(row: &SqliteRow, column: &str) -> StoreResult<DateTime<Utc>> {
+    from_millis(row.try_get(column)?)
+}
+
+fn get_time_opt(row: &SqliteRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
+    from_millis_opt(row.try_get(column)?)
+}
+
+/// The engine's classification of a failed statement, if it is a constraint violation.
+fn error_kind(error: &sqlx::Error) -> Option<ErrorKind> {
+    match error {
+        sqlx::Error::Database(database) => Some(database.kind()),
+        _ => None,
+    }
+}
+
+/// Maps an insert's failure: a foreign-key violation means the application does not exist.
+fn insert_error(error: sqlx::Error) -> StoreError {
+    match error_kind(&error) {
+        Some(ErrorKind::ForeignKeyViolation) => StoreError::NotFound,
+        _ => error.into(),
+    }
+}
+
+fn one_row(rows_affected: u64) -> StoreResult<()> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+fn clamp_limit(limit: u32) -> i64 {
+    i64::from(limit.min(MAX_LIST_LIMIT))
+}
+
+/// A `LIKE` pattern matching `text` anywhere, with `\` as the escape character (`ESCAPE '\'`), so that `%`, `_`
+/// and `\` in the search are literal.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+// ----- rows --------------------------------------------------------------------------------------------------
+
+const APP_COLUMNS: &str = "key, name, platform_user_auth, allowed_origins, capabilities, default_ticket_ttl, \
+                           max_ticket_ttl, session_ttl, clock_skew, created_at";
+const SECRET_COLUMNS: &str = "id, app_key, sealed, fingerprint, created_at, last_used_at, retired_at";
+const USER_COLUMNS: &str = "app_key, user_id, identity_type, password_hash, disabled, created_at";
+const SESSION_COLUMNS: &str =
+    "id, app_key, user_id, capabilities, created_at, expires_at, revoked_at, secret_generation";
+
+fn app_from_row(row: &SqliteRow) -> StoreResult<AppRecord> {
+    let origins: String = row.try_get("allowed_origins")?;
+    let allowed_origins = serde_json::from_str(&origins).map_err(|_| corrupt("allowed_origins"))?;
+    let capabilities: String = row.try_get("capabilities")?;
+    Ok(AppRecord {
+        key: row.try_get("key")?,
+        name: row.try_get("name")?,
+        platform_user_auth: row.try_get("platform_user_auth")?,
+        allowed_origins,
+        capabilities: Capability::split(&capabilities),
+        default_ticket_ttl: get_u64(row, "default_ticket_ttl")?,
+        max_ticket_ttl: get_u64(row, "max_ticket_ttl")?,
+        session_ttl: get_u64(row, "session_ttl")?,
+        clock_skew: get_u64(row, "clock_skew")?,
+        created_at: get_time(row, "created_at")?,
+    })
+}
+
+fn secret_from_row(row: &SqliteRow) -> StoreResult<SecretRecord> {
+    Ok(SecretRecord {
+        id: row.try_get("id")?,
+        app_key: row.try_get("app_key")?,
+        sealed: row.try_get("sealed")?,
+        fingerprint: row.try_get("fingerprint")?,
+        created_at: get_time(row, "created_at")?,
+        last_used_at: get_time_opt(row, "last_used_at")?,
+        retired_at: get_time_opt(row, "retired_at")?,
+    })
+}
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
+    Ok(UserRecord {
+        app_key: row.try_get("app_key")?,
+        user_id: row.try_get("user_id")?,
+        identity_type: row.try_get("identity_type")?,
+        password_hash: row.try_get("password_hash")?,
+        disabled: row.try_get("disabled")?,
+        created_at: get_time(row, "created_at")?,
+    })
+}
+
+fn session_from_row(row: &SqliteRow) -> StoreResult<SessionRecord> {
+    let capabilities: String = row.try_get("capabilities")?;
+    let generation: i64 = row.try_get("secret_generation")?;
+    Ok(SessionRecord {
+        id: row.try_get("id")?,
+        app_key: row.try_get("app_key")?,
+        user_id: row.try_get("user_id")?,
+        capabilities: Capability::split(&capabilities),
+        created_at: get_time(row, "created_at")?,
+        expires_at: get_time(row, "expires_at")?,
+        revoked_at: get_time_opt(row, "revoked_at")?,
+        secret_generation: u32::try_from(generation).map_err(|_| corrupt("secret_generation"))?,
+    })
+}
+
+fn collect<T>(rows: &[SqliteRow], map: fn(&SqliteRow) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+    rows.iter().map(map).collect()
+}
+
+// ----- the store ---------------------------------------------------------------------------------------------
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn get_meta(&self, name: &str) -> StoreResult<Option<String>> {
+        let value = sqlx::query_scalar::<_, String>("SELECT value FROM meta WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(value)
+    }
+
+    async fn set_meta(&self, name: &str, value: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn create_app(&self, app: &AppRecord, first_secret: &SecretRecord) -> StoreResult<()> {
+        if first_secret.app_key != app.key {
+            return Err(StoreError::Unavailable("the first secret belongs to another application".to_owned()));
+        }
+        let origins = serde_json::to_string(&app.allowed_origins)
+            .map_err(|error| StoreError::Unavailable(format!("cannot encode allowed_origins: {error}")))?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(&format!("INSERT INTO apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
+            .bind(&app.key)
+            .bind(&app.name)
+            .bind(app.platform_user_auth)
+            .bind(origins)
+            .bind(Capability::join(&app.capabilities))
+            .bind(to_i64(app.default_ticket_ttl, "default_ticket_ttl")?)
+            .bind(to_i64(app.max_ticket_ttl, "max_ticket_ttl")?)
+            .bind(to_i64(app.session_ttl, "session_ttl")?)
+            .bind(to_i64(app.clock_skew, "clock_skew")?)
+            .bind(to_millis(app.created_at))
+            .execute(&mut *tx)
+            .await?;
+        insert_secret(&mut tx, first_secret).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_app(&self, key: &str) -> StoreResult<AppRecord> {
+        let row = sqlx::query(&format!("SELECT {APP_COLUMNS} FROM apps WHERE key = $1"))
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        app_from_row(&row)
+    }
+
+    async fn list_apps(&self) -> StoreResult<Vec<AppRecord>> {
+        let rows = sqlx::query(&format!("SELECT {APP_COLUMNS} FROM apps ORDER BY created_at, key"))
+            .fetch_all(&self.pool)
+            .await?;
+        collect(&rows, app_from_row)
+    }
+
+    async fn update_app(&self, app: &AppRecord) -> StoreResult<()> {
+        let origins = serde_json::to_string(&app.allowed_origins)
+            .map_err(|error| StoreError::Unavailable(format!("cannot encode allowed_origins: {error}")))?;
+        let done = sqlx::query(
+            "UPDATE apps SET name = $2, platform_user_auth = $3, allowed_origins = $4, capabilities = $5, \
+             default_ticket_ttl = $6, max_ticket_ttl = $7, session_ttl = $8, clock_skew = $9 WHERE key = $1",
+        )
+        .bind(&app.key)
+        .bind(&app.name)
+        .bind(app.platform_user_auth)
+        .bind(origins)
+        .bind(Capability::join(&app.capabilities))
+        .bind(to_i64(app.default_ticket_ttl, "default_ticket_ttl")?)
+        .bind(to_i64(app.max_ticket_ttl, "max_ticket_ttl")?)
+        .bind(to_i64(app.session_ttl, "session_ttl")?)
+        .bind(to_i64(app.clock_skew, "clock_skew")?)
+        .execute(&self.pool)
+        .await?;
+        one_row(done.rows_affected())
+    }
+
+    async fn delete_app(&self, key: &str) -> StoreResult<()> {
+        // Secrets, users, sessions and nonces go by ON DELETE CASCADE (foreign keys are on for every
+        // connection).
+        let done = sqlx::query("DELETE FROM apps WHERE key = $1").bind(key).execute(&self.pool).await?;
+        one_row(done.rows_affected())
+    }
+
+    async fn add_secret(&self, secret: &SecretRecord) -> StoreResult<()> {
+        let mut connection = self.pool.acquire().await?;
+        insert_secret(&mut connection, secret).await
+    }
+
+    async fn list_secrets(&self, app_key: &str, include_retired: bool) -> StoreResult<Vec<SecretRecord>> {
+        // An unknown application has no secrets (an empty list, not NotFound).
+        let query = if include_retired {
+            format!("SELECT {SECRET_COLUMNS} FROM app_secrets WHERE app_key = $1 ORDER BY created_at DESC, id DESC")
+        } else {
+            format!(
+                "SELECT {SECRET_COLUMNS} FROM app_secrets WHERE app_key = $1 AND retired_at IS NULL \
+                 ORDER BY created_at DESC, id DESC"
+            )
+        };
+        let rows = sqlx::query(&query).bind(app_key).fetch_all(&self.pool).await?;
+        collect(&rows, secret_from_row)
+    }
+
+    async fn retire_secret(&self, app_key: &str, secret_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        // BEGIN IMMEDIATE takes the write lock before the count, so two concurrent retirements of an
+        // application's last two secrets cannot both see "two active" and leave none. (PostgreSQL: lock the
+        // application row with SELECT ... FOR UPDATE first.) Dropping `tx` without commit rolls back.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let retired_at: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT retired_at FROM app_secrets WHERE app_key = $1 AND id = $2")
+                .bind(app_key)
+                .bind(secret_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match retired_at {
+            None => return Err(StoreError::NotFound),
+            // Already retired: nothing to do, and the first retirement time is kept.
+            Some(Some(_)) => return Ok(()),
+            Some(None) => {}
+        }
+        let active: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM app_secrets WHERE app_key = $1 AND retired_at IS NULL")
+                .bind(app_key)
+                .fetch_one(&mut *tx)
+                .await?;
+        if active <= 1 {
+            return Err(StoreError::LastSecret);
+        }
+        sqlx::query("UPDATE app_secrets SET retired_at = $3 WHERE app_key = $1 AND id = $2 AND retired_at IS NULL")
+            .bind(app_key)
+            .bind(secret_id)
+            .bind(to_millis(at))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn touch_secret(&self, secret_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE app_secrets SET last_used_at = $2 WHERE id = $1")
+            .bind(secret_id)
+            .bind(to_millis(at))
+            .execute(&self.pool)
+            .await?;
+        one_row(done.rows_affected())
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        sqlx::query(&format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
+            .bind(&user.app_key)
+            .bind(&user.user_id)
+            .bind(&user.identity_type)
+            .bind(&user.password_hash)
+            .bind(user.disabled)
+            .bind(to_millis(user.created_at))
+            .execute(&self.pool)
+            .await
+            .map_err(|error| match error_kind(&error) {
+                Some(ErrorKind::UniqueViolation) => StoreError::UserExists,
+                _ => insert_error(error),
+            })?;
+        Ok(())
+    }
+
+    async fn get_user(&self, app_key: &str, user_id: &str) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE app_key = $1 AND user_id = $2"))
+            .bind(app_key)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        user_from_row(&row)
+    }
+
+    async fn list_users(&self, app_key: &str, search: Option<&str>, limit: u32) -> StoreResult<Vec<UserRecord>> {
+        // The search is a literal substring (`%`, `_` and `\` escaped), case-insensitive for ASCII letters:
+        // LOWER on both sides behaves the same in SQLite (whose LOWER and LIKE fold ASCII only) and in
+        // PostgreSQL. Ordering is by code point (SQLite's BINARY collation; PostgreSQL needs COLLATE "C").
+        let rows = match search {
+            Some(search) => {
+                sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE app_key = $1 AND LOWER(user_id) LIKE LOWER($2) ESCAPE '\\' \
+                     ORDER BY user_id LIMIT $3"
+                ))
+                .bind(app_key)
+                .bind(contains_pattern(search))
+                .bind(clamp_limit(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE app_key = $1 ORDER BY user_id LIMIT $2"))
+                    .bind(app_key)
+                    .bind(clamp_limit(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        collect(&rows, user_from_row)
+    }
+
+    async fn set_password_hash(&self, app_key: &str, user_id: &str, hash: &str) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET password_hash = $3 WHERE app_key = $1 AND user_id = $2")
+            .bind(app_key)
+            .bind(user_id)
+            .bind(hash)
+            .execute(&self.pool)
+            .await?;
+        one_row(done.rows_affected())
+    }
+
+    async fn set_user_disabled(&self, app_key: &str, user_id: &str, disabled: bool) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET disabled = $3 WHERE app_key = $1 AND user_id = $2")
+            .bind(app_key)
+            .bind(user_id)
+            .bind(disabled)
+            .execute(&self.pool)
+            .await?;
+        one_row(done.rows_affected())
+    }
+
+    async fn delete_user(&self, app_key: &str, user_id: &str) -> StoreResult<()> {
+        let done = sqlx::query("DELETE FROM users WHERE app_key = $1 AND user_id = $2")
+            .bind(app_key)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        one_row(done.rows_affected())
+    }
+
+    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        // Durable on return: the commit is synced (synchronous=FULL).
+        sqlx::query(&format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+            .bind(&session.id)
+            .bind(&session.app_key)
+            .bind(&session.user_id)
+            .bind(Capability::join(&session.capabilities))
+            .bind(to_millis(session.created_at))
+            .bind(to_millis(session.expires_at))
+            .bind(session.revoked_at.map(to_millis))
+            .bind(i64::from(session.secret_generation))
+            .execute(&self.pool)
+            .await
+            .map_err(insert_error)?;
+        Ok(())
+    }
+
+    async fn get_session(&self, id: &str) -> StoreResult<SessionRecord> {
+        let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        session_from_row(&row)
+    }
+
+    async fn list_live_sessions(
+        &self,
+        app_key: &str,
+        user_id: Option<&str>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        let rows = match user_id {
+            Some(user_id) => {
+                sqlx::query(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE app_key = $1 AND user_id = $4 \
+                     AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+                ))
+                .bind(app_key)
+                .bind(to_millis(now))
+                .bind(clamp_limit(limit))
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE app_key = $1 \
+                     AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+                ))
+                .bind(app_key)
+                .bind(to_millis(now))
+                .bind(clamp_limit(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        collect(&rows, session_from_row)
+    }
+
+    async fn update_session(&self, id: &str, expires_at: DateTime<Utc>, secret_generation: u32) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE sessions SET expires_at = $2, secret_generation = $3 WHERE id = $1")
+            .bind(id)
+            .bind(to_millis(expires_at))
+            .bind(i64::from(secret_generation))
+            .execute(&self.pool)
+            .await?;
+        one_row(done.rows_affected())
+    }
+
+    async fn revoke_session(&self, app_key: &str, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = $3 WHERE app_key = $1 AND id = $2 AND revoked_at IS NULL")
+                .bind(app_key)
+                .bind(id)
+                .bind(to_millis(at))
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() > 0 {
+            return Ok(());
+        }
+        // Nothing changed: either the session is not in this application (NotFound) or it was already revoked,
+        // which is success (revoking is idempotent; the first revocation time is kept).
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sessions WHERE app_key = $1 AND id = $2")
+            .bind(app_key)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        exists.map(|_| ()).ok_or(StoreError::NotFound)
+    }
+
+    async fn revoke_user_sessions(&self, app_key: &str, user_id: &str, at: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $3 WHERE app_key = $1 AND user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(app_key)
+        .bind(user_id)
+        .bind(to_millis(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn revoke_app_sessions_before(
+        &self,
+        app_key: &str,
+        before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = $3 WHERE app_key = $1 AND created_at < $2 AND revoked_at IS NULL",
+        )
+        .bind(app_key)
+        .bind(to_millis(before))
+        .bind(to_millis(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn use_nonce(&self, app_key: &str, nonce: &str, expires_at: DateTime<Utc>) -> StoreResult<bool> {
+        // One statement, so the check and the record are atomic (no window between "not seen" and "insert"):
+        // * no row: inserted, 1 row changed → first use;
+        // * a row still remembered (expires_at >= now): the WHERE of DO UPDATE is false, 0 rows → replay;
+        // * a row whose time is up but that purge_expired has not removed yet: it is overwritten with the new
+        //   expiry, 1 row → first use. Purging would have deleted it anyway; reusing it here makes the answer
+        //   independent of when housekeeping last ran.
+        // The nonce is remembered exactly until `expires_at`: the caller must pass the end of the window in which
+        // the ticket carrying it is accepted, clock skew included, or a replay becomes possible in between.
+        // `now` is this server's clock: the trait passes none (PostgreSQL could use its own, but the clock of
+        // the process is the one the ticket was checked against).
+        let now = to_millis(Utc::now());
+        let done = sqlx::query(
+            "INSERT INTO used_nonces (app_key, nonce, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (app_key, nonce) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE used_nonces.expires_at < $4",
+        )
+        .bind(app_key)
+        .bind(nonce)
+        .bind(to_millis(expires_at))
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(insert_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let now = to_millis(now);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let nonces = sqlx::query("DELETE FROM used_nonces WHERE expires_at < $1").bind(now).execute(&mut *tx).await?;
+        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(now.saturating_sub(EXPIRED_SESSION_RETENTION_MS))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(nonces.rows_affected() + sessions.rows_affected())
+    }
+}
+
+/// Inserts a secret row on a connection or in a transaction.
+async fn insert_secret(connection: &mut sqlx::SqliteConnection, secret: &SecretRecord) -> StoreResult<()> {
+    sqlx::query(&format!("INSERT INTO app_secrets ({SECRET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
+        .bind(&secret.id)
+        .bind(&secret.app_key)
+        .bind(&secret.sealed)
+        .bind(&secret.fingerprint)
+        .bind(to_millis(secret.created_at))
+        .bind(secret.last_used_at.map(to_millis))
+        .bind(secret.retired_at.map(to_millis))
+        .execute(connection)
+        .await
+        .map_err(insert_error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_escape_wildcards() {
+        assert_eq!(contains_pattern("a%b_c\\d"), "%a\\%b\\_c\\\\d%");
+        assert_eq!(contains_pattern(""), "%%");
+    }
+
+    #[test]
+    fn timestamps_round_trip_and_refuse_nonsense() {
+        let at = DateTime::from_timestamp_millis(1_800_000_000_123).unwrap();
+        assert_eq!(from_millis(to_millis(at)).unwrap(), at);
+        assert!(matches!(from_millis(i64::MAX), Err(StoreError::Unavailable(_))));
+        assert!(matches!(from_millis(i64::MIN), Err(StoreError::Unavailable(_))));
+        assert_eq!(from_millis_opt(None).unwrap(), None);
+        assert!(to_i64(u64::MAX, "ttl").is_err());
+    }
+
+    /// Every pooled connection has the durability and integrity settings.
+    #[tokio::test]
+    async fn connections_are_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("callbox.db")).await.unwrap();
+        let mut held = Vec::new();
+        for _ in 0..POOL_SIZE {
+            let mut connection = store.pool.acquire().await.unwrap();
+            let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *connection).await.unwrap();
+            let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *connection).await.unwrap();
+            let foreign_keys: i64 =
+                sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&mut *connection).await.unwrap();
+            let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *connection).await.unwrap();
+            assert_eq!(journal, "wal");
+            assert_eq!(synchronous, 2, "FULL");
+            assert_eq!(foreign_keys, 1);
+            assert_eq!(busy, 5000);
+            held.push(connection);
+        }
+        drop(held);
+        store.close().await;
+    }
+}
