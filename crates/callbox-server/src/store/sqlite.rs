@@ -13,7 +13,12 @@
 //! power failure or kernel crash. Callbox acknowledges a session to the client as soon as `create_session`
 //! returns (its secret is handed out), so a lost row means a client holding credentials the server no longer
 //! knows. `FULL` syncs the WAL on every commit, which makes an acknowledged write survive power loss too; the cost
-//! is one fsync per write transaction, and writes here are rare (sign-ins, admin calls), so `FULL` it is.
+//! is one fsync per write transaction. Measured on the 2-core development machine (ext4, virtual disk): about
+//! 0.55 ms per single-row commit with `FULL` against 0.075 ms with `NORMAL`, i.e. some 1,800 writes a second
+//! from the one SQLite writer. Writes here are sign-ins, renewals and admin calls, so `FULL` it is.
+//!
+//! SIGKILL of the process loses nothing acknowledged with either setting (the WAL is in the OS's cache once
+//! the commit returns); `tests/server/store.rs` kills a writing process and checks every acknowledged row.
 
 use std::path::Path;
 use std::time::Duration;

@@ -713,3 +713,75 @@ async fn sqlite_open_refuses_a_missing_directory() {
     let path: &Path = &dir.path().join("no-such-dir").join("callbox.db");
     assert!(matches!(SqliteStore::open(path).await, Err(StoreError::Unavailable(_))));
 }
+
+const KILL_DB: &str = "CALLBOX_STORE_KILL_DB";
+const KILL_APP: &str = "CALLBOX_STORE_KILL_APP";
+const KILL_ACKS: &str = "CALLBOX_STORE_KILL_ACKS";
+
+/// The child of `sqlite_acknowledged_writes_survive_sigkill` (does nothing unless started by it): creates sessions
+/// one after the other and appends each id to the acknowledgement file once `create_session` has returned. Stops
+/// by itself after 20 s or 20,000 sessions if nobody kills it.
+#[tokio::test]
+async fn sqlite_sigkill_child() {
+    use std::io::Write;
+    let (Ok(db), Ok(app_key), Ok(acks)) = (std::env::var(KILL_DB), std::env::var(KILL_APP), std::env::var(KILL_ACKS))
+    else {
+        return;
+    };
+    let store = SqliteStore::open(Path::new(&db)).await.unwrap();
+    let mut acks = std::fs::OpenOptions::new().append(true).open(acks).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for i in 0..20_000 {
+        if std::time::Instant::now() > deadline {
+            break;
+        }
+        let record = session(&app_key, &format!("user-{i}"), now(), Duration::hours(1));
+        store.create_session(&record).await.unwrap();
+        acks.write_all(format!("{}\n", record.id).as_bytes()).unwrap();
+    }
+}
+
+/// Sessions acknowledged by a process killed with SIGKILL in the middle of writing are all there on reopen.
+#[tokio::test]
+async fn sqlite_acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("callbox.db");
+    let acks = dir.path().join("acks");
+    std::fs::write(&acks, "").unwrap();
+    let app_key = {
+        let store = SqliteStore::open(&db).await.unwrap();
+        let (app, _) = new_app(&store).await;
+        store.close().await;
+        app.key
+    };
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["store::sqlite_sigkill_child", "--exact", "--test-threads=1", "--quiet"])
+        .env(KILL_DB, &db)
+        .env(KILL_APP, &app_key)
+        .env(KILL_ACKS, &acks)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let it write a while, then kill it mid-stream.
+    let waited = std::time::Instant::now();
+    while std::fs::read_to_string(&acks).unwrap().lines().count() < 200 {
+        assert!(waited.elapsed() < std::time::Duration::from_secs(60), "the child wrote too little");
+        assert!(child.try_wait().unwrap().is_none(), "the child ended early");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let text = std::fs::read_to_string(&acks).unwrap();
+    // Only whole lines were acknowledged.
+    let acknowledged: Vec<&str> = text.split_inclusive('\n').filter_map(|line| line.strip_suffix('\n')).collect();
+    assert!(acknowledged.len() >= 200);
+    let store = SqliteStore::open(&db).await.unwrap();
+    for id in &acknowledged {
+        let got = store.get_session(id).await.unwrap_or_else(|e| panic!("acknowledged session {id} lost: {e}"));
+        assert_eq!(got.app_key, app_key);
+    }
+    let live = store.list_live_sessions(&app_key, None, now() - Duration::minutes(1), u32::MAX).await.unwrap();
+    assert!(live.len() >= acknowledged.len().min(1000));
+    store.close().await;
+}
