@@ -133,8 +133,7 @@ pub async fn open(config: &Config) -> Result<(Callbox, Bootstrapped), ServeError
         store.set_meta(ADMIN_TOKEN_META, &hex::encode(Sha256::digest(token.as_bytes()))).await?;
         made.admin_token = Some(token);
     }
-    let callbox =
-        Callbox::new(store.clone(), master, config.clone()).map_err(|e| ServeError::Argon2(e.to_string()))?;
+    let callbox = Callbox::new(store.clone(), master, config.clone()).map_err(|e| ServeError::Argon2(e.to_string()))?;
     if config.demo_app && store.get_meta("demo_app_created").await?.is_none() {
         let settings = AppSettingsPatch { allowed_origins: Some(vec!["*".into()]), ..AppSettingsPatch::default() };
         let created = callbox

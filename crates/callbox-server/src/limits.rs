@@ -49,10 +49,7 @@ impl AttemptLimiter {
     }
 
     fn subjects(app: &str, user: &str, ip: IpAddr) -> [Subject; 2] {
-        [
-            Subject::Account { app: app.to_owned(), user: user.to_owned() },
-            Subject::Address { app: app.to_owned(), ip },
-        ]
+        [Subject::Account { app: app.to_owned(), user: user.to_owned() }, Subject::Address { app: app.to_owned(), ip }]
     }
 
     /// `Err(seconds)` while the account or the address is locked out.
@@ -81,7 +78,8 @@ impl AttemptLimiter {
                 Subject::Account { .. } => self.config.max_failures_per_user,
                 Subject::Address { .. } => self.config.max_failures_per_ip,
             };
-            let entry = attempts.entry(subject).or_insert(Attempts { failures: 0, locked_until: None, last_failure: now });
+            let entry =
+                attempts.entry(subject).or_insert(Attempts { failures: 0, locked_until: None, last_failure: now });
             if now.duration_since(entry.last_failure) >= FORGET_AFTER {
                 *entry = Attempts { failures: 0, locked_until: None, last_failure: now };
             }
@@ -89,8 +87,11 @@ impl AttemptLimiter {
             entry.last_failure = now;
             if entry.failures >= threshold.max(1) {
                 let doublings = (entry.failures - threshold.max(1)).min(20);
-                let seconds =
-                    self.config.lockout_base_seconds.saturating_mul(1 << doublings).min(self.config.lockout_max_seconds);
+                let seconds = self
+                    .config
+                    .lockout_base_seconds
+                    .saturating_mul(1 << doublings)
+                    .min(self.config.lockout_max_seconds);
                 entry.locked_until = Some(now + Duration::from_secs(seconds));
                 longest = longest.max(Some(seconds));
             }
@@ -128,7 +129,7 @@ mod tests {
             assert_eq!(limiter.record_failure("a", "alice", ip(1)), None);
         }
         assert_eq!(limiter.record_failure("a", "alice", ip(1)), Some(30));
-        assert!(matches!(limiter.check("a", "alice", ip(2)), Err(s) if s <= 30 && s >= 29));
+        assert!(matches!(limiter.check("a", "alice", ip(2)), Err(s) if (29..=30).contains(&s)));
         assert_eq!(limiter.record_failure("a", "alice", ip(1)), Some(60));
         // Another account, another app: untouched.
         assert_eq!(limiter.check("a", "bob", ip(3)), Ok(()));

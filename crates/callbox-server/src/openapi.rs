@@ -12,13 +12,41 @@ use utoipa::OpenApi;
 /// The document.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "Callbox", description = "Client API (PROTOCOL §6, compatible with the legacy Sinch JS SDK) and admin API."),
+    info(
+        title = "Callbox",
+        description = "Client API (PROTOCOL §6, compatible with the legacy Sinch JS SDK) and admin API."
+    ),
     paths(
-        timestamp, sign_up, log_in, create_instance, reauthorize, get_instance, delete_instance, profile,
-        configuration, admin_create_app, admin_list_apps, admin_get_app, admin_update_app, admin_delete_app,
-        admin_rotate_secret, admin_retire_secret, admin_list_users, admin_add_user, admin_set_password,
-        admin_disable_user, admin_enable_user, admin_remove_user, admin_list_sessions, admin_revoke_session,
-        admin_revoke_sessions, admin_events, admin_diagnose, healthz, readyz, metrics
+        timestamp,
+        sign_up,
+        log_in,
+        create_instance,
+        reauthorize,
+        get_instance,
+        delete_instance,
+        profile,
+        configuration,
+        admin_create_app,
+        admin_list_apps,
+        admin_get_app,
+        admin_update_app,
+        admin_delete_app,
+        admin_rotate_secret,
+        admin_retire_secret,
+        admin_list_users,
+        admin_add_user,
+        admin_set_password,
+        admin_disable_user,
+        admin_enable_user,
+        admin_remove_user,
+        admin_list_sessions,
+        admin_revoke_session,
+        admin_revoke_sessions,
+        admin_events,
+        admin_diagnose,
+        healthz,
+        readyz,
+        metrics
     ),
     components(schemas(ErrorBody, InstanceRequest, SessionGrant, AppSettingsPatch, crate::store::Capability))
 )]
@@ -47,7 +75,13 @@ macro_rules! doc_path {
 fn timestamp() {}
 
 doc_path!(sign_up, post, "/v1/users", "Platform-managed sign-up (Authorization: Application <key>)", "client");
-doc_path!(log_in, post, "/v1/users/{type}/{endpoint}/authentication", "Platform-managed login (Application <key>)", "client");
+doc_path!(
+    log_in,
+    post,
+    "/v1/users/{type}/{endpoint}/authentication",
+    "Platform-managed login (Application <key>)",
+    "client"
+);
 
 #[utoipa::path(post, path = "/v1/instance", tag = "client",
     summary = "Exchange a ticket (User) or JWT (Bearer) for a session; renew with Instance",
@@ -55,7 +89,13 @@ doc_path!(log_in, post, "/v1/users/{type}/{endpoint}/authentication", "Platform-
     responses((status = 200, description = "The session", body = SessionGrant), (status = "4XX", description = "PROTOCOL §7 error", body = ErrorBody)))]
 fn create_instance() {}
 
-doc_path!(reauthorize, put, "/v1/instances/id/{id}/authorization", "Re-authorize a session with a fresh ticket; unknown id → 404 40400", "client");
+doc_path!(
+    reauthorize,
+    put,
+    "/v1/instances/id/{id}/authorization",
+    "Re-authorize a session with a fresh ticket; unknown id → 404 40400",
+    "client"
+);
 doc_path!(get_instance, get, "/v1/instances/id/{id}", "The calling session (Instance-signed)", "client");
 doc_path!(delete_instance, delete, "/v1/instances/id/{id}", "End the calling session (Instance-signed)", "client");
 doc_path!(profile, get, "/v1/user/profile", "The session's user identities (Instance-signed)", "client");
@@ -63,19 +103,49 @@ doc_path!(configuration, get, "/v1/configuration/user", "Legacy realtime configu
 doc_path!(admin_create_app, post, "/admin/v1/apps", "Create an application; its secret is shown once", "admin");
 doc_path!(admin_list_apps, get, "/admin/v1/apps", "List applications", "admin");
 doc_path!(admin_get_app, get, "/admin/v1/apps/{key}", "One application", "admin");
-doc_path!(admin_update_app, patch, "/admin/v1/apps/{key}", "Change settings (takes effect on the next request)", "admin");
+doc_path!(
+    admin_update_app,
+    patch,
+    "/admin/v1/apps/{key}",
+    "Change settings (takes effect on the next request)",
+    "admin"
+);
 doc_path!(admin_delete_app, delete, "/admin/v1/apps/{key}", "Delete an application and everything in it", "admin");
 doc_path!(admin_rotate_secret, post, "/admin/v1/apps/{key}/secrets", "Add a secret (rotation)", "admin");
 doc_path!(admin_retire_secret, delete, "/admin/v1/apps/{key}/secrets/{id}", "Retire a secret", "admin");
 doc_path!(admin_list_users, get, "/admin/v1/apps/{key}/users", "Search platform-managed users", "admin");
 doc_path!(admin_add_user, post, "/admin/v1/apps/{key}/users", "Add a platform-managed user", "admin");
 doc_path!(admin_set_password, put, "/admin/v1/apps/{key}/users/{user}/password", "Set a user's password", "admin");
-doc_path!(admin_disable_user, post, "/admin/v1/apps/{key}/users/{user}/disable", "Disable a user and revoke their sessions", "admin");
+doc_path!(
+    admin_disable_user,
+    post,
+    "/admin/v1/apps/{key}/users/{user}/disable",
+    "Disable a user and revoke their sessions",
+    "admin"
+);
 doc_path!(admin_enable_user, post, "/admin/v1/apps/{key}/users/{user}/enable", "Enable a user", "admin");
-doc_path!(admin_remove_user, delete, "/admin/v1/apps/{key}/users/{user}", "Remove a user and revoke their sessions", "admin");
-doc_path!(admin_list_sessions, get, "/admin/v1/apps/{key}/sessions", "Live sessions of an application or user", "admin");
+doc_path!(
+    admin_remove_user,
+    delete,
+    "/admin/v1/apps/{key}/users/{user}",
+    "Remove a user and revoke their sessions",
+    "admin"
+);
+doc_path!(
+    admin_list_sessions,
+    get,
+    "/admin/v1/apps/{key}/sessions",
+    "Live sessions of an application or user",
+    "admin"
+);
 doc_path!(admin_revoke_session, delete, "/admin/v1/apps/{key}/sessions/{id}", "Revoke one session", "admin");
-doc_path!(admin_revoke_sessions, post, "/admin/v1/apps/{key}/sessions/revoke", "Revoke a user's sessions, or all issued before a time", "admin");
+doc_path!(
+    admin_revoke_sessions,
+    post,
+    "/admin/v1/apps/{key}/sessions/revoke",
+    "Revoke a user's sessions, or all issued before a time",
+    "admin"
+);
 doc_path!(admin_events, get, "/admin/v1/apps/{key}/events", "Latest accepted and refused authentications", "admin");
 doc_path!(admin_diagnose, post, "/admin/v1/apps/{key}/diagnose", "Ticket debugger against the app's secrets", "admin");
 doc_path!(healthz, get, "/healthz", "Liveness", "operations");

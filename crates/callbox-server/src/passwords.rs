@@ -67,8 +67,8 @@ impl PasswordHasher {
         let params = Params::new(config.memory_kib.max(19_456), config.iterations.max(2), 1, None)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let workers = config.hash_workers.unwrap_or(cores / 2).max(1);
-        let dummy_hash = hash_blocking(&params, "callbox-dummy-password-for-timing")
-            .map_err(|_| argon2::Error::AlgorithmInvalid)?;
+        let dummy_hash =
+            hash_blocking(&params, "callbox-dummy-password-for-timing").map_err(|_| argon2::Error::AlgorithmInvalid)?;
         Ok(Self {
             params,
             workers: Arc::new(Semaphore::new(workers)),

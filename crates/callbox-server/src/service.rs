@@ -440,10 +440,9 @@ impl Callbox {
                 },
             ));
         }
-        let key = ticket.peek_application_key().ok_or(ApiError::with_message(
-            Reason::MalformedTicket,
-            "the ticket names no application key",
-        ))?;
+        let key = ticket
+            .peek_application_key()
+            .ok_or(ApiError::with_message(Reason::MalformedTicket, "the ticket names no application key"))?;
         ev.app_key = Some(key.clone());
         // The claimed user, unverified, so that refusals can be found by user in the audit trail.
         ev.user_id = claimed_user(&ticket);
@@ -665,7 +664,12 @@ impl Callbox {
         Ok(context)
     }
 
-    fn platform_ticket(&self, context: &AppContext, identity: Identity, expires_in: Option<u64>) -> Result<String, ApiError> {
+    fn platform_ticket(
+        &self,
+        context: &AppContext,
+        identity: Identity,
+        expires_in: Option<u64>,
+    ) -> Result<String, ApiError> {
         let secret = context.secrets.first().ok_or(ApiError::new(Reason::Internal))?;
         let ttl = expires_in.unwrap_or(context.app.default_ticket_ttl).clamp(1, context.app.max_ticket_ttl);
         Ok(ticket::mint(
@@ -736,9 +740,7 @@ impl Callbox {
         let result = async {
             let context = self.platform_app(app_key, meta.origin.as_deref()).await?;
             let user_id = identity.endpoint.clone();
-            self.limiter
-                .check(app_key, &user_id, ip)
-                .map_err(|wait| ApiError::retry_after(Reason::LockedOut, wait))?;
+            self.limiter.check(app_key, &user_id, ip).map_err(|wait| ApiError::retry_after(Reason::LockedOut, wait))?;
             if password.len() > crate::passwords::MAX_PASSWORD_BYTES {
                 return Err(ApiError::new(Reason::InvalidPassword));
             }
@@ -797,7 +799,12 @@ impl Callbox {
     }
 
     /// Admin: sets a user's password.
-    pub async fn set_password(&self, app_key: &str, user_id: &str, password: Zeroizing<String>) -> Result<(), ApiError> {
+    pub async fn set_password(
+        &self,
+        app_key: &str,
+        user_id: &str,
+        password: Zeroizing<String>,
+    ) -> Result<(), ApiError> {
         check_password_length(&password)?;
         self.store.get_user(app_key, user_id).await?;
         let hash = self.passwords.hash(password).await?;
@@ -806,7 +813,12 @@ impl Callbox {
     }
 
     /// Admin: disables (revoking the user's sessions) or enables a user.
-    pub async fn set_user_disabled(&self, app_key: &str, user_id: &str, disabled: bool) -> Result<UserRecord, ApiError> {
+    pub async fn set_user_disabled(
+        &self,
+        app_key: &str,
+        user_id: &str,
+        disabled: bool,
+    ) -> Result<UserRecord, ApiError> {
         self.store.set_user_disabled(app_key, user_id, disabled).await?;
         if disabled {
             let revoked = self.store.revoke_user_sessions(app_key, user_id, now()).await?;

@@ -1,25 +1,46 @@
-//! `callbox serve`: placeholder until the server is wired in (the server crate replaces this file).
+//! `callbox serve`: loads the layered configuration and runs the server until SIGTERM.
 
+use anyhow::Context;
+use callbox_server::config::{Config, LogFormat};
 use clap::Args;
+use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Options of `callbox serve`.
-#[derive(Debug, Args)]
+/// Options of `callbox serve`. Each one overrides the configuration file and `CALLBOX_*` variables.
+#[derive(Debug, Args, Serialize)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, value_name = "ADDR", env = "CALLBOX_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Data directory (database, admin token).
-    #[arg(long, value_name = "DIR", env = "CALLBOX_DATA", default_value = "./callbox-data")]
-    pub data: PathBuf,
-    /// Configuration file (TOML).
+    /// Address to listen on [default: 127.0.0.1:8080; env CALLBOX_LISTEN]. Port 0 picks a free port; the
+    /// chosen URL is printed on stdout as {"event":"listening","url":...}.
+    #[arg(long, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory: SQLite database, master key and admin token [default: ./callbox-data; env CALLBOX_DATA].
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
+    /// Configuration file (TOML), below environment variables and flags.
     #[arg(long, value_name = "FILE", env = "CALLBOX_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// Log format: text or json [default: text; env CALLBOX_LOG_FORMAT].
+    #[arg(long, value_name = "FORMAT", value_parser = parse_log_format)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    match text {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("unknown log format {other:?}: use text or json")),
+    }
 }
 
 /// Runs the server.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("`callbox serve` is not wired yet")
+    let config = Config::load(args.config.as_deref(), &args).context("reading the configuration")?;
+    callbox_server::init_logging(config.log_format);
+    callbox_server::run(config).await.context("callbox serve")?;
+    Ok(())
 }

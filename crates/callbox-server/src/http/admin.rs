@@ -119,7 +119,9 @@ pub async fn create_app(State(state): State<AppState>, call: Call) -> Result<Res
     let view = app_view(&state, created.app).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "application": view, "applicationSecret": created.secret.as_str(), "secretId": created.secret_id })),
+        Json(
+            json!({ "application": view, "applicationSecret": created.secret.as_str(), "secretId": created.secret_id }),
+        ),
     )
         .into_response())
 }
@@ -174,7 +176,9 @@ pub async fn rotate_secret(
     let (record, secret) = state.callbox.rotate_secret(&key).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "secretId": record.id, "applicationSecret": secret.as_str(), "createdAt": iso(record.created_at) })),
+        Json(
+            json!({ "secretId": record.id, "applicationSecret": secret.as_str(), "createdAt": iso(record.created_at) }),
+        ),
     )
         .into_response())
 }
@@ -224,7 +228,11 @@ struct AddUserBody {
 }
 
 /// `POST /admin/v1/apps/{key}/users`.
-pub async fn add_user(State(state): State<AppState>, Path(key): Path<String>, call: Call) -> Result<Response, ApiError> {
+pub async fn add_user(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    call: Call,
+) -> Result<Response, ApiError> {
     require_admin(&state, &call).await?;
     let body: AddUserBody = call.json()?;
     let kind = match body.identity_type.as_deref() {
@@ -235,8 +243,7 @@ pub async fn add_user(State(state): State<AppState>, Path(key): Path<String>, ca
     if !callbox_core::is_valid_user_id(&body.user_id) {
         return Err(ApiError::bad_request("userId must be 1-255 bytes without control characters"));
     }
-    let user =
-        state.callbox.add_user(&key, Identity { kind, endpoint: body.user_id }, body.password).await?;
+    let user = state.callbox.add_user(&key, Identity { kind, endpoint: body.user_id }, body.password).await?;
     Ok((StatusCode::CREATED, Json(user_view(&user))).into_response())
 }
 
@@ -300,8 +307,7 @@ pub async fn list_sessions(
     require_admin(&state, &call).await?;
     state.callbox.store.get_app(&key).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let sessions =
-        state.callbox.store.list_live_sessions(&key, query.user_id.as_deref(), Utc::now(), limit).await?;
+    let sessions = state.callbox.store.list_live_sessions(&key, query.user_id.as_deref(), Utc::now(), limit).await?;
     Ok(Json(json!({ "sessions": sessions.iter().map(session_view).collect::<Vec<_>>() })).into_response())
 }
 
@@ -363,7 +369,11 @@ struct DiagnoseBody {
 }
 
 /// `POST /admin/v1/apps/{key}/diagnose`.
-pub async fn diagnose(State(state): State<AppState>, Path(key): Path<String>, call: Call) -> Result<Response, ApiError> {
+pub async fn diagnose(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    call: Call,
+) -> Result<Response, ApiError> {
     require_admin(&state, &call).await?;
     let body: DiagnoseBody = call.json()?;
     Ok(Json(state.callbox.diagnose(&key, &body.ticket).await?).into_response())

@@ -69,7 +69,10 @@ impl Call {
         let mut values = self.headers.get_all(header::AUTHORIZATION).iter();
         let value = values.next().ok_or(ApiError::new(Reason::MissingAuthorization))?;
         if values.next().is_some() {
-            return Err(ApiError::with_message(Reason::MalformedAuthorization, "send exactly one Authorization header"));
+            return Err(ApiError::with_message(
+                Reason::MalformedAuthorization,
+                "send exactly one Authorization header",
+            ));
         }
         let text = value.to_str().map_err(|_| {
             ApiError::with_message(Reason::MalformedAuthorization, "the Authorization header must be visible ASCII")

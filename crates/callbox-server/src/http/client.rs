@@ -20,7 +20,7 @@ pub async fn timestamp() -> Json<serde_json::Value> {
     Json(json!({ "timestamp": callbox_core::time::format_js_iso(Utc::now()) }))
 }
 
-fn application_key<'a>(call: &'a Call) -> Result<&'a str, ApiError> {
+fn application_key(call: &Call) -> Result<&str, ApiError> {
     match call.authorization()? {
         Authorization::Application { key } | Authorization::ApplicationSigned { key, .. } => Ok(key),
         Authorization::Basic { .. } => Err(ApiError::with_message(

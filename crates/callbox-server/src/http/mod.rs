@@ -168,9 +168,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn metrics_page(State(state): State<AppState>) -> Response {
     match &state.metrics {
-        Some(handle) => {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
-        }
+        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
         None => ApiError::with_message(Reason::NotFound, "metrics are not enabled").into_response(),
     }
 }

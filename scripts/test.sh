@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every test: formatting, lints, the Rust test suites (unit, integration, property), and the shell walk-through
+# against a real `callbox serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The walk-through needs a few everyday tools; install the missing ones on a fresh Debian machine.
+need=()
+for tool in curl jq openssl xxd; do command -v "$tool" > /dev/null || need+=("$tool"); done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" > /dev/null
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
+echo "== README walk-through"
+CALLBOX_BIN=target/debug/callbox bash scripts/walkthrough.sh
