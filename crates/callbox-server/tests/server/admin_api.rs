@@ -11,8 +11,13 @@ async fn admin_needs_the_token() {
     assert_error(response, 401, "invalid_admin_token").await;
     let response = server.http.get(server.url("/admin/v1/apps")).bearer_auth("cbadm_wrong").send().await.unwrap();
     assert_error(response, 401, "invalid_admin_token").await;
-    let response =
-        server.http.get(server.url("/admin/v1/apps")).header("authorization", "Basic Zm9vOmJhcg==").send().await.unwrap();
+    let response = server
+        .http
+        .get(server.url("/admin/v1/apps"))
+        .header("authorization", "Basic Zm9vOmJhcg==")
+        .send()
+        .await
+        .unwrap();
     assert_error(response, 401, "invalid_admin_token").await;
     assert_eq!(server.admin(Method::GET, "/admin/v1/apps", None).await.status(), 200);
 }
@@ -82,10 +87,21 @@ async fn users_and_sessions_through_the_admin_api() {
     let server = start().await;
     let app = server.create_app(json!({})).await;
     let users = format!("/admin/v1/apps/{}/users", app.key);
-    let response = server.admin(Method::POST, &users, Some(json!({ "userId": "o'brien; --", "password": "pass word 1" }))).await;
+    let response =
+        server.admin(Method::POST, &users, Some(json!({ "userId": "o'brien; --", "password": "pass word 1" }))).await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    assert_error(server.admin(Method::POST, &users, Some(json!({ "userId": "o'brien; --", "password": "pass word 1" }))).await, 409, "user_exists").await;
-    assert_error(server.admin(Method::POST, &users, Some(json!({ "userId": "x", "password": "short" }))).await, 400, "invalid_password").await;
+    assert_error(
+        server.admin(Method::POST, &users, Some(json!({ "userId": "o'brien; --", "password": "pass word 1" }))).await,
+        409,
+        "user_exists",
+    )
+    .await;
+    assert_error(
+        server.admin(Method::POST, &users, Some(json!({ "userId": "x", "password": "short" }))).await,
+        400,
+        "invalid_password",
+    )
+    .await;
     let listed: Value = server.admin(Method::GET, &format!("{users}?search=brien"), None).await.json().await.unwrap();
     assert_eq!(listed["users"][0]["userId"], "o'brien; --");
     let encoded = "o%27brien%3B%20--";
@@ -112,8 +128,12 @@ async fn users_and_sessions_through_the_admin_api() {
     assert_eq!(server.admin(Method::DELETE, &format!("{sessions}/{}", s1.id), None).await.status(), 204);
     assert_error(server.signed(Method::GET, "/v1/user/profile", None, &s1).await, 401, "session_revoked").await;
     assert_eq!(server.signed(Method::GET, "/v1/user/profile", None, &s2).await.status(), 200);
-    let revoked: Value =
-        server.admin(Method::POST, &format!("{sessions}/revoke"), Some(json!({ "userId": "zed" }))).await.json().await.unwrap();
+    let revoked: Value = server
+        .admin(Method::POST, &format!("{sessions}/revoke"), Some(json!({ "userId": "zed" })))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(revoked["revoked"], 1);
     assert_error(server.signed(Method::GET, "/v1/user/profile", None, &s2).await, 401, "session_revoked").await;
     let before = callbox_core::time::format_iso_seconds(chrono::Utc::now() + chrono::Duration::seconds(5));
@@ -125,7 +145,12 @@ async fn users_and_sessions_through_the_admin_api() {
         .unwrap();
     assert_eq!(revoked["revoked"], 1, "only yan's session was still live");
     assert_error(server.signed(Method::GET, "/v1/user/profile", None, &s3).await, 401, "session_revoked").await;
-    assert_error(server.admin(Method::POST, &format!("{sessions}/revoke"), Some(json!({}))).await, 400, "malformed_request").await;
+    assert_error(
+        server.admin(Method::POST, &format!("{sessions}/revoke"), Some(json!({}))).await,
+        400,
+        "malformed_request",
+    )
+    .await;
 
     let removed = server.admin(Method::DELETE, &format!("{users}/{encoded}"), None).await;
     assert_eq!(removed.status(), 204);
@@ -161,7 +186,10 @@ async fn events_and_diagnosis_explain_refusals() {
         .await
         .unwrap();
     assert_eq!(diagnosis["valid"], false);
-    assert!(diagnosis.to_string().contains("bad_signature") || diagnosis["reason"] == "malformed_ticket", "{diagnosis}");
+    assert!(
+        diagnosis.to_string().contains("bad_signature") || diagnosis["reason"] == "malformed_ticket",
+        "{diagnosis}"
+    );
 }
 
 #[tokio::test]
@@ -261,5 +289,8 @@ fn openapi_document_is_checked_in() {
         std::fs::write(&path, &generated).unwrap();
     }
     let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(checked_in == generated, "docs/openapi.json is stale: run UPDATE_OPENAPI=1 cargo test -p callbox-server --test server openapi");
+    assert!(
+        checked_in == generated,
+        "docs/openapi.json is stale: run UPDATE_OPENAPI=1 cargo test -p callbox-server --test server openapi"
+    );
 }

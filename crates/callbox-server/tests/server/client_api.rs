@@ -37,11 +37,15 @@ async fn backend_ticket_gives_a_session_that_signs_every_call() {
     assert!(grant["expiresIn"].as_u64().unwrap() > 3600);
     // Asked for im + voip; the app allows messaging only.
     assert_eq!(grant["capabilities"], json!(["messaging"]));
-    let session = Session { id: grant["id"].as_str().unwrap().into(), secret: grant["secret"].as_str().unwrap().into() };
+    let session =
+        Session { id: grant["id"].as_str().unwrap().into(), secret: grant["secret"].as_str().unwrap().into() };
 
     let profile = server.signed(Method::GET, "/v1/user/profile", None, &session).await;
     assert_eq!(profile.status(), StatusCode::OK);
-    assert_eq!(profile.json::<Value>().await.unwrap(), json!({ "identities": [{ "type": "username", "endpoint": "alice" }] }));
+    assert_eq!(
+        profile.json::<Value>().await.unwrap(),
+        json!({ "identities": [{ "type": "username", "endpoint": "alice" }] })
+    );
 
     let path = format!("/v1/instances/id/{}", session.id);
     let instance: Value = server.signed(Method::GET, &path, None, &session).await.json().await.unwrap();
@@ -77,7 +81,8 @@ async fn backend_ticket_gives_a_session_that_signs_every_call() {
 
     // DELETE ends it; the next signed call is refused.
     assert_eq!(server.signed(Method::DELETE, &path, None, &new_session).await.status(), StatusCode::NO_CONTENT);
-    assert_error(server.signed(Method::GET, "/v1/user/profile", None, &new_session).await, 401, "session_revoked").await;
+    assert_error(server.signed(Method::GET, "/v1/user/profile", None, &new_session).await, 401, "session_revoked")
+        .await;
 }
 
 #[tokio::test]
@@ -100,7 +105,8 @@ async fn registration_jwt_gives_a_session_once() {
     let replay = server.exchange_with(&format!("Bearer {token}"), json!({})).await;
     assert_error(replay, 401, "ticket_replayed").await;
     // A JWT under the User scheme is refused with a message saying which scheme to use.
-    let body = assert_error(server.exchange_with(&format!("User {token}"), json!({})).await, 401, "malformed_ticket").await;
+    let body =
+        assert_error(server.exchange_with(&format!("User {token}"), json!({})).await, 401, "malformed_ticket").await;
     assert!(body["message"].as_str().unwrap().contains("Bearer"));
 }
 
@@ -123,12 +129,25 @@ async fn each_bad_ticket_has_its_own_reason() {
     assert_error(server.exchange(&format!("{}:{signature}", STANDARD.encode(&json_bytes))).await, 401, "bad_signature")
         .await;
 
-    let body = assert_error(server.exchange(&app.ticket_with("alice", ago(7200), Some(3600), None)).await, 401, "ticket_expired").await;
+    let body = assert_error(
+        server.exchange(&app.ticket_with("alice", ago(7200), Some(3600), None)).await,
+        401,
+        "ticket_expired",
+    )
+    .await;
     assert!(body["message"].as_str().unwrap().contains("expired"));
-    assert_error(server.exchange(&app.ticket_with("alice", ago(-600), Some(600), None)).await, 401, "ticket_not_yet_valid")
-        .await;
-    assert_error(server.exchange(&app.ticket_with("alice", ago(0), Some(7200), None)).await, 401, "ticket_ttl_exceeds_max")
-        .await;
+    assert_error(
+        server.exchange(&app.ticket_with("alice", ago(-600), Some(600), None)).await,
+        401,
+        "ticket_not_yet_valid",
+    )
+    .await;
+    assert_error(
+        server.exchange(&app.ticket_with("alice", ago(0), Some(7200), None)).await,
+        401,
+        "ticket_ttl_exceeds_max",
+    )
+    .await;
     // Another app's ticket signed with this app's secret; and a key nobody has.
     let forged = App { key: other.key.clone(), ..app.clone() };
     assert_error(server.exchange(&forged.ticket("alice")).await, 401, "bad_signature").await;
@@ -197,7 +216,9 @@ async fn reauthorization_and_unknown_instances() {
                 .unwrap()
         }
     };
-    let unknown = assert_error(put("00000000-0000-0000-0000-000000000000".into(), app.ticket("carol")).await, 404, "not_found").await;
+    let unknown =
+        assert_error(put("00000000-0000-0000-0000-000000000000".into(), app.ticket("carol")).await, 404, "not_found")
+            .await;
     assert_eq!(unknown["errorCode"], 40400);
     // Another user's ticket cannot take over the session.
     assert_error(put(session.id.clone(), app.ticket("mallory")).await, 404, "not_found").await;
@@ -217,8 +238,12 @@ async fn signed_call_refusals() {
     let session = server.session(&app.ticket("dave")).await;
     let other = server.session(&app.ticket("erin")).await;
 
-    assert_error(server.signed_at(Method::GET, "/v1/user/profile", None, &session, ago(3600)).await, 401, "timestamp_skew")
-        .await;
+    assert_error(
+        server.signed_at(Method::GET, "/v1/user/profile", None, &session, ago(3600)).await,
+        401,
+        "timestamp_skew",
+    )
+    .await;
     let body = assert_error(
         server.signed_at(Method::GET, "/v1/user/profile", None, &session, ago(-3600)).await,
         401,
@@ -227,7 +252,8 @@ async fn signed_call_refusals() {
     .await;
     assert_eq!(body["errorCode"], 40101);
     let wrong = Session { id: session.id.clone(), secret: other.secret.clone() };
-    let body = assert_error(server.signed(Method::GET, "/v1/user/profile", None, &wrong).await, 401, "bad_signature").await;
+    let body =
+        assert_error(server.signed(Method::GET, "/v1/user/profile", None, &wrong).await, 401, "bad_signature").await;
     assert_eq!(body["errorCode"], 40102);
     // No X-Timestamp.
     let response = server
@@ -299,8 +325,12 @@ async fn bad_bodies_get_precise_json_errors() {
     assert_error(post(b"{}".to_vec(), "text/plain").await, 415, "unsupported_media_type").await;
     assert_error(post(vec![b' '; 70_000], "application/json").await, 413, "payload_too_large").await;
     let nested = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
-    assert_error(post(format!(r#"{{"services":{nested}}}"#).into_bytes(), "application/json").await, 400, "malformed_request")
-        .await;
+    assert_error(
+        post(format!(r#"{{"services":{nested}}}"#).into_bytes(), "application/json").await,
+        400,
+        "malformed_request",
+    )
+    .await;
     assert_error(post(br#"{"expiresIn":-5}"#.to_vec(), "application/json").await, 400, "malformed_request").await;
     assert_error(post(br#"{"expiresIn":1.5}"#.to_vec(), "application/json").await, 400, "malformed_request").await;
 
@@ -319,9 +349,7 @@ async fn bad_bodies_get_precise_json_errors() {
 #[tokio::test]
 async fn cors_preflight_for_allowed_and_refused_origins() {
     let server = start().await;
-    let app = server
-        .create_app(json!({ "allowedOrigins": ["https://app.example.com"] }))
-        .await;
+    let app = server.create_app(json!({ "allowedOrigins": ["https://app.example.com"] })).await;
     // Without a demo app allowing everything.
     let demo = server.demo_key.clone().unwrap();
     assert_eq!(server.patch_app(&demo, json!({ "allowedOrigins": [] })).await.status(), 200);

@@ -45,7 +45,8 @@ async fn unknown_user_and_wrong_password_answer_alike() {
     let app = server.create_app(json!({})).await;
     ticket_of(server.sign_up(&app.key, "alice", "correct horse").await).await;
     let wrong = assert_error(server.log_in(&app.key, "alice", "wrong horse").await, 401, "invalid_credentials").await;
-    let unknown = assert_error(server.log_in(&app.key, "nobody", "wrong horse").await, 401, "invalid_credentials").await;
+    let unknown =
+        assert_error(server.log_in(&app.key, "nobody", "wrong horse").await, 401, "invalid_credentials").await;
     assert_eq!(wrong["message"], unknown["message"]);
     assert_eq!(wrong["errorCode"], unknown["errorCode"]);
 }

@@ -157,8 +157,11 @@ impl Server {
     }
 
     pub async fn exchange(&self, ticket: &str) -> Response {
-        self.exchange_with(&format!("User {ticket}"), json!({ "version": {"os": "test"}, "services": {"im": true, "voip": true} }))
-            .await
+        self.exchange_with(
+            &format!("User {ticket}"),
+            json!({ "version": {"os": "test"}, "services": {"im": true, "voip": true} }),
+        )
+        .await
     }
 
     pub async fn session(&self, ticket: &str) -> Session {
