@@ -453,7 +453,9 @@ impl Callbox {
         let verified = ticket.verify(&key, &context.secrets, &context.policy(), now())?;
         ev.user_id = Some(verified.identity.endpoint.clone());
         if let Some(nonce) = &verified.nonce {
-            if !self.store.use_nonce(&key, nonce, verified.expires_at).await? {
+            // Remembered as long as the ticket can verify at all: its expiry plus the allowed skew.
+            let remember_until = verified.expires_at + seconds(context.app.clock_skew);
+            if !self.store.use_nonce(&key, nonce, remember_until).await? {
                 return Err(ApiError::new(Reason::TicketReplayed));
             }
         }

@@ -271,6 +271,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     // Nonces.
     /// Records a nonce as used until `expires_at`. `Ok(true)` the first time, `Ok(false)` for a replay.
     async fn use_nonce(&self, app_key: &str, nonce: &str, expires_at: DateTime<Utc>) -> StoreResult<bool>;
-    /// Forgets nonces and sessions that expired before `now` (housekeeping); returns rows removed.
+    /// Forgets nonces that expired before `now` and sessions that expired more than 7 days before it (kept that long
+    /// so that their holders are told `session_expired`, not `session_revoked`); returns rows removed.
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
