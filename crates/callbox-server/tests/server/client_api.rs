@@ -398,3 +398,13 @@ async fn cors_preflight_for_allowed_and_refused_origins() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["access-control-allow-origin"], "https://app.example.com");
 }
+
+#[tokio::test]
+async fn a_nonce_stays_used_through_the_skew_after_expiry() {
+    let server = start().await;
+    let app = server.create_app(json!({ "clockSkew": 300 })).await;
+    // Expired 100 s ago, still inside the 300 s of allowed skew: accepted once, then never again.
+    let late = app.ticket_with("kim", ago(700), Some(600), Some("late-nonce"));
+    assert_eq!(server.exchange(&late).await.status(), StatusCode::OK);
+    assert_error(server.exchange(&late).await, 401, "ticket_replayed").await;
+}
