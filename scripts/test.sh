@@ -21,4 +21,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== README walk-through"
-CALLBOX_BIN=target/debug/callbox bash scripts/walkthrough.sh
+CALLBOX_BIN="${CARGO_TARGET_DIR:-target}/debug/callbox" bash scripts/walkthrough.sh
