@@ -171,3 +171,50 @@ impl Config {
         self.data.join("admin-token")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Flags {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        listen: Option<SocketAddr>,
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_file_beat_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "callbox.toml",
+                "listen = \"127.0.0.1:1111\"\ndata = \"/from/file\"\ndemo_app = false\n[login]\nmax_failures_per_user = 7\n",
+            )?;
+            let file = Path::new("callbox.toml");
+            let from_file = Config::load(Some(file), Flags { listen: None }).map_err(|e| e.to_string())?;
+            assert_eq!(from_file.listen.port(), 1111);
+            assert_eq!(from_file.login.max_failures_per_user, 7);
+            assert!(!from_file.demo_app);
+            assert_eq!(from_file.login.max_failures_per_ip, 20, "unset keys keep their defaults");
+
+            jail.set_env("CALLBOX_LISTEN", "127.0.0.1:2222");
+            jail.set_env("CALLBOX_LOGIN__MAX_FAILURES_PER_USER", "9");
+            jail.set_env("CALLBOX_URL", "http://ignored.example");
+            let from_env = Config::load(Some(file), Flags { listen: None }).map_err(|e| e.to_string())?;
+            assert_eq!(from_env.listen.port(), 2222);
+            assert_eq!(from_env.login.max_failures_per_user, 9);
+            assert_eq!(from_env.data, PathBuf::from("/from/file"));
+
+            let from_flags =
+                Config::load(Some(file), Flags { listen: Some("127.0.0.1:3333".parse().map_err(|_| "addr")?) })
+                    .map_err(|e| e.to_string())?;
+            assert_eq!(from_flags.listen.port(), 3333);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_master_key_never_shows_in_debug() {
+        let config = Config { master_key: Some(Redacted("c2VjcmV0LWtleS1ieXRlcw==".into())), ..Config::default() };
+        assert!(!format!("{config:?}").contains("c2VjcmV0"));
+    }
+}
