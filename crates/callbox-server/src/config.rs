@@ -183,6 +183,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type is figment's, not ours
     fn flags_beat_environment_beat_file_beat_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
