@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod config;
 pub mod crypto;
+pub mod dashboard;
 pub mod error;
 pub mod http;
 pub mod limits;

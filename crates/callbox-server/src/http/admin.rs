@@ -17,6 +17,10 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 async fn require_admin(state: &AppState, call: &Call) -> Result<(), ApiError> {
+    // The dashboard's session cookie (with its CSRF token on changes) stands in for the Bearer token.
+    if let Some(verdict) = crate::dashboard::authorize(state, call).await {
+        return verdict;
+    }
     let denied = || ApiError::new(Reason::InvalidAdminToken);
     let Ok(Authorization::Bearer { jwt: token }) = call.authorization() else { return Err(denied()) };
     if state.callbox.check_admin_token(token).await? {

@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(client)
         .merge(admin)
         .merge(ops)
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(move |request: Request, next: Next| with_timeout(request, next, timeout)))
         .layer(middleware::from_fn(json_errors))
