@@ -5,7 +5,12 @@
 //! ([`crate::crypto::MasterKey`]), session secrets are derived from it and never stored, passwords are argon2id
 //! PHC strings, the admin token is a SHA-256.
 
-pub mod sqlite;
+pub mod sql;
+
+/// The SQLite store (the same implementation as PostgreSQL's, on a file).
+pub mod sqlite {
+    pub use super::sql::SqliteStore;
+}
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

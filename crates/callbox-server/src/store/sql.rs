@@ -1,8 +1,12 @@
-//! The SQLite [`Store`]: one database file, WAL journal, a small connection pool.
+//! The SQL [`Store`], one implementation for both engines: SQLite (one database file, WAL journal, a small
+//! connection pool) and PostgreSQL (many Callbox nodes sharing one database). sqlx's `Any` driver picks the engine
+//! at run time; the queries are the same text for both.
 //!
 //! Queries are checked at run time (`sqlx::query`), not by the compile-time macros: no database is needed to
-//! build. They use `$N` placeholders and no SQLite-only functions so that the PostgreSQL twin can reuse them
-//! verbatim; where an engine difference matters it is said next to the query.
+//! build. They use `$N` placeholders and no engine-only functions; where an engine difference matters (the write
+//! lock of a transaction, connection settings, migrations) it goes through [`Engine`] and is said next to the
+//! query. Flags are stored as 0/1 integers on both engines (the `Any` driver cannot read a SQLite integer as a
+//! boolean), so both schemas hold the same shapes.
 //!
 //! Times are stored as INTEGER epoch milliseconds (sub-millisecond precision is dropped on the way in).
 //!
@@ -25,11 +29,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::error::ErrorKind;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::Row;
+use sqlx::AnyPool;
+use sqlx::{Executor, Row};
 
 use super::{AppRecord, Capability, SecretRecord, SessionRecord, Store, StoreError, StoreResult, UserRecord};
 
@@ -47,34 +50,108 @@ pub const MAX_LIST_LIMIT: u32 = 1000;
 /// after expiry is told "expired", not "unknown").
 const EXPIRED_SESSION_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// The SQLite store.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
+/// Connections in a PostgreSQL pool (per node).
+const POSTGRES_POOL_SIZE: u32 = 16;
+
+/// Which engine a [`SqlStore`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// One SQLite file.
+    Sqlite,
+    /// A PostgreSQL server shared by every node.
+    Postgres,
 }
 
-impl SqliteStore {
-    /// Opens (creating it if missing) the database file at `path` and brings its schema up to date.
-    pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // See the module documentation: acknowledged writes must survive power loss.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
+/// The SQL store.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+/// Kept for readability at call sites that only ever use SQLite.
+pub type SqliteStore = SqlStore;
+
+impl SqlStore {
+    /// Opens (creating it if missing) the SQLite database file at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> StoreResult<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let text = path
+            .to_str()
+            .filter(|p| !p.contains(['?', '#']))
+            .ok_or_else(|| StoreError::Unavailable(format!("unsupported database path {}", path.display())))?;
+        let url = format!("sqlite://{text}?mode=rwc");
+        let pool = AnyPoolOptions::new()
             .max_connections(POOL_SIZE)
             .min_connections(1)
-            .connect_with(options)
+            .after_connect(|connection, _| {
+                Box::pin(async move {
+                    // See the module documentation: acknowledged writes must survive power loss.
+                    let busy_timeout = format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis());
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA foreign_keys = ON",
+                        busy_timeout.as_str(),
+                    ] {
+                        connection.execute(pragma).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
             .await
             .map_err(|error| StoreError::Unavailable(format!("cannot open {}: {error}", path.display())))?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|error| StoreError::Unavailable(format!("cannot migrate {}: {error}", path.display())))?;
-        Ok(SqliteStore { pool })
+        Ok(SqlStore { pool, engine: Engine::Sqlite })
+    }
+
+    /// Connects to PostgreSQL at `url` and brings its schema up to date. Safe when several nodes start at once:
+    /// sqlx's migrator holds a PostgreSQL advisory lock while it migrates.
+    pub async fn connect_postgres(url: &str) -> StoreResult<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(POSTGRES_POOL_SIZE)
+            .min_connections(1)
+            // Fail fast when the server is down instead of queueing requests (they answer 503 and retry).
+            .acquire_timeout(Duration::from_secs(3))
+            .connect(url)
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {error}")))?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("cannot migrate PostgreSQL: {error}")))?;
+        Ok(SqlStore { pool, engine: Engine::Postgres })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Starts a transaction that writes. SQLite takes the database's write lock at once (`BEGIN IMMEDIATE`), so
+    /// a read inside cannot go stale before the write; PostgreSQL locks rows explicitly (see [`Self::lock_app`]).
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// PostgreSQL: locks an application's row until the transaction ends, serialising changes to its secrets.
+    /// SQLite: nothing to do, `BEGIN IMMEDIATE` already serialises every writer.
+    async fn lock_app(&self, connection: &mut sqlx::AnyConnection, app_key: &str) -> StoreResult<()> {
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT key FROM apps WHERE key = $1 FOR UPDATE")
+                .bind(app_key)
+                .fetch_optional(connection)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Closes every connection, waiting for them to finish (the WAL is checkpointed by the last one).
@@ -106,16 +183,21 @@ fn to_i64(value: u64, what: &str) -> StoreResult<i64> {
     i64::try_from(value).map_err(|_| StoreError::Unavailable(format!("{what} out of range")))
 }
 
-fn get_u64(row: &SqliteRow, column: &str) -> StoreResult<u64> {
+fn get_u64(row: &AnyRow, column: &str) -> StoreResult<u64> {
     let value: i64 = row.try_get(column)?;
     u64::try_from(value).map_err(|_| corrupt(column))
 }
 
-fn get_time(row: &SqliteRow, column: &str) -> StoreResult<DateTime<Utc>> {
+fn get_bool(row: &AnyRow, column: &str) -> StoreResult<bool> {
+    let value: i64 = row.try_get(column)?;
+    Ok(value != 0)
+}
+
+fn get_time(row: &AnyRow, column: &str) -> StoreResult<DateTime<Utc>> {
     from_millis(row.try_get(column)?)
 }
 
-fn get_time_opt(row: &SqliteRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
+fn get_time_opt(row: &AnyRow, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
     from_millis_opt(row.try_get(column)?)
 }
 
@@ -171,14 +253,14 @@ const USER_COLUMNS: &str = "app_key, user_id, identity_type, password_hash, disa
 const SESSION_COLUMNS: &str =
     "id, app_key, user_id, capabilities, created_at, expires_at, revoked_at, secret_generation";
 
-fn app_from_row(row: &SqliteRow) -> StoreResult<AppRecord> {
+fn app_from_row(row: &AnyRow) -> StoreResult<AppRecord> {
     let origins: String = row.try_get("allowed_origins")?;
     let allowed_origins = serde_json::from_str(&origins).map_err(|_| corrupt("allowed_origins"))?;
     let capabilities: String = row.try_get("capabilities")?;
     Ok(AppRecord {
         key: row.try_get("key")?,
         name: row.try_get("name")?,
-        platform_user_auth: row.try_get("platform_user_auth")?,
+        platform_user_auth: get_bool(row, "platform_user_auth")?,
         allowed_origins,
         capabilities: Capability::split(&capabilities),
         default_ticket_ttl: get_u64(row, "default_ticket_ttl")?,
@@ -189,7 +271,7 @@ fn app_from_row(row: &SqliteRow) -> StoreResult<AppRecord> {
     })
 }
 
-fn secret_from_row(row: &SqliteRow) -> StoreResult<SecretRecord> {
+fn secret_from_row(row: &AnyRow) -> StoreResult<SecretRecord> {
     Ok(SecretRecord {
         id: row.try_get("id")?,
         app_key: row.try_get("app_key")?,
@@ -201,18 +283,18 @@ fn secret_from_row(row: &SqliteRow) -> StoreResult<SecretRecord> {
     })
 }
 
-fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
+fn user_from_row(row: &AnyRow) -> StoreResult<UserRecord> {
     Ok(UserRecord {
         app_key: row.try_get("app_key")?,
         user_id: row.try_get("user_id")?,
         identity_type: row.try_get("identity_type")?,
         password_hash: row.try_get("password_hash")?,
-        disabled: row.try_get("disabled")?,
+        disabled: get_bool(row, "disabled")?,
         created_at: get_time(row, "created_at")?,
     })
 }
 
-fn session_from_row(row: &SqliteRow) -> StoreResult<SessionRecord> {
+fn session_from_row(row: &AnyRow) -> StoreResult<SessionRecord> {
     let capabilities: String = row.try_get("capabilities")?;
     let generation: i64 = row.try_get("secret_generation")?;
     Ok(SessionRecord {
@@ -227,14 +309,14 @@ fn session_from_row(row: &SqliteRow) -> StoreResult<SessionRecord> {
     })
 }
 
-fn collect<T>(rows: &[SqliteRow], map: fn(&SqliteRow) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+fn collect<T>(rows: &[AnyRow], map: fn(&AnyRow) -> StoreResult<T>) -> StoreResult<Vec<T>> {
     rows.iter().map(map).collect()
 }
 
 // ----- the store ---------------------------------------------------------------------------------------------
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -265,11 +347,11 @@ impl Store for SqliteStore {
         }
         let origins = serde_json::to_string(&app.allowed_origins)
             .map_err(|error| StoreError::Unavailable(format!("cannot encode allowed_origins: {error}")))?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(&format!("INSERT INTO apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
             .bind(&app.key)
             .bind(&app.name)
-            .bind(app.platform_user_auth)
+            .bind(i64::from(app.platform_user_auth))
             .bind(origins)
             .bind(Capability::join(&app.capabilities))
             .bind(to_i64(app.default_ticket_ttl, "default_ticket_ttl")?)
@@ -309,7 +391,7 @@ impl Store for SqliteStore {
         )
         .bind(&app.key)
         .bind(&app.name)
-        .bind(app.platform_user_auth)
+        .bind(i64::from(app.platform_user_auth))
         .bind(origins)
         .bind(Capability::join(&app.capabilities))
         .bind(to_i64(app.default_ticket_ttl, "default_ticket_ttl")?)
@@ -351,7 +433,8 @@ impl Store for SqliteStore {
         // BEGIN IMMEDIATE takes the write lock before the count, so two concurrent retirements of an
         // application's last two secrets cannot both see "two active" and leave none. (PostgreSQL: lock the
         // application row with SELECT ... FOR UPDATE first.) Dropping `tx` without commit rolls back.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
+        self.lock_app(&mut tx, app_key).await?;
         let retired_at: Option<Option<i64>> =
             sqlx::query_scalar("SELECT retired_at FROM app_secrets WHERE app_key = $1 AND id = $2")
                 .bind(app_key)
@@ -397,7 +480,7 @@ impl Store for SqliteStore {
             .bind(&user.user_id)
             .bind(&user.identity_type)
             .bind(&user.password_hash)
-            .bind(user.disabled)
+            .bind(i64::from(user.disabled))
             .bind(to_millis(user.created_at))
             .execute(&self.pool)
             .await
@@ -459,7 +542,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("UPDATE users SET disabled = $3 WHERE app_key = $1 AND user_id = $2")
             .bind(app_key)
             .bind(user_id)
-            .bind(disabled)
+            .bind(i64::from(disabled))
             .execute(&self.pool)
             .await?;
         one_row(done.rows_affected())
@@ -624,7 +707,7 @@ impl Store for SqliteStore {
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let now = to_millis(now);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let nonces = sqlx::query("DELETE FROM used_nonces WHERE expires_at < $1").bind(now).execute(&mut *tx).await?;
         let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
             .bind(now.saturating_sub(EXPIRED_SESSION_RETENTION_MS))
@@ -636,7 +719,7 @@ impl Store for SqliteStore {
 }
 
 /// Inserts a secret row on a connection or in a transaction.
-async fn insert_secret(connection: &mut sqlx::SqliteConnection, secret: &SecretRecord) -> StoreResult<()> {
+async fn insert_secret(connection: &mut sqlx::AnyConnection, secret: &SecretRecord) -> StoreResult<()> {
     sqlx::query(&format!("INSERT INTO app_secrets ({SECRET_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
         .bind(&secret.id)
         .bind(&secret.app_key)
