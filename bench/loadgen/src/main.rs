@@ -1,0 +1,166 @@
+//! `callbox-loadgen`: the loopback load generator behind docs/benchmarks.md.
+//!
+//! Every scenario is bounded in time (`--duration`) and count (`--max-requests`), keeps a fixed number of
+//! HTTP/1.1 keep-alive connections (`--connections`), refuses any target that is not loopback, and prints one JSON
+//! object (throughput, status counts, latency percentiles from an HDR histogram).
+//!
+//! ```text
+//! callbox-loadgen run --scenario exchange --url http://127.0.0.1:PORT --admin-token T
+//! callbox-loadgen run --scenario exchange --url http://127.0.0.1:PORT --app-key K --app-secret S
+//! callbox-loadgen run --scenario sqlite-insert --db-dir /tmp/x
+//! callbox-loadgen rss --pid PID --label idle
+//! callbox-loadgen report bench/results/RUN
+//! ```
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use callbox_loadgen::{live_sessions, report, rss, run_scenario, Options, Scenario};
+
+#[derive(Parser, Debug)]
+#[command(name = "callbox-loadgen", about = "Loopback load generator for Callbox and its baselines")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs one scenario and prints its JSON result.
+    Run {
+        /// What to measure.
+        #[arg(long, value_enum)]
+        scenario: ScenarioArg,
+        /// Base URL of the target (loopback only).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Admin token of the Callbox under test (scenarios against Callbox create their own app).
+        #[arg(long, env = "CALLBOX_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// Application key and secret (peer-exchange: the Node peer's app).
+        #[arg(long)]
+        app_key: Option<String>,
+        /// See `--app-key`.
+        #[arg(long)]
+        app_secret: Option<String>,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Login connections in the mixed scenario (exchanges use `--connections`).
+        #[arg(long, default_value_t = 48)]
+        login_connections: usize,
+        /// Seconds to run (after set-up).
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Stop after this many requests.
+        #[arg(long, default_value_t = 10_000_000)]
+        max_requests: u64,
+        /// Directory for the sqlite-insert baseline's database file.
+        #[arg(long)]
+        db_dir: Option<PathBuf>,
+        /// Also write the JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Prints the resident set size of a process as JSON.
+    Rss {
+        /// Process id.
+        #[arg(long)]
+        pid: u32,
+        /// A label for the table.
+        #[arg(long)]
+        label: String,
+        /// Live sessions in the database at the time.
+        #[arg(long, default_value_t = 0)]
+        sessions: u64,
+        /// Also write the JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Counts the live sessions in a Callbox database (opened read-only).
+    Sessions {
+        /// The `callbox.db` file.
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Reads every `*.json` result in a directory and prints the Markdown table.
+    Report {
+        /// The run's directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ScenarioArg {
+    Exchange,
+    Signed,
+    Login,
+    Mixed,
+    Hello,
+    SqliteInsert,
+}
+
+fn write_out(value: &serde_json::Value, out: Option<&PathBuf>) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    println!("{text}");
+    if let Some(path) = out {
+        std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            scenario,
+            url,
+            admin_token,
+            app_key,
+            app_secret,
+            connections,
+            login_connections,
+            duration,
+            max_requests,
+            db_dir,
+            out,
+        } => {
+            if !(0.1..=600.0).contains(&duration) {
+                bail!("--duration must be between 0.1 and 600 seconds");
+            }
+            let scenario = match scenario {
+                ScenarioArg::Exchange => Scenario::Exchange,
+                ScenarioArg::Signed => Scenario::Signed,
+                ScenarioArg::Login => Scenario::Login,
+                ScenarioArg::Mixed => Scenario::Mixed,
+                ScenarioArg::Hello => Scenario::Hello,
+                ScenarioArg::SqliteInsert => Scenario::SqliteInsert,
+            };
+            let options = Options {
+                url,
+                admin_token: admin_token.filter(|t| !t.is_empty()),
+                app_key,
+                app_secret,
+                connections: connections.clamp(1, 1024),
+                login_connections: login_connections.clamp(1, 1024),
+                duration: Duration::from_secs_f64(duration),
+                max_requests,
+                db_dir,
+            };
+            let result = run_scenario(scenario, &options).await?;
+            write_out(&result, out.as_ref())
+        }
+        Command::Rss { pid, label, sessions, out } => write_out(&rss(pid, &label, sessions)?, out.as_ref()),
+        Command::Sessions { db } => {
+            println!("{}", live_sessions(&db).await?);
+            Ok(())
+        }
+        Command::Report { dir } => {
+            print!("{}", report(&dir)?);
+            Ok(())
+        }
+    }
+}
