@@ -20,5 +20,6 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== JS SDK and browser end-to-end"; bash sdk/js/test.sh
 echo "== README walk-through"
 CALLBOX_BIN="${CARGO_TARGET_DIR:-target}/debug/callbox" bash scripts/walkthrough.sh

@@ -12,6 +12,7 @@ mkdirSync(out, { recursive: true });
 
 const common = {
   entryPoints: [resolve(here, "src/callbox.ts")],
+  absWorkingDir: here,
   bundle: true,
   target: "es2022",
   legalComments: "inline",

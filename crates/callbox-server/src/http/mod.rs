@@ -1,6 +1,7 @@
 //! The HTTP surface: [`router`] builds every route and layer over an [`AppState`].
 
 pub mod admin;
+pub mod assets;
 pub mod call;
 pub mod client;
 
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(client)
         .merge(admin)
         .merge(ops)
+        .merge(assets::routes())
         .merge(crate::dashboard::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(move |request: Request, next: Next| with_timeout(request, next, timeout)))
