@@ -17,7 +17,13 @@ pub struct Config {
     /// Data directory: SQLite database, master key and admin token files.
     pub data: PathBuf,
     /// The master key (base64 of 32 bytes). When unset, `<data>/master.key` is used (created on first start).
+    /// Every node of a cluster must have the same one.
     pub master_key: Option<Redacted>,
+    /// `postgres://...` to share one PostgreSQL database between nodes; unset: SQLite in the data directory.
+    pub database_url: Option<Redacted>,
+    /// `redis://...` to share login attempt counters, lockouts and sign-up rates between nodes; unset: kept in
+    /// this node's memory.
+    pub redis_url: Option<Redacted>,
     /// Log format: `text` or `json`.
     pub log_format: LogFormat,
     /// Take the client address from the last `X-Forwarded-For` entry (only behind a trusted proxy).
@@ -38,6 +44,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data: PathBuf::from("./callbox-data"),
             master_key: None,
+            database_url: None,
+            redis_url: None,
             log_format: LogFormat::Text,
             trust_forwarded_for: false,
             demo_app: true,

@@ -30,7 +30,8 @@ use crate::config::{Config, LogFormat};
 use crate::crypto::{random_token, write_private_file, MasterKey};
 use crate::http::AppState;
 use crate::service::{AppSettingsPatch, Callbox, ADMIN_TOKEN_META};
-use crate::store::sqlite::SqliteStore;
+use crate::limits::SharedLimits;
+use crate::store::sql::SqlStore;
 use crate::store::Store;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sha2::{Digest, Sha256};
@@ -122,7 +123,18 @@ pub async fn open(config: &Config) -> Result<(Callbox, Bootstrapped), ServeError
             key
         }
     };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.database_path()).await?);
+    let store: Arc<dyn Store> = match &config.database_url {
+        Some(url) => Arc::new(SqlStore::connect_postgres(&url.0).await?),
+        None => Arc::new(SqlStore::open(&config.database_path()).await?),
+    };
+    let shared_limits = match &config.redis_url {
+        Some(url) => Some(
+            SharedLimits::connect(&url.0, &config.login)
+                .await
+                .map_err(|error| ServeError::Bootstrap(format!("cannot reach Redis: {error}")))?,
+        ),
+        None => None,
+    };
     if store.get_meta(ADMIN_TOKEN_META).await?.is_none() {
         let token = format!("cbadm_{}", random_token(32));
         let path = config.admin_token_path();
@@ -134,7 +146,7 @@ pub async fn open(config: &Config) -> Result<(Callbox, Bootstrapped), ServeError
         store.set_meta(ADMIN_TOKEN_META, &hex::encode(Sha256::digest(token.as_bytes()))).await?;
         made.admin_token = Some(token);
     }
-    let callbox = Callbox::new(store.clone(), master, config.clone()).map_err(|e| ServeError::Argon2(e.to_string()))?;
+    let callbox = Callbox::new(store.clone(), master, config.clone(), shared_limits).map_err(|e| ServeError::Argon2(e.to_string()))?;
     if config.demo_app && store.get_meta("demo_app_created").await?.is_none() {
         let settings = AppSettingsPatch { allowed_origins: Some(vec!["*".into()]), ..AppSettingsPatch::default() };
         let created = callbox

@@ -5,7 +5,7 @@ use crate::audit::{event, AuditLog, AuthEvent, EventKind};
 use crate::config::Config;
 use crate::crypto::{new_app_secret, random_token, MasterKey};
 use crate::error::ApiError;
-use crate::limits::AttemptLimiter;
+use crate::limits::{AttemptLimiter, Limits, SharedLimits};
 use crate::passwords::{check_password_length, PasswordHasher};
 use crate::store::{AppRecord, Capability, SecretRecord, SessionRecord, Store, StoreError, UserRecord};
 use callbox_core::credential::Identity;
@@ -251,8 +251,8 @@ pub struct Callbox {
     master: MasterKey,
     /// Password hashing pool.
     pub passwords: PasswordHasher,
-    /// Login limits.
-    pub limiter: AttemptLimiter,
+    /// Login limits (shared through Redis when configured).
+    pub limiter: Limits,
     /// Recent authentication events.
     pub audit: AuditLog,
     /// Server configuration.
@@ -270,10 +270,15 @@ fn seconds(s: u64) -> Duration {
 
 impl Callbox {
     /// Assembles the service.
-    pub fn new(store: Arc<dyn Store>, master: MasterKey, config: Config) -> Result<Self, argon2::Error> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        master: MasterKey,
+        config: Config,
+        shared_limits: Option<SharedLimits>,
+    ) -> Result<Self, argon2::Error> {
         Ok(Self {
             passwords: PasswordHasher::new(&config.passwords)?,
-            limiter: AttemptLimiter::new(&config.login),
+            limiter: Limits { local: AttemptLimiter::new(&config.login), shared: shared_limits },
             audit: AuditLog::default(),
             store,
             master,
@@ -701,7 +706,7 @@ impl Callbox {
         let result = async {
             let context = self.platform_app(app_key, meta.origin.as_deref()).await?;
             check_password_length(&password)?;
-            self.limiter.check_signup(app_key, ip).map_err(|wait| ApiError::retry_after(Reason::RateLimited, wait))?;
+            self.limiter.check_signup(app_key, ip).await.map_err(|wait| ApiError::retry_after(Reason::RateLimited, wait))?;
             match self.store.get_user(app_key, &identity.endpoint).await {
                 Ok(_) => return Err(ApiError::new(Reason::UserExists)),
                 Err(StoreError::NotFound) => {}
@@ -742,7 +747,7 @@ impl Callbox {
         let result = async {
             let context = self.platform_app(app_key, meta.origin.as_deref()).await?;
             let user_id = identity.endpoint.clone();
-            self.limiter.check(app_key, &user_id, ip).map_err(|wait| ApiError::retry_after(Reason::LockedOut, wait))?;
+            self.limiter.check(app_key, &user_id, ip).await.map_err(|wait| ApiError::retry_after(Reason::LockedOut, wait))?;
             if password.len() > crate::passwords::MAX_PASSWORD_BYTES {
                 return Err(ApiError::new(Reason::InvalidPassword));
             }
@@ -753,7 +758,7 @@ impl Callbox {
             };
             let verified = self.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
             let Some(user) = user.filter(|_| verified.matches) else {
-                return Err(match self.limiter.record_failure(app_key, &user_id, ip) {
+                return Err(match self.limiter.record_failure(app_key, &user_id, ip).await {
                     Some(wait) => ApiError::retry_after(Reason::LockedOut, wait),
                     None => ApiError::new(Reason::InvalidCredentials),
                 });
@@ -762,7 +767,7 @@ impl Callbox {
             if user.disabled {
                 return Err(ApiError::new(Reason::UserDisabled));
             }
-            self.limiter.record_success(app_key, &user_id);
+            self.limiter.record_success(app_key, &user_id).await;
             if let Some(rehash) = verified.rehash {
                 self.store.set_password_hash(app_key, &user_id, &rehash).await?;
             }

@@ -149,14 +149,23 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
+    // Redis only carries login limits: while it is down this node still serves, with node-local limits, so it
+    // stays ready and says "degraded" rather than taking every node out of the load balancer at once.
+    let redis = match &state.callbox.limiter.shared {
+        None => "not_configured",
+        Some(shared) => match shared.ping().await {
+            Ok(()) => "ok",
+            Err(_) => "degraded",
+        },
+    };
     match state.callbox.store.ping().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ready", "database": "ok" })).into_response(),
+        Ok(()) => Json(serde_json::json!({ "status": "ready", "database": "ok", "redis": redis })).into_response(),
         Err(error) => {
             tracing::warn!(%error, "not ready: database");
             let mut response = (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(serde_json::json!({
-                    "status": "unavailable", "database": "unreachable",
+                    "status": "unavailable", "database": "unreachable", "redis": redis,
                     "errorCode": 50300, "reason": "service_unavailable", "retryable": true,
                     "message": "the database is unreachable",
                     "serverTime": callbox_core::time::format_iso_seconds(chrono::Utc::now()),
