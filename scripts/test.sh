@@ -21,5 +21,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== JS SDK and browser end-to-end"; bash sdk/js/test.sh
+echo "== dashboard in a browser"; bash e2e/dashboard.sh
 echo "== README walk-through"
 CALLBOX_BIN="${CARGO_TARGET_DIR:-target}/debug/callbox" bash scripts/walkthrough.sh

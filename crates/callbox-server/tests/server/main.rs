@@ -4,6 +4,7 @@
 
 mod admin_api;
 mod client_api;
+mod dashboard;
 mod platform;
 mod store;
 mod support;

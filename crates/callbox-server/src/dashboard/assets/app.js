@@ -27,10 +27,13 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+let sayTimer = null;
 function say(text) {
   statusBox.textContent = '';
-  // A fresh text node, so that screen readers announce the same message twice in a row.
+  clearTimeout(sayTimer);
+  // A fresh text node, so that screen readers announce the same message twice in a row; gone after a while.
   setTimeout(() => { statusBox.textContent = text; }, 20);
+  sayTimer = setTimeout(() => { statusBox.textContent = ''; }, 10_000);
 }
 
 function fmtTime(iso) {
@@ -41,9 +44,9 @@ function fmtTime(iso) {
 function fmtDuration(seconds) {
   seconds = Math.round(Math.abs(seconds));
   if (seconds < 120) return `${seconds} s`;
-  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 172800) return `${Math.round(seconds / 360) / 10} h`.replace('.0 h', ' h');
-  return `${Math.round(seconds / 8640) / 10} days`.replace('.0 days', ' days');
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172800) return `${Math.round(seconds / 360) / 10} h`;
+  return `${Math.round(seconds / 8640) / 10} days`;
 }
 
 class ApiFailure extends Error {
@@ -164,15 +167,23 @@ const REASONS = [
   'invalid_password', 'payload_too_large', 'malformed_request',
 ];
 
+/** Milliseconds of "2026-11-28 01:33:51.349 UTC" or ISO-8601; null when neither. */
+function parseTime(text) {
+  const iso = text.trim().replace(/ UTC$/, 'Z').replace(' ', 'T');
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? null : ms;
+}
+
 /** What to do about a refusal, in plain words, from its reason word and the server's detail text. */
 export function explain(reason, detail = '', at = null) {
   detail = detail || '';
   const when = at ? Date.parse(at) : Date.now();
   switch (reason) {
     case 'ticket_expired': {
-      const m = detail.match(/created at (\S+) and is valid for (\d+) s/);
-      if (m) {
-        const age = (when - Date.parse(m[1])) / 1000;
+      const m = detail.match(/created at (.+?) and is valid for (\d+) s/);
+      const created = m && parseTime(m[1]);
+      if (created) {
+        const age = (when - created) / 1000;
         return `the ticket was created ${fmtDuration(age)} ago but expires after ${fmtDuration(Number(m[2]))}: ` +
           "check your backend's clock or the expiresIn it writes, and make a fresh ticket for every start.";
       }

@@ -1,0 +1,523 @@
+// The dashboard in a real browser (Debian's Chromium, driven by playwright-core) against a real `callbox serve`.
+// Run: bash e2e/dashboard.sh (installs Chromium and playwright-core when missing, builds callbox, runs this).
+// Screenshots of every page go to e2e/screenshots/.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createHmac } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = process.env.CALLBOX_BIN || path.resolve(root, process.env.CARGO_TARGET_DIR || 'target', 'debug', 'callbox');
+const SHOTS = path.join(root, 'e2e', 'screenshots');
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+let server; // { proc, url, data, token }
+let context; // the browser (persistent context on a fresh profile)
+let page;
+let profileDir;
+let attacker; // a same-site, other-origin page server for the CSRF test
+const app = {}; // the application made through the dashboard: key, secret, oldSecret
+const users = {}; // sessions made on the way
+
+// ----- helpers ----------------------------------------------------------------------------------------------
+
+async function startServer() {
+  const data = mkdtempSync(path.join(tmpdir(), 'callbox-dashboard-'));
+  const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', data],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
+  let stderr = '';
+  proc.stderr.on('data', (chunk) => { stderr += chunk; });
+  const url = await new Promise((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => reject(new Error(`no listening line; stderr:\n${stderr}`)), 30_000);
+    proc.stdout.on('data', (chunk) => {
+      buffered += chunk;
+      for (const line of buffered.split('\n')) {
+        try {
+          const event = JSON.parse(line);
+          if (event.event === 'listening') { clearTimeout(timer); resolve(event.url); }
+        } catch { /* not a whole line yet */ }
+      }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`callbox exited with ${code}:\n${stderr}`)); });
+  });
+  const token = readFileSync(path.join(data, 'admin-token'), 'utf8').trim();
+  return { proc, url, data, token };
+}
+
+/** The admin API with the Bearer token, for the test's own checks (the dashboard uses its cookie). */
+async function admin(method, apiPath, body) {
+  const response = await fetch(server.url + apiPath, {
+    method,
+    headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: response.status, body: response.status === 204 ? null : await response.json() };
+}
+
+/** `callbox ticket mint`, returning the bare ticket. */
+function mint(secret, user, extra = []) {
+  const out = execFileSync(BIN, ['ticket', 'mint', '--key', app.key, '--secret', secret, '--user', user, ...extra]);
+  return JSON.parse(out.toString()).userTicket;
+}
+
+async function exchange(ticket) {
+  const response = await fetch(`${server.url}/v1/instance`, {
+    method: 'POST',
+    headers: { Authorization: `User ${ticket}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ services: { im: true } }),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+async function login(username, password) {
+  const response = await fetch(`${server.url}/v1/users/username/${encodeURIComponent(username)}/authentication`, {
+    method: 'POST',
+    headers: { Authorization: `Application ${app.key}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ password }),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+/** A session-signed `GET /v1/user/profile` (PROTOCOL §4). */
+async function profile(session) {
+  const ts = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const stringToSign = `GET\n\n\nx-timestamp:${ts}\n/v1/user/profile`;
+  const signature = createHmac('sha256', Buffer.from(session.secret, 'base64')).update(stringToSign).digest('base64');
+  const response = await fetch(`${server.url}/v1/user/profile`, {
+    headers: { Authorization: `Instance ${session.id}:${signature}`, 'X-Timestamp': ts },
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+async function shot(name) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Every control on the page has an accessible name (a label, aria-label or text). */
+async function assertLabelled() {
+  const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea, button, a[href]')]
+    .filter((el) => !el.closest('dialog:not([open])') && el.type !== 'hidden')
+    .filter((el) => {
+      if (el.getAttribute('aria-label')) return false;
+      if (el.labels && el.labels.length > 0) return false;
+      return !(el.textContent || '').trim();
+    })
+    .map((el) => el.outerHTML.slice(0, 120)));
+  assert.deepEqual(unlabelled, [], 'every control is labelled');
+}
+
+async function status(text) {
+  await page.getByRole('status').filter({ hasText: text }).waitFor();
+}
+
+async function openTab(name) {
+  await page.getByRole('navigation', { name: 'Application' }).getByRole('link', { name, exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: new RegExp(`: ${name}$`) }).waitFor();
+}
+
+async function confirm(button) {
+  const dialog = page.getByRole('dialog');
+  await dialog.waitFor();
+  await dialog.getByRole('button', { name: button, exact: true }).click();
+  await dialog.waitFor({ state: 'hidden' });
+}
+
+/** The SDK's `newUser` when the server serves /sdk/callbox.js, run in the dashboard's page (same origin). */
+async function sdkSignUp(username, password) {
+  return page.evaluate(async ({ key, username, password }) => {
+    const probe = await fetch('/sdk/callbox.js', { method: 'HEAD' });
+    if (probe.ok) {
+      const { Client } = await import('/sdk/callbox.js');
+      const client = new Client({ applicationKey: key });
+      try {
+        const ticket = await client.newUser({ username, password });
+        return { via: 'sdk', ok: true, ticket: ticket.userTicket };
+      } catch (error) {
+        return { via: 'sdk', ok: false, reason: error.reason, code: error.code };
+      }
+    }
+    // The same wire call the SDK makes (POST /v1/users with the application key).
+    const response = await fetch('/v1/users', {
+      method: 'POST',
+      headers: { Authorization: `Application ${key}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ password, identities: [{ type: 'username', endpoint: username }] }),
+    });
+    const body = await response.json();
+    return response.ok
+      ? { via: 'fetch', ok: true, ticket: body.authorization }
+      : { via: 'fetch', ok: false, reason: body.reason, code: body.errorCode };
+  }, { key: app.key, username, password });
+}
+
+// ----- setup ------------------------------------------------------------------------------------------------
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  server = await startServer();
+  profileDir = mkdtempSync(path.join(tmpdir(), 'callbox-dashboard-chromium-'));
+  context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 860 },
+  });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+  page = context.pages()[0] || await context.newPage();
+  page.setDefaultTimeout(10_000);
+  // The attacker: a page on another port of the same host (same site, other origin) that posts a form.
+  attacker = createServer((request, response) => {
+    response.setHeader('Content-Type', 'text/html');
+    response.end(`<!doctype html><form id=f method=POST enctype="text/plain" action="${server.url}/admin/v1/apps">` +
+      '<input name=\'{"name":"csrf-attack","x":"\' value=\'"}\'></form><script>document.getElementById("f").submit()</script>');
+  });
+  await new Promise((resolve) => attacker.listen(0, '127.0.0.1', resolve));
+});
+
+after(async () => {
+  await context?.close();
+  attacker?.close();
+  if (server) {
+    server.proc.kill('SIGTERM');
+    rmSync(server.data, { recursive: true, force: true });
+  }
+  if (profileDir) rmSync(profileDir, { recursive: true, force: true });
+});
+
+// ----- the tests, in order ------------------------------------------------------------------------------------
+
+test('the dashboard is served with a strict CSP, nosniff and no referrer', async () => {
+  const response = await page.goto(`${server.url}/dashboard`);
+  assert.equal(response.status(), 200);
+  const headers = response.headers();
+  assert.equal(headers['content-security-policy'], "default-src 'self'; script-src 'self'; style-src 'self'; " +
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+  assert.equal(headers['x-content-type-options'], 'nosniff');
+  assert.equal(headers['referrer-policy'], 'no-referrer');
+  for (const asset of ['/dashboard/app.js', '/dashboard/app.css']) {
+    const res = await fetch(server.url + asset);
+    assert.equal(res.status, 200, asset);
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+  }
+});
+
+test('a wrong admin token does not sign in', async () => {
+  await page.getByLabel('Admin token').fill('cbadm_not-the-token');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'not right' }).waitFor();
+  const cookies = await context.cookies(server.url);
+  assert.ok(!cookies.some((c) => c.name === 'callbox_dashboard'), 'no session cookie');
+  assert.equal((await page.evaluate(() => fetch('/admin/v1/apps').then((r) => r.status))), 401);
+  // Sign-in without the sign-in form's token (login CSRF) is refused even with the right admin token.
+  const bare = await page.evaluate((token) => fetch('/dashboard/api/signin', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token }),
+  }).then((r) => r.status), server.token);
+  assert.equal(bare, 401);
+  assert.ok(!(await context.cookies(server.url)).some((c) => c.name === 'callbox_dashboard'));
+  await assertLabelled();
+  await shot('signin');
+});
+
+test('sign in with the admin token: an HttpOnly, SameSite=Strict session cookie', async () => {
+  await page.getByLabel('Admin token').fill(server.token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Applications' }).waitFor();
+  const cookie = (await context.cookies(server.url)).find((c) => c.name === 'callbox_dashboard');
+  assert.ok(cookie, 'session cookie set');
+  assert.equal(cookie.httpOnly, true);
+  assert.equal(cookie.sameSite, 'Strict');
+  assert.equal(cookie.secure, false, 'plain HTTP here; Secure behind an HTTPS proxy');
+  assert.equal(await page.evaluate(() => document.cookie.includes('callbox_dashboard')), false, 'not readable by scripts');
+});
+
+test('create an application: the secret is shown once, with a copy button', async () => {
+  await page.getByLabel('Application name').fill('Voice app');
+  await page.getByRole('button', { name: 'Create application' }).click();
+  const secretField = page.getByLabel('Application secret');
+  await secretField.waitFor();
+  app.secret = await secretField.inputValue();
+  assert.match(app.secret, /^[A-Za-z0-9+/]{32}$/);
+  const link = page.getByRole('link', { name: 'Voice app' });
+  app.key = decodeURIComponent((await link.getAttribute('href')).split('/')[2]);
+  await page.getByRole('button', { name: 'Copy the secret' }).click();
+  await status('Copied');
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), app.secret);
+  await assertLabelled();
+  await shot('applications');
+  await page.reload();
+  await page.getByRole('heading', { level: 1, name: 'Applications' }).waitFor();
+  assert.equal(await page.getByLabel('Application secret').count(), 0, 'the secret is not shown again');
+  assert.equal(await page.getByText(app.secret).count(), 0);
+});
+
+test('settings: platform-managed users off refuses an SDK sign-up with platform_auth_disabled; on again, it works', async () => {
+  await page.getByRole('link', { name: 'Voice app' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Voice app: Settings' }).waitFor();
+  // Let the dashboard's own origin call the client API (where the SDK runs in this test).
+  await page.getByLabel('Allowed origins').fill(server.url);
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await status('Settings saved');
+
+  const toggle = page.getByRole('switch', { name: 'Platform-managed users' });
+  assert.equal(await toggle.isChecked(), true, 'new applications start with platform-managed users on');
+  const warning = page.getByRole('note').filter({ hasText: 'Anyone can sign up' });
+  await warning.waitFor();
+  assert.match(await warning.textContent(), /before going live/);
+
+  await toggle.click();
+  await status('switched off');
+  assert.equal(await toggle.isChecked(), false);
+  assert.equal(await warning.count(), 0, 'no warning while off');
+  assert.equal((await admin('GET', `/admin/v1/apps/${app.key}`)).body.platformUserAuth, false);
+  const refused = await sdkSignUp('alice', 'correct horse battery');
+  console.log(`# sign-up made through ${refused.via === 'sdk' ? 'the SDK (/sdk/callbox.js)' : 'fetch (the SDK wire call)'}`);
+  assert.equal(refused.ok, false);
+  assert.equal(refused.reason, 'platform_auth_disabled');
+  await shot('settings-off');
+
+  await toggle.click();
+  await status('switched on');
+  await warning.waitFor();
+  const accepted = await sdkSignUp('alice', 'correct horse battery');
+  assert.equal(accepted.ok, true, JSON.stringify(accepted));
+  assert.ok(accepted.ticket);
+  await page.reload();
+  await page.getByRole('heading', { level: 1, name: 'Voice app: Settings' }).waitFor();
+  assert.equal(await toggle.isChecked(), true, 'saved');
+  await warning.waitFor();
+  await assertLabelled();
+  await shot('settings');
+});
+
+test('rotate the secret: a ticket signed with the old one is accepted until that secret is retired', async () => {
+  app.oldSecret = app.secret;
+  await openTab('Secrets');
+  await page.getByRole('button', { name: 'Rotate secret' }).click();
+  const field = page.getByLabel('Application secret');
+  await field.waitFor();
+  app.secret = await field.inputValue();
+  assert.notEqual(app.secret, app.oldSecret);
+  assert.equal(await page.getByRole('row').count(), 3, 'two active secrets (and the header row)');
+
+  const old = await exchange(mint(app.oldSecret, 'bob'));
+  assert.equal(old.status, 200, 'old secret still verifies');
+  users.bob = old.body;
+  assert.equal((await exchange(mint(app.secret, 'bob'))).status, 200, 'new secret verifies');
+  await assertLabelled();
+  await shot('secrets');
+
+  // The older secret is listed last (newest first).
+  await page.getByRole('button', { name: /^Retire secret/ }).last().click();
+  await confirm('Retire secret');
+  await status('retired');
+  assert.equal(await page.getByRole('row').count(), 2);
+  const refused = await exchange(mint(app.oldSecret, 'bob'));
+  assert.equal(refused.status, 401);
+  assert.equal(refused.body.reason, 'bad_signature');
+  assert.equal((await exchange(mint(app.secret, 'bob'))).status, 200);
+});
+
+test('users: search, set a password, disable and enable, add and remove', async () => {
+  await openTab('Users');
+  await page.getByLabel('Search users').fill('ali');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.getByRole('cell', { name: 'alice', exact: true }).waitFor();
+
+  await page.getByRole('button', { name: 'Set password of alice' }).click();
+  await page.getByRole('dialog').getByLabel('New password').fill('a brand new password');
+  await confirm('Set password');
+  await status('Password of alice set');
+  assert.equal((await login('alice', 'correct horse battery')).status, 401);
+  assert.equal((await login('alice', 'a brand new password')).status, 200);
+
+  await page.getByRole('button', { name: 'Disable alice' }).click();
+  await status('alice disabled');
+  const disabled = await login('alice', 'a brand new password');
+  assert.equal(disabled.status, 403);
+  assert.equal(disabled.body.reason, 'user_disabled');
+  await page.getByRole('button', { name: 'Enable alice' }).click();
+  await status('alice enabled');
+  assert.equal((await login('alice', 'a brand new password')).status, 200);
+
+  await page.getByLabel('User id', { exact: true }).fill('carol');
+  await page.getByLabel('Password', { exact: true }).fill('carol password 1');
+  await page.getByRole('button', { name: 'Add user' }).click();
+  await status('carol added');
+  await page.getByRole('link', { name: 'Users', exact: true }).click();
+  await page.getByRole('cell', { name: 'carol', exact: true }).waitFor();
+  await assertLabelled();
+  await shot('users');
+  await page.getByRole('button', { name: 'Remove carol' }).click();
+  await confirm('Remove user');
+  await status('carol removed');
+  assert.equal(await page.getByRole('cell', { name: 'carol', exact: true }).count(), 0);
+  assert.deepEqual((await admin('GET', `/admin/v1/apps/${app.key}/users?search=carol`)).body.users, []);
+});
+
+test("sessions: revoke one, and all of a user's; their signed calls are refused", async () => {
+  const ticket = async () => (await login('alice', 'a brand new password')).body.authorization;
+  const a1 = (await exchange(await ticket())).body;
+  const a2 = (await exchange(await ticket())).body;
+  for (const s of [a1, a2, users.bob]) assert.equal((await profile(s)).status, 200);
+
+  await openTab('Sessions');
+  await page.getByRole('button', { name: `Revoke session ${users.bob.id}` }).click();
+  await status(`Session ${users.bob.id} revoked`);
+  const bob = await profile(users.bob);
+  assert.equal(bob.status, 401);
+  assert.equal(bob.body.reason, 'session_revoked');
+  assert.equal((await profile(a1)).status, 200, 'other sessions live on');
+
+  await page.getByLabel('User id').fill('alice');
+  await page.getByRole('button', { name: 'Show sessions' }).click();
+  await page.getByRole('button', { name: `Revoke session ${a1.id}` }).waitFor();
+  await page.getByRole('button', { name: `Revoke session ${a2.id}` }).waitFor();
+  await assertLabelled();
+  await shot('sessions');
+  await page.getByRole('button', { name: 'Revoke all sessions of alice' }).click();
+  await confirm('Revoke all');
+  await status('session(s) of alice revoked');
+  for (const s of [a1, a2]) {
+    const refused = await profile(s);
+    assert.equal(refused.status, 401);
+    assert.equal(refused.body.reason, 'session_revoked');
+  }
+  await page.getByText('alice has no live session.').waitFor();
+});
+
+test('auth events: the reason word and a plain-language explanation of the fix', async () => {
+  const threeHoursAgo = new Date(Date.now() - 3 * 3600 * 1000).toISOString();
+  const expired = await exchange(mint(app.secret, 'dave', ['--ttl', '3600', '--at', threeHoursAgo]));
+  assert.equal(expired.body.reason, 'ticket_expired');
+
+  await openTab('Auth events');
+  await page.getByLabel('Reason').selectOption('ticket_expired');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  const row = page.getByRole('row').filter({ hasText: 'dave' });
+  await row.waitFor();
+  assert.match(await row.textContent(), /ticket_expired/);
+  assert.match(await row.textContent(), /the ticket was created 3 h ago but expires after 1 h/);
+  assert.match(await row.textContent(), /clock or the expiresIn/);
+
+  await page.getByLabel('Reason').selectOption('');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  const badSignature = page.getByRole('row').filter({ hasText: 'bad_signature' }).first();
+  await badSignature.waitFor();
+  assert.match(await badSignature.textContent(), /matches none of this application's active secrets/);
+  await assertLabelled();
+  await shot('events');
+});
+
+test('the ticket debugger names bad_signature for a ticket with a changed byte', async () => {
+  await openTab('Ticket debugger');
+  const good = mint(app.secret, 'erin');
+  await page.getByLabel('Ticket or JWT').fill(good);
+  await page.getByRole('button', { name: 'Check ticket' }).click();
+  await page.locator('#verdict').filter({ hasText: 'Accepted' }).waitFor();
+
+  const [data, signature] = good.split(':');
+  const i = 5;
+  const changed = `${data}:${signature.slice(0, i)}${signature[i] === 'A' ? 'B' : 'A'}${signature.slice(i + 1)}`;
+  await page.getByLabel('Ticket or JWT').fill(changed);
+  await page.getByRole('button', { name: 'Check ticket' }).click();
+  const verdict = page.locator('#verdict').filter({ hasText: 'Refused' });
+  await verdict.waitFor();
+  assert.match(await verdict.textContent(), /bad_signature/);
+  const signatureCheck = page.getByRole('listitem').filter({ hasText: /^failed\s+signature/ });
+  await signatureCheck.waitFor();
+  assert.match(await page.getByRole('listitem').filter({ hasText: /time window/ }).textContent(), /^passed/);
+  assert.match(await page.locator('#diagnosis').textContent(), /erin/, 'the decoded fields are shown');
+  await assertLabelled();
+  await shot('debugger');
+});
+
+test('CSRF: a change posted without the token is refused', async () => {
+  const patch = (headers) => page.evaluate(async ({ key, headers }) => {
+    const response = await fetch(`/admin/v1/apps/${key}`, {
+      method: 'PATCH', headers: { 'Content-Type': 'application/json', ...headers },
+      body: JSON.stringify({ name: 'renamed by CSRF' }),
+    });
+    return { status: response.status, body: await response.json() };
+  }, { key: app.key, headers });
+  const without = await patch({});
+  assert.equal(without.status, 401);
+  assert.equal(without.body.reason, 'invalid_admin_token');
+  assert.match(without.body.message, /CSRF/);
+  assert.equal((await patch({ 'X-CSRF-Token': 'not-the-token' })).status, 401);
+  assert.equal((await admin('GET', `/admin/v1/apps/${app.key}`)).body.name, 'Voice app', 'nothing changed');
+
+  // A form posted from another origin of the same site (so the SameSite=Strict cookie is sent) is refused too.
+  const other = await context.newPage();
+  const answer = other.waitForResponse((r) => r.url() === `${server.url}/admin/v1/apps`);
+  await other.goto(`http://127.0.0.1:${attacker.address().port}/`);
+  assert.equal((await answer).status(), 401);
+  await other.close();
+  const names = (await admin('GET', '/admin/v1/apps')).body.applications.map((a) => a.name);
+  assert.ok(!names.includes('csrf-attack'), 'no application created by the forged form');
+});
+
+test('delete an application, with confirmation', async () => {
+  await admin('POST', '/admin/v1/apps', { name: 'Throwaway' });
+  await page.getByRole('link', { name: 'Applications' }).first().click();
+  await page.getByRole('heading', { level: 1, name: 'Applications' }).waitFor();
+  await page.getByRole('button', { name: 'Delete application Throwaway' }).click();
+  await page.getByRole('dialog').waitFor();
+  await shot('delete-confirmation');
+  await confirm('Cancel');
+  assert.equal(await page.getByRole('link', { name: 'Throwaway' }).count(), 1, 'cancel keeps it');
+  await page.getByRole('button', { name: 'Delete application Throwaway' }).click();
+  await confirm('Delete application');
+  await status('Throwaway deleted');
+  assert.equal(await page.getByRole('link', { name: 'Throwaway' }).count(), 0);
+  const names = (await admin('GET', '/admin/v1/apps')).body.applications.map((a) => a.name);
+  assert.ok(!names.includes('Throwaway'));
+});
+
+test('keyboard only, and a phone-width screen', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${server.url}/dashboard/#/apps/${encodeURIComponent(app.key)}/settings`);
+  await page.getByRole('heading', { level: 1, name: 'Voice app: Settings' }).waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no sideways scrolling on a phone (overflow ${overflow}px)`);
+  await shot('settings-phone');
+
+  // Tab to the switch and flip it with the space bar, then back.
+  let reached = false;
+  for (let i = 0; i < 30 && !reached; i += 1) {
+    await page.keyboard.press('Tab');
+    reached = await page.evaluate(() => document.activeElement?.getAttribute('role') === 'switch');
+  }
+  assert.ok(reached, 'the switch is reachable with Tab');
+  await page.keyboard.press('Space');
+  await status('switched off');
+  await page.keyboard.press('Space');
+  await status('switched on');
+
+  for (const tab of ['Secrets', 'Users', 'Sessions', 'Auth events', 'Ticket debugger']) {
+    await openTab(tab);
+    const sideways = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(sideways <= 0, `${tab}: no sideways scrolling (${sideways}px)`);
+    await shot(`${tab.toLowerCase().replace(' ', '-')}-phone`);
+  }
+  await page.getByRole('link', { name: 'Applications' }).first().click();
+  await page.getByRole('heading', { level: 1, name: 'Applications' }).waitFor();
+  await shot('applications-phone');
+  await page.setViewportSize({ width: 1280, height: 860 });
+});
+
+test('sign out ends the session', async () => {
+  const cookie = (await context.cookies(server.url)).find((c) => c.name === 'callbox_dashboard');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Admin token').waitFor();
+  assert.ok(!(await context.cookies(server.url)).some((c) => c.name === 'callbox_dashboard'), 'cookie deleted');
+  const replay = await fetch(`${server.url}/admin/v1/apps`, { headers: { Cookie: `callbox_dashboard=${cookie.value}` } });
+  assert.equal(replay.status, 401, 'the old cookie no longer works');
+});
