@@ -50,9 +50,10 @@ pub async fn start() -> Server {
 /// A server on `config` (its data directory is kept by the caller).
 pub async fn start_with(config: Config) -> Server {
     let (callbox, made) = callbox_server::open(&config).await.unwrap();
+    // A second node of a cluster finds the token already made by the first: it has no token file then.
     let token = match made.admin_token {
         Some(token) => token,
-        None => std::fs::read_to_string(config.admin_token_path()).unwrap().trim().to_owned(),
+        None => std::fs::read_to_string(config.admin_token_path()).map(|t| t.trim().to_owned()).unwrap_or_default(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
