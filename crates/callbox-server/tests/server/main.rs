@@ -6,5 +6,6 @@ mod admin_api;
 mod client_api;
 mod dashboard;
 mod platform;
+mod scale;
 mod store;
 mod support;
