@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every test: formatting, lints, the Rust test suites (unit, integration, property), and the shell walk-through
-# against a real `callbox serve`.
+# Every test: formatting, lints, the Rust test suites (unit, integration, property, scale-out against a real
+# PostgreSQL and Redis), the browser tests, and the shell walk-through against a real `callbox serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== PostgreSQL and Redis for the scale-out tests"
+source scripts/services.sh
+trap services_stop EXIT
+services_start
+export CALLBOX_REQUIRE_SCALE_TESTS=1
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== JS SDK and browser end-to-end"; bash sdk/js/test.sh
