@@ -5,6 +5,8 @@
 //!
 //! - [`http::router`] builds every route over an [`http::AppState`]: the client API of PROTOCOL §6 ([`http::client`]),
 //!   the admin API ([`http::admin`], docs/admin-api.md), health, readiness, metrics and `/openapi.json`.
+//! - [`dashboard`] is the app owner's web console at `/dashboard` (embedded page, sign-in, session cookie and CSRF
+//!   token that the admin API accepts in place of the Bearer token; docs/dashboard.md).
 //! - [`service::Callbox`] is the domain: ticket → session exchange, signed session calls, platform-managed users,
 //!   revocation, audit. It owns the [`passwords::PasswordHasher`] pool and the [`limits::AttemptLimiter`].
 //! - [`store::Store`] is the persistence trait; [`store::sqlite::SqliteStore`] implements it on one SQLite file.
