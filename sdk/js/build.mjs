@@ -19,7 +19,15 @@ const common = {
   logLevel: "warning",
 };
 await build({ ...common, format: "esm", outfile: resolve(out, "callbox.js") });
-await build({ ...common, format: "iife", globalName: "Callbox", minify: true, outfile: resolve(out, "callbox.min.js") });
+// Script-tag pages written for the legacy SDK say `new SinchClient(...)`: the bundle defines that global too.
+await build({
+  ...common,
+  format: "iife",
+  globalName: "Callbox",
+  minify: true,
+  footer: { js: "globalThis.SinchClient=globalThis.SinchClient||Callbox.SinchClient;" },
+  outfile: resolve(out, "callbox.min.js"),
+});
 execFileSync(process.execPath, [resolve(here, "node_modules/typescript/bin/tsc"), "-p", resolve(here, "tsconfig.json"), "--outDir", out], {
   stdio: "inherit",
 });

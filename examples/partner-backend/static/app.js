@@ -1,6 +1,5 @@
 // The first documented snippet, as a real app writes it. `$.post` is a ten-line stand-in for jQuery's, so the
-// page needs nothing but the Callbox SDK (the script-tag bundle, global `Callbox`).
-var SinchClient = Callbox.SinchClient;
+// page needs nothing but the Callbox SDK (the script-tag bundle, which defines `SinchClient` as the legacy SDK did).
 var $ = {
   post: function (url, data, success, onError) {
     fetch(url, { method: "POST", body: new URLSearchParams(data), credentials: "same-origin" })

@@ -673,7 +673,14 @@ var Client = class {
    * number) and password, a saved session (`getSession()`'s answer), or a credentials provider.
    */
   start(credentials) {
-    return CallboxPromise.from(this.#start(credentials));
+    return CallboxPromise.from(
+      this.#start(credentials).catch((error) => {
+        this.#stopTimer();
+        this.#session = null;
+        this.#provider = null;
+        throw error;
+      })
+    );
   }
   async #start(credentials) {
     this.#stopTimer();

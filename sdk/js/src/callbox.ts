@@ -376,7 +376,15 @@ export class Client {
    * number) and password, a saved session (`getSession()`'s answer), or a credentials provider.
    */
   start(credentials: StartCredentials): CallboxPromise<SavedSession> {
-    return CallboxPromise.from(this.#start(credentials));
+    return CallboxPromise.from(
+      this.#start(credentials).catch((error: unknown) => {
+        // A start that failed half-way leaves nothing behind.
+        this.#stopTimer();
+        this.#session = null;
+        this.#provider = null;
+        throw error;
+      }),
+    );
   }
 
   async #start(credentials: StartCredentials): Promise<SavedSession> {

@@ -280,3 +280,23 @@ test("newUser resolves to something start() accepts", async () => {
   await client.start(ticket);
   assert.equal(client.getSession().sessionId, "sess1");
 });
+
+test("start: a failure half-way leaves no session behind", async () => {
+  const { fetch } = fakeCallbox({
+    "GET /v1/instances/id/sess1": async () => json(401, { errorCode: 40102, reason: "bad_signature", message: "m", retryable: false }),
+  });
+  const client = new Client({ applicationKey: "k", url: "http://cb.test", fetch });
+  await assert.rejects(client.start({ userTicket: TICKET }), (e) => e.reason === "bad_signature");
+  assert.equal(client.getSession(), null);
+});
+
+test("the script-tag bundle defines the globals Callbox and SinchClient", async () => {
+  const { readFileSync } = await import("node:fs");
+  const vm = await import("node:vm");
+  const code = readFileSync(new URL("../dist/callbox.min.js", import.meta.url), "utf8");
+  const context = vm.createContext({});
+  vm.runInContext(code, context);
+  assert.equal(typeof context.Callbox.Client, "function");
+  assert.equal(context.SinchClient, context.Callbox.SinchClient);
+  assert.equal(context.Callbox.SinchClient, context.Callbox.Client);
+});
