@@ -136,6 +136,17 @@ test("(2) second snippet: start({username, password}) on the demo page; screensh
   assert.deepEqual(errors, []);
 });
 
+test("demo page, flow 1: a ticket made by a backend (here: minted with a rotated demo secret) is pasted and started", async (t) => {
+  const { page, errors } = await openDemo(t);
+  const rotated = await callbox.admin("POST", `/admin/v1/apps/${demoKey}/secrets`);
+  const ticket = mintTicket({ key: demoKey, secret: rotated.applicationSecret, user: "ivan" });
+  await page.fill("#ticket", JSON.stringify({ userTicket: ticket }));
+  await page.click("#start-ticket");
+  await page.waitForSelector("body[data-state=signed-in]");
+  assert.match(await page.textContent("#status"), /ticket from a backend: signed in as ivan/);
+  assert.deepEqual(errors, []);
+});
+
 test("(3) newUser then start, and (4) a reload resumes the saved session", async (t) => {
   const { page, errors } = await openDemo(t);
   const name = `carol-${Date.now()}`;
