@@ -98,6 +98,10 @@ impl Call {
         if std::str::from_utf8(body).is_err() {
             return Err(ApiError::bad_request("the body is not UTF-8"));
         }
+        // serde reads a struct from a JSON array too (fields by position): every body here is an object.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
         // serde's messages can quote input (a password sent in the wrong field), so only the position is told.
         serde_json::from_slice(body).map_err(|error| {
             let what = match error.classify() {

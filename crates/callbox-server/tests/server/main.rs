@@ -4,6 +4,7 @@
 
 mod admin_api;
 mod client_api;
+mod hostile;
 mod dashboard;
 mod platform;
 mod scale;
