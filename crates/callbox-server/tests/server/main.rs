@@ -4,8 +4,8 @@
 
 mod admin_api;
 mod client_api;
-mod hostile;
 mod dashboard;
+mod hostile;
 mod platform;
 mod scale;
 mod store;
