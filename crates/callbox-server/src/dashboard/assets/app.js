@@ -71,8 +71,14 @@ async function api(method, path, body) {
     try { data = await response.json(); } catch { data = null; }
   }
   if (response.status === 401 && path.startsWith('/admin/')) {
-    session.csrf = null;
-    renderSignin('Your dashboard session is over. Sign in again.');
+    // Either the session is over (sign in again) or this one change was refused (CSRF token or origin).
+    const check = await fetch('/dashboard/api/session', { credentials: 'same-origin', cache: 'no-store' });
+    if (check.ok) {
+      session.csrf = (await check.json()).csrfToken;
+    } else {
+      session.csrf = null;
+      renderSignin('Your dashboard session is over. Sign in again.');
+    }
     throw new ApiFailure(401, data);
   }
   if (!response.ok) throw new ApiFailure(response.status, data);
@@ -739,7 +745,7 @@ async function route() {
     if (parts[0] === 'apps' && parts[1]) await renderApp(parts[1], parts[2] || 'settings', params);
     else await renderApps();
   } catch (failure) {
-    if (failure instanceof ApiFailure && failure.status === 401) return;
+    if (failure instanceof ApiFailure && failure.status === 401 && !session.csrf) return;
     setPage('Error', h('h1', {}, 'Something went wrong'),
       h('p', { role: 'alert' }, failure instanceof ApiFailure ? `${failure.message} (${failure.reason})` : String(failure)),
       h('p', {}, h('a', { href: '#/apps' }, 'Back to the applications')));
