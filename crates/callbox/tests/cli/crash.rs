@@ -126,7 +126,8 @@ async fn acknowledged_sessions_and_users_survive_sigkill() {
         }));
     }
     for worker in 0..2 {
-        let (http, url, key, users, stop) = (http.clone(), server.url.clone(), key.clone(), users.clone(), stop.clone());
+        let (http, url, key, users, stop) =
+            (http.clone(), server.url.clone(), key.clone(), users.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
