@@ -19,6 +19,17 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://user:password@host/db) to share one database between nodes [default: SQLite in
+    /// the data directory; env CALLBOX_DATABASE_URL]. Every node also needs the same master key
+    /// (CALLBOX_MASTER_KEY).
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Redis URL (redis://host:port/) to share login attempt counters, lockouts and sign-up rates between nodes
+    /// [default: kept in this node's memory; env CALLBOX_REDIS_URL].
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
     /// Configuration file (TOML), below environment variables and flags.
     #[arg(long, value_name = "FILE", env = "CALLBOX_CONFIG")]
     #[serde(skip)]

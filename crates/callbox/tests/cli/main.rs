@@ -339,4 +339,5 @@ fn every_command_has_help() {
     assert!(stdout(&callbox(&["app", "--help"], None)).to_lowercase().contains("plain http"));
 }
 mod admin_e2e;
+mod cluster;
 mod crash;
