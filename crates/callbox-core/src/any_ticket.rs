@@ -248,9 +248,12 @@ pub fn diagnose(
         name: "time_window",
         passed: match &time {
             Ok(_) => Some(true),
-            Err(TicketError::Expired { .. } | TicketError::NotYetValid { .. } | TicketError::TtlExceedsMax { .. }) => {
-                Some(false)
-            }
+            Err(
+                TicketError::Expired { .. }
+                | TicketError::NotYetValid { .. }
+                | TicketError::KeyDateOutOfRange { .. }
+                | TicketError::TtlExceedsMax { .. },
+            ) => Some(false),
             Err(_) => None,
         },
         detail: match &time {

@@ -135,6 +135,18 @@ pub enum TicketError {
         /// Seconds before the start of the window (rounded up).
         early_by: u64,
     },
+    /// A registration JWT whose `kid` date is more than one day from the server's date: the signing key of that
+    /// day is no longer (or not yet) accepted, whatever `iat` says.
+    #[error(
+        "the JWT's signing-key date (kid) is {key_date}, more than one day from the server's date {server_date}; \
+         make a new JWT with today's key"
+    )]
+    KeyDateOutOfRange {
+        /// The date in `kid`.
+        key_date: chrono::NaiveDate,
+        /// The server's UTC date.
+        server_date: chrono::NaiveDate,
+    },
     /// Asks for a lifetime above the application's maximum.
     #[error("the ticket asks for a lifetime of {requested} s, above the application's maximum of {max} s")]
     TtlExceedsMax {
@@ -147,7 +159,7 @@ pub enum TicketError {
 
 impl TicketError {
     /// The PROTOCOL §7 reason word.
-    pub const fn reason(&self) -> Reason {
+    pub fn reason(&self) -> Reason {
         match self {
             TicketError::TooLarge { .. } => Reason::PayloadTooLarge,
             TicketError::Malformed(_) => Reason::MalformedTicket,
@@ -155,6 +167,13 @@ impl TicketError {
             TicketError::ApplicationMismatch => Reason::UnknownApplication,
             TicketError::Expired { .. } => Reason::TicketExpired,
             TicketError::NotYetValid { .. } => Reason::TicketNotYetValid,
+            TicketError::KeyDateOutOfRange { key_date, server_date } => {
+                if key_date.gt(server_date) {
+                    Reason::TicketNotYetValid
+                } else {
+                    Reason::TicketExpired
+                }
+            }
             TicketError::TtlExceedsMax { .. } => Reason::TicketTtlExceedsMax,
         }
     }

@@ -249,29 +249,15 @@ impl DecodedJwt {
             Utc.timestamp_opt(claims.iat, 0).single().ok_or(TicketError::Malformed("iat is out of range"))?;
         // The key date must be within one day of server time, whatever iat says.
         let today = now.date_naive();
-        if self.key_date < today.pred_opt().unwrap_or(today) {
-            return Err(TicketError::Expired {
-                created: issued_at,
-                ttl,
-                skew: policy.skew,
-                late_by: seconds_between_dates(self.key_date, today),
-            });
-        }
-        if self.key_date > today.succ_opt().unwrap_or(today) {
-            return Err(TicketError::NotYetValid {
-                created: issued_at,
-                skew: policy.skew,
-                early_by: seconds_between_dates(today, self.key_date),
-            });
+        let one_day_off =
+            self.key_date < today.pred_opt().unwrap_or(today) || self.key_date > today.succ_opt().unwrap_or(today);
+        if one_day_off {
+            return Err(TicketError::KeyDateOutOfRange { key_date: self.key_date, server_date: today });
         }
         let expires_at = check_window(issued_at, ttl, policy.skew, now)?;
         let identity = Identity::username(user_id);
         Ok(VerifiedJwt { identity, nonce, secret_index: 0, expires_at, claims })
     }
-}
-
-fn seconds_between_dates(earlier: NaiveDate, later: NaiveDate) -> u64 {
-    u64::try_from((later - earlier).num_seconds()).unwrap_or(0)
 }
 
 fn malformed_claims(kind: &ErrorKind) -> TicketError {
