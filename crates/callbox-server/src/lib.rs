@@ -31,8 +31,8 @@ pub mod store;
 use crate::config::{Config, LogFormat};
 use crate::crypto::{random_token, write_private_file, MasterKey};
 use crate::http::AppState;
-use crate::service::{AppSettingsPatch, Callbox, ADMIN_TOKEN_META};
 use crate::limits::SharedLimits;
+use crate::service::{AppSettingsPatch, Callbox, ADMIN_TOKEN_META};
 use crate::store::sql::SqlStore;
 use crate::store::Store;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -148,7 +148,8 @@ pub async fn open(config: &Config) -> Result<(Callbox, Bootstrapped), ServeError
         store.set_meta(ADMIN_TOKEN_META, &hex::encode(Sha256::digest(token.as_bytes()))).await?;
         made.admin_token = Some(token);
     }
-    let callbox = Callbox::new(store.clone(), master, config.clone(), shared_limits).map_err(|e| ServeError::Argon2(e.to_string()))?;
+    let callbox = Callbox::new(store.clone(), master, config.clone(), shared_limits)
+        .map_err(|e| ServeError::Argon2(e.to_string()))?;
     if config.demo_app && store.get_meta("demo_app_created").await?.is_none() {
         let settings = AppSettingsPatch { allowed_origins: Some(vec!["*".into()]), ..AppSettingsPatch::default() };
         let created = callbox

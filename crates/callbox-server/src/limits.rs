@@ -194,8 +194,7 @@ impl SharedLimits {
         let mut redis = self.redis.clone();
         let mut longest = None;
         for (failures, lock, kind) in Self::keys(app, user, ip) {
-            let threshold =
-                if kind == 0 { self.config.max_failures_per_user } else { self.config.max_failures_per_ip };
+            let threshold = if kind == 0 { self.config.max_failures_per_user } else { self.config.max_failures_per_ip };
             let mut invocation = self.failure_script.key(failures);
             invocation
                 .key(lock)

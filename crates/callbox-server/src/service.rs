@@ -706,7 +706,10 @@ impl Callbox {
         let result = async {
             let context = self.platform_app(app_key, meta.origin.as_deref()).await?;
             check_password_length(&password)?;
-            self.limiter.check_signup(app_key, ip).await.map_err(|wait| ApiError::retry_after(Reason::RateLimited, wait))?;
+            self.limiter
+                .check_signup(app_key, ip)
+                .await
+                .map_err(|wait| ApiError::retry_after(Reason::RateLimited, wait))?;
             match self.store.get_user(app_key, &identity.endpoint).await {
                 Ok(_) => return Err(ApiError::new(Reason::UserExists)),
                 Err(StoreError::NotFound) => {}
@@ -747,7 +750,10 @@ impl Callbox {
         let result = async {
             let context = self.platform_app(app_key, meta.origin.as_deref()).await?;
             let user_id = identity.endpoint.clone();
-            self.limiter.check(app_key, &user_id, ip).await.map_err(|wait| ApiError::retry_after(Reason::LockedOut, wait))?;
+            self.limiter
+                .check(app_key, &user_id, ip)
+                .await
+                .map_err(|wait| ApiError::retry_after(Reason::LockedOut, wait))?;
             if password.len() > crate::passwords::MAX_PASSWORD_BYTES {
                 return Err(ApiError::new(Reason::InvalidPassword));
             }
