@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How a case's request is sent.
+#[allow(clippy::large_enum_variant)] // a test table: a few hundred bytes per row do not matter
 enum Send {
     /// Through reqwest.
     Http(RequestBuilder),
