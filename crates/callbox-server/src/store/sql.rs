@@ -67,6 +67,10 @@ pub enum Engine {
 pub struct SqlStore {
     pool: AnyPool,
     engine: Engine,
+    /// SQLite has one writer at a time; a connection that finds the lock taken sleeps in SQLite's busy handler
+    /// (1, 2, 5, 10 ... 100 ms), which under concurrent sign-ins cut exchanges/s and sent p99 past 100 ms
+    /// (docs/benchmarks.md). The hot single-statement writes queue here instead, in the process, and never sleep.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Kept for readability at call sites that only ever use SQLite.
@@ -106,7 +110,7 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|error| StoreError::Unavailable(format!("cannot migrate {}: {error}", path.display())))?;
-        Ok(SqlStore { pool, engine: Engine::Sqlite })
+        Ok(SqlStore { pool, engine: Engine::Sqlite, writer: Default::default() })
     }
 
     /// Connects to PostgreSQL at `url` and brings its schema up to date. Safe when several nodes start at once:
@@ -125,12 +129,20 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|error| StoreError::Unavailable(format!("cannot migrate PostgreSQL: {error}")))?;
-        Ok(SqlStore { pool, engine: Engine::Postgres })
+        Ok(SqlStore { pool, engine: Engine::Postgres, writer: Default::default() })
     }
 
     /// The engine.
     pub fn engine(&self) -> Engine {
         self.engine
+    }
+
+    /// SQLite: waits for this process's turn to write (see [`SqlStore::writer`]). PostgreSQL: nothing.
+    async fn sqlite_writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.engine {
+            Engine::Sqlite => Some(self.writer.lock().await),
+            Engine::Postgres => None,
+        }
     }
 
     /// Starts a transaction that writes. SQLite takes the database's write lock at once (`BEGIN IMMEDIATE`), so
@@ -466,6 +478,7 @@ impl Store for SqlStore {
     }
 
     async fn touch_secret(&self, secret_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let _writer = self.sqlite_writer().await;
         let done = sqlx::query("UPDATE app_secrets SET last_used_at = $2 WHERE id = $1")
             .bind(secret_id)
             .bind(to_millis(at))
@@ -475,6 +488,7 @@ impl Store for SqlStore {
     }
 
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        let _writer = self.sqlite_writer().await;
         sqlx::query(&format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
             .bind(&user.app_key)
             .bind(&user.user_id)
@@ -529,6 +543,7 @@ impl Store for SqlStore {
     }
 
     async fn set_password_hash(&self, app_key: &str, user_id: &str, hash: &str) -> StoreResult<()> {
+        let _writer = self.sqlite_writer().await;
         let done = sqlx::query("UPDATE users SET password_hash = $3 WHERE app_key = $1 AND user_id = $2")
             .bind(app_key)
             .bind(user_id)
@@ -558,6 +573,7 @@ impl Store for SqlStore {
     }
 
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        let _writer = self.sqlite_writer().await;
         // Durable on return: the commit is synced (synchronous=FULL).
         sqlx::query(&format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
             .bind(&session.id)
@@ -619,6 +635,7 @@ impl Store for SqlStore {
     }
 
     async fn update_session(&self, id: &str, expires_at: DateTime<Utc>, secret_generation: u32) -> StoreResult<()> {
+        let _writer = self.sqlite_writer().await;
         let done = sqlx::query("UPDATE sessions SET expires_at = $2, secret_generation = $3 WHERE id = $1")
             .bind(id)
             .bind(to_millis(expires_at))
@@ -629,6 +646,7 @@ impl Store for SqlStore {
     }
 
     async fn revoke_session(&self, app_key: &str, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let _writer = self.sqlite_writer().await;
         let done =
             sqlx::query("UPDATE sessions SET revoked_at = $3 WHERE app_key = $1 AND id = $2 AND revoked_at IS NULL")
                 .bind(app_key)
@@ -679,6 +697,7 @@ impl Store for SqlStore {
     }
 
     async fn use_nonce(&self, app_key: &str, nonce: &str, expires_at: DateTime<Utc>) -> StoreResult<bool> {
+        let _writer = self.sqlite_writer().await;
         // One statement, so the check and the record are atomic (no window between "not seen" and "insert"):
         // * no row: inserted, 1 row changed → first use;
         // * a row still remembered (expires_at >= now): the WHERE of DO UPDATE is false, 0 rows → replay;
