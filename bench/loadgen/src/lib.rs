@@ -607,21 +607,24 @@ pub fn report(dir: &Path) -> anyhow::Result<String> {
     let _ = writeln!(out, "|---|---:|---:|---:|---|---:|---:|---|---|");
     let mut row = |path: &str, v: &Value, base_name: &str, base: &Value, target: &str, needed: f64| {
         let ratio = rate(v) / rate(base).max(1e-9);
-        let met = if base.is_null() || v.is_null() {
+        let met = if base.is_null() || v.is_null() || needed == 0.0 {
             "n/a"
         } else if ratio >= needed {
             "yes"
         } else {
             "**no**"
         };
+        let (base_rate, ratio) = if base.is_null() {
+            ("—".to_owned(), "—".to_owned())
+        } else {
+            (format!("{:.0}", rate(base)), format!("{ratio:.2}"))
+        };
         let _ = writeln!(
             out,
-            "| {path} | {:.0} | {:.2} | {:.2} | {base_name} | {:.0} | {:.2} | {target} | {met} |",
+            "| {path} | {:.0} | {:.2} | {:.2} | {base_name} | {base_rate} | {ratio} | {target} | {met} |",
             rate(v),
             p(v, "p50"),
             p(v, "p99"),
-            rate(base),
-            ratio
         );
     };
     row("ticket → session exchange", &exchange, "bare SQLite insert loop", &sqlite, "≥ 0.60 (or ≥ 30k/s)", 0.6);
