@@ -7,10 +7,10 @@
 use crate::config::PasswordConfig;
 use crate::error::ApiError;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use callbox_core::Reason;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
@@ -45,7 +45,13 @@ pub struct PasswordHasher {
     waiting_room: Arc<Semaphore>,
     /// Verified against when the user does not exist, so that both cases cost the same time.
     dummy_hash: Arc<str>,
+    /// argon2's working memory (19 MiB a hash), reused: at most one buffer per concurrent hash ever exists.
+    /// Allocating it per hash made glibc keep a freed 19 MiB heap in each blocking thread's arena, and the
+    /// server's RSS climbed from 12 MiB to over 220 MiB after a few seconds of logins (docs/benchmarks.md).
+    blocks: BlockPool,
 }
+
+type BlockPool = Arc<Mutex<Vec<Vec<Block>>>>;
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,9 +73,11 @@ impl PasswordHasher {
         let params = Params::new(config.memory_kib.max(19_456), config.iterations.max(2), 1, None)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let workers = config.hash_workers.unwrap_or(cores / 2).max(1);
-        let dummy_hash =
-            hash_blocking(&params, "callbox-dummy-password-for-timing").map_err(|_| argon2::Error::AlgorithmInvalid)?;
+        let blocks = BlockPool::default();
+        let dummy_hash = hash_blocking(&blocks, &params, "callbox-dummy-password-for-timing")
+            .map_err(|_| argon2::Error::AlgorithmInvalid)?;
         Ok(Self {
+            blocks,
             params,
             workers: Arc::new(Semaphore::new(workers)),
             waiting_room: Arc::new(Semaphore::new(workers + config.hash_queue)),
@@ -78,44 +86,93 @@ impl PasswordHasher {
     }
 
     /// Runs `job` on a blocking thread once a worker is free; `rate_limited` when the queue is full.
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce(&Params) -> T + Send + 'static) -> Result<T, ApiError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Params, &BlockPool) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
         let _place = self.waiting_room.clone().try_acquire_owned().map_err(|_| {
             metrics::counter!("callbox_password_queue_rejections_total").increment(1);
             ApiError::retry_after(Reason::RateLimited, 1)
         })?;
         let _worker = self.workers.clone().acquire_owned().await.map_err(|_| ApiError::new(Reason::Internal))?;
-        let params = self.params.clone();
-        tokio::task::spawn_blocking(move || job(&params)).await.map_err(|_| ApiError::new(Reason::Internal))
+        let (params, blocks) = (self.params.clone(), self.blocks.clone());
+        tokio::task::spawn_blocking(move || job(&params, &blocks)).await.map_err(|_| ApiError::new(Reason::Internal))
     }
 
     /// Hashes a new password.
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, ApiError> {
-        self.run(move |params| hash_blocking(params, &password)).await?.map_err(|_| ApiError::new(Reason::Internal))
+        self.run(move |params, blocks| hash_blocking(blocks, params, &password))
+            .await?
+            .map_err(|_| ApiError::new(Reason::Internal))
     }
 
     /// Checks `password` against `stored` (or against a dummy hash when there is no user, to take the same time).
     pub async fn verify(&self, password: Zeroizing<String>, stored: Option<String>) -> Result<Verified, ApiError> {
         let dummy = self.dummy_hash.clone();
-        self.run(move |params| {
+        self.run(move |params, blocks| {
             let exists = stored.is_some();
             let phc = stored.unwrap_or_else(|| dummy.to_string());
             let Ok(parsed) = PasswordHash::new(&phc) else {
                 return Verified { matches: false, rehash: None };
             };
-            let matches = argon2(params).verify_password(password.as_bytes(), &parsed).is_ok() && exists;
+            let matches = verify_blocking(blocks, &parsed, password.as_bytes()) && exists;
             let outdated = Params::try_from(&parsed).map_or(true, |old| {
                 old.m_cost() < params.m_cost() || old.t_cost() < params.t_cost() || old.p_cost() != params.p_cost()
             }) || parsed.algorithm.as_str() != "argon2id";
-            let rehash = (matches && outdated).then(|| hash_blocking(params, &password).ok()).flatten();
+            let rehash = (matches && outdated).then(|| hash_blocking(blocks, params, &password).ok()).flatten();
             Verified { matches, rehash }
         })
         .await
     }
 }
 
-fn hash_blocking(params: &Params, password: &str) -> Result<String, argon2::password_hash::Error> {
+/// argon2 of `password` under `salt` into an output of `len` bytes, on a buffer from `pool` (what
+/// `Argon2::hash_password` does, without allocating the working memory each time).
+fn argon2_output(
+    pool: &BlockPool,
+    hasher: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &Salt<'_>,
+    len: usize,
+) -> Result<Output, argon2::password_hash::Error> {
+    let mut salt_buffer = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buffer)?;
+    let needed = params.block_count();
+    let mut blocks = pool.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
+    if blocks.len() < needed {
+        blocks.resize(needed, Block::default());
+    }
+    let output = Output::init_with(len, |out| {
+        Ok(hasher.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])?)
+    });
+    pool.lock().unwrap_or_else(|p| p.into_inner()).push(blocks);
+    output
+}
+
+fn hash_blocking(pool: &BlockPool, params: &Params, password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
-    Ok(argon2(params).hash_password(password.as_bytes(), &salt)?.to_string())
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = argon2_output(pool, &argon2(params), params, password.as_bytes(), &salt.as_salt(), len)?;
+    Ok(PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    }
+    .to_string())
+}
+
+/// Whether `password` matches the PHC hash (its own algorithm, version and parameters; `Output` compares in
+/// constant time).
+fn verify_blocking(pool: &BlockPool, parsed: &PasswordHash<'_>, password: &[u8]) -> bool {
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else { return false };
+    let Ok(version) = parsed.version.map_or(Ok(Version::V0x13), Version::try_from) else { return false };
+    let Ok(params) = Params::try_from(parsed) else { return false };
+    let hasher = Argon2::new(algorithm, version, params.clone());
+    argon2_output(pool, &hasher, &params, password, &salt, expected.len()).is_ok_and(|output| output == expected)
 }
 
 #[cfg(test)]
@@ -134,10 +191,25 @@ mod tests {
         let missing = hasher.verify(Zeroizing::new("correct horse".into()), None).await.unwrap();
         assert!(!missing.matches);
 
-        let weak = hash_blocking(&Params::new(8192, 1, 1, None).unwrap(), "correct horse").unwrap();
+        let weak =
+            hash_blocking(&BlockPool::default(), &Params::new(8192, 1, 1, None).unwrap(), "correct horse").unwrap();
         let upgraded = hasher.verify(Zeroizing::new("correct horse".into()), Some(weak)).await.unwrap();
         assert!(upgraded.matches);
         assert!(upgraded.rehash.unwrap().contains("m=19456,t=2"));
+
+        // Interoperable with the argon2 crate's own PHC hashing and verification, both ways.
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let theirs = argon2(&hasher.params)
+            .hash_password(b"correct horse", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        let ok = hasher.verify(Zeroizing::new("correct horse".into()), Some(theirs.clone())).await.unwrap();
+        assert!(ok.matches);
+        assert!(!hasher.verify(Zeroizing::new("correct horsE".into()), Some(theirs)).await.unwrap().matches);
+        let ours = hasher.hash(Zeroizing::new("correct horse".into())).await.unwrap();
+        assert!(argon2(&hasher.params).verify_password(b"correct horse", &PasswordHash::new(&ours).unwrap()).is_ok());
+        // Buffers are reused, not multiplied: one per concurrent hash at most.
+        assert!(hasher.blocks.lock().unwrap().len() <= 1);
     }
 
     #[tokio::test]
