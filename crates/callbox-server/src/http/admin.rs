@@ -5,7 +5,7 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::service::AppSettingsPatch;
 use crate::store::{AppRecord, Capability, SecretRecord, SessionRecord, UserRecord};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,6 +15,21 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zeroize::Zeroizing;
+
+/// A request to the admin API that passed the admin check: the Bearer admin token, or the dashboard's session
+/// cookie (with its CSRF token on changes). Every admin handler takes one, so none can forget the check.
+#[derive(Debug)]
+pub struct AdminCall(pub Call);
+
+impl FromRequest<AppState> for AdminCall {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let call = Call::from_request(request, state).await?;
+        require_admin(state, &call).await?;
+        Ok(AdminCall(call))
+    }
+}
 
 async fn require_admin(state: &AppState, call: &Call) -> Result<(), ApiError> {
     // The dashboard's session cookie (with its CSRF token on changes) stands in for the Bearer token.
@@ -116,8 +131,7 @@ struct CreateAppBody {
 }
 
 /// `POST /admin/v1/apps`.
-pub async fn create_app(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
+pub async fn create_app(State(state): State<AppState>, AdminCall(call): AdminCall) -> Result<Response, ApiError> {
     let body: CreateAppBody = call.json()?;
     let created = state.callbox.create_app(body.name, body.settings).await?;
     let view = app_view(&state, created.app).await?;
@@ -131,8 +145,7 @@ pub async fn create_app(State(state): State<AppState>, call: Call) -> Result<Res
 }
 
 /// `GET /admin/v1/apps`.
-pub async fn list_apps(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
+pub async fn list_apps(State(state): State<AppState>, _: AdminCall) -> Result<Response, ApiError> {
     let mut views = Vec::new();
     for app in state.callbox.store.list_apps().await? {
         views.push(app_view(&state, app).await?);
@@ -141,8 +154,11 @@ pub async fn list_apps(State(state): State<AppState>, call: Call) -> Result<Resp
 }
 
 /// `GET /admin/v1/apps/{key}`.
-pub async fn get_app(State(state): State<AppState>, Path(key): Path<String>, call: Call) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
+pub async fn get_app(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    _: AdminCall,
+) -> Result<Response, ApiError> {
     let app = state.callbox.store.get_app(&key).await?;
     Ok(Json(app_view(&state, app).await?).into_response())
 }
@@ -151,9 +167,8 @@ pub async fn get_app(State(state): State<AppState>, Path(key): Path<String>, cal
 pub async fn update_app(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    call: Call,
+    AdminCall(call): AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     let patch: AppSettingsPatch = call.json()?;
     let app = state.callbox.update_app(&key, patch).await?;
     Ok(Json(app_view(&state, app).await?).into_response())
@@ -163,9 +178,8 @@ pub async fn update_app(
 pub async fn delete_app(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    call: Call,
+    _: AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     state.callbox.delete_app(&key).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -174,9 +188,8 @@ pub async fn delete_app(
 pub async fn rotate_secret(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    call: Call,
+    _: AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     let (record, secret) = state.callbox.rotate_secret(&key).await?;
     Ok((
         StatusCode::CREATED,
@@ -191,9 +204,8 @@ pub async fn rotate_secret(
 pub async fn retire_secret(
     State(state): State<AppState>,
     Path((key, id)): Path<(String, String)>,
-    call: Call,
+    _: AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     state.callbox.retire_secret(&key, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -213,9 +225,8 @@ pub async fn list_users(
     State(state): State<AppState>,
     Path(key): Path<String>,
     Query(query): Query<ListQuery>,
-    call: Call,
+    _: AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     state.callbox.store.get_app(&key).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let users = state.callbox.store.list_users(&key, query.search.as_deref(), limit).await?;
@@ -235,9 +246,8 @@ struct AddUserBody {
 pub async fn add_user(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    call: Call,
+    AdminCall(call): AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     let body: AddUserBody = call.json()?;
     let kind = match body.identity_type.as_deref() {
         None => IdentityType::Username,
@@ -260,9 +270,8 @@ struct PasswordBody {
 pub async fn set_password(
     State(state): State<AppState>,
     Path((key, user)): Path<(String, String)>,
-    call: Call,
+    AdminCall(call): AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     let body: PasswordBody = call.json()?;
     state.callbox.set_password(&key, &user, body.password).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -272,9 +281,8 @@ pub async fn set_password(
 pub async fn disable_user(
     State(state): State<AppState>,
     Path((key, user)): Path<(String, String)>,
-    call: Call,
+    _: AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     let user = state.callbox.set_user_disabled(&key, &user, true).await?;
     Ok(Json(user_view(&user)).into_response())
 }
@@ -283,9 +291,8 @@ pub async fn disable_user(
 pub async fn enable_user(
     State(state): State<AppState>,
     Path((key, user)): Path<(String, String)>,
-    call: Call,
+    _: AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     let user = state.callbox.set_user_disabled(&key, &user, false).await?;
     Ok(Json(user_view(&user)).into_response())
 }
@@ -294,9 +301,8 @@ pub async fn enable_user(
 pub async fn remove_user(
     State(state): State<AppState>,
     Path((key, user)): Path<(String, String)>,
-    call: Call,
+    _: AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     state.callbox.remove_user(&key, &user).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -306,9 +312,8 @@ pub async fn list_sessions(
     State(state): State<AppState>,
     Path(key): Path<String>,
     Query(query): Query<ListQuery>,
-    call: Call,
+    _: AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     state.callbox.store.get_app(&key).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let sessions = state.callbox.store.list_live_sessions(&key, query.user_id.as_deref(), Utc::now(), limit).await?;
@@ -319,9 +324,8 @@ pub async fn list_sessions(
 pub async fn revoke_session(
     State(state): State<AppState>,
     Path((key, id)): Path<(String, String)>,
-    call: Call,
+    _: AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     state.callbox.revoke_session(&key, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -337,9 +341,8 @@ struct RevokeBody {
 pub async fn revoke_sessions(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    call: Call,
+    AdminCall(call): AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     let body: RevokeBody = call.json()?;
     let revoked = match (body.user_id, body.issued_before) {
         (Some(user), None) => state.callbox.revoke_user_sessions(&key, &user).await?,
@@ -358,9 +361,8 @@ pub async fn list_events(
     State(state): State<AppState>,
     Path(key): Path<String>,
     Query(query): Query<ListQuery>,
-    call: Call,
+    _: AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     state.callbox.store.get_app(&key).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 500) as usize;
     let events = state.callbox.audit.list(&key, query.user_id.as_deref(), query.reason.as_deref(), limit);
@@ -376,9 +378,8 @@ struct DiagnoseBody {
 pub async fn diagnose(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    call: Call,
+    AdminCall(call): AdminCall,
 ) -> Result<Response, ApiError> {
-    require_admin(&state, &call).await?;
     let body: DiagnoseBody = call.json()?;
     Ok(Json(state.callbox.diagnose(&key, &body.ticket).await?).into_response())
 }
