@@ -85,6 +85,16 @@ impl PasswordHasher {
         })
     }
 
+    /// `rate_limited` at once when no hashing place is free: a login flood is then shed before it costs any
+    /// database work (the places are taken for real, and checked again, when the hash runs).
+    pub fn ensure_room(&self) -> Result<(), ApiError> {
+        if self.waiting_room.available_permits() == 0 {
+            metrics::counter!("callbox_password_queue_rejections_total").increment(1);
+            return Err(ApiError::retry_after(Reason::RateLimited, 1));
+        }
+        Ok(())
+    }
+
     /// Runs `job` on a blocking thread once a worker is free; `rate_limited` when the queue is full.
     async fn run<T: Send + 'static>(
         &self,
@@ -223,9 +233,11 @@ mod tests {
         tokio::task::yield_now().await;
         // Give the first job time to take the only place.
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert_eq!(hasher.ensure_room().unwrap_err().reason, Reason::RateLimited, "shed before any other work");
         let shed = hasher.hash(Zeroizing::new("password2".into())).await;
         assert_eq!(shed.unwrap_err().reason, Reason::RateLimited);
         assert!(busy.await.unwrap().is_ok());
+        assert!(hasher.ensure_room().is_ok(), "room again once the hash is done");
     }
 
     #[test]

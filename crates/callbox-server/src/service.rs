@@ -704,6 +704,7 @@ impl Callbox {
         let mut ev = event(EventKind::Signup, Some(app_key), ip);
         ev.user_id = Some(identity.endpoint.clone());
         let result = async {
+            self.passwords.ensure_room()?;
             let context = self.platform_app(app_key, meta.origin.as_deref()).await?;
             check_password_length(&password)?;
             self.limiter
@@ -748,6 +749,7 @@ impl Callbox {
         let mut ev = event(EventKind::Login, Some(app_key), ip);
         ev.user_id = Some(identity.endpoint.clone());
         let result = async {
+            self.passwords.ensure_room()?;
             let context = self.platform_app(app_key, meta.origin.as_deref()).await?;
             let user_id = identity.endpoint.clone();
             self.limiter
