@@ -181,11 +181,11 @@ impl SharedLimits {
     /// `Err(seconds)` while locked, as [`AttemptLimiter::check`].
     pub async fn check(&self, app: &str, user: &str, ip: IpAddr) -> redis::RedisResult<Result<(), u64>> {
         let mut redis = self.redis.clone();
-        let mut longest: i64 = 0;
-        for (_, lock, _) in Self::keys(app, user, ip) {
-            let ttl: i64 = Self::timed(redis::cmd("TTL").arg(&lock).query_async(&mut redis)).await?;
-            longest = longest.max(ttl);
-        }
+        let [(_, account_lock, _), (_, address_lock, _)] = Self::keys(app, user, ip);
+        // One round trip for both locks.
+        let (account, address): (i64, i64) =
+            Self::timed(redis::pipe().ttl(account_lock).ttl(address_lock).query_async(&mut redis)).await?;
+        let longest = account.max(address);
         Ok(if longest > 0 { Err(longest.unsigned_abs()) } else { Ok(()) })
     }
 

@@ -61,16 +61,12 @@ async fn two_nodes(engines: &Engines) -> (Server, Server, Vec<TempDir>) {
     use sha2::Digest;
     a.callbox
         .store
-        .set_meta(callbox_server::service::ADMIN_TOKEN_META, &hex_encode(&sha2::Sha256::digest(token.as_bytes())))
+        .set_meta(callbox_server::service::ADMIN_TOKEN_META, &hex::encode(sha2::Sha256::digest(token.as_bytes())))
         .await
         .unwrap();
     a.token = token.clone();
     b.token = token;
     (a, b, dirs)
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
