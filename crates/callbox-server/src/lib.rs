@@ -150,6 +150,16 @@ pub async fn open(config: &Config) -> Result<(Callbox, Bootstrapped), ServeError
     }
     let callbox = Callbox::new(store.clone(), master, config.clone(), shared_limits)
         .map_err(|e| ServeError::Argon2(e.to_string()))?;
+    // A master key that cannot open the stored secrets (a wrong CALLBOX_MASTER_KEY, another node's key file)
+    // would make every exchange fail; refuse to start instead, saying why.
+    if let Some(app) = store.list_apps().await?.first() {
+        if let Err(error) = callbox.app_context(&app.key).await {
+            return Err(match error.reason {
+                callbox_core::Reason::Internal => ServeError::MasterKey(crypto::CryptoError::Unseal),
+                _ => ServeError::Bootstrap(error.message.to_string()),
+            });
+        }
+    }
     if config.demo_app && store.get_meta("demo_app_created").await?.is_none() {
         let settings = AppSettingsPatch { allowed_origins: Some(vec!["*".into()]), ..AppSettingsPatch::default() };
         let created = callbox

@@ -241,6 +241,22 @@ async fn restart_keeps_apps_users_sessions_and_revocations() {
 }
 
 #[tokio::test]
+async fn a_wrong_master_key_refuses_to_start() {
+    let dir = tempfile::TempDir::new().unwrap();
+    {
+        let server = start_with(test_config(dir.path())).await;
+        server.create_app(json!({})).await;
+    }
+    let wrong = callbox_server::config::Redacted(callbox_server::crypto::MasterKey::generate().1.to_string());
+    let config = callbox_server::config::Config { master_key: Some(wrong), ..test_config(dir.path()) };
+    let error = callbox_server::open(&config).await.unwrap_err();
+    assert!(matches!(error, callbox_server::ServeError::MasterKey(_)), "{error}");
+    assert!(error.to_string().contains("master key"), "{error}");
+    // The right key (the file) still opens it.
+    assert!(callbox_server::open(&test_config(dir.path())).await.is_ok());
+}
+
+#[tokio::test]
 async fn a_copy_of_the_database_holds_no_usable_secret() {
     let server = start().await;
     let app = server.create_app(json!({})).await;
