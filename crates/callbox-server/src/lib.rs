@@ -148,18 +148,9 @@ pub async fn open(config: &Config) -> Result<(Callbox, Bootstrapped), ServeError
         store.set_meta(ADMIN_TOKEN_META, &hex::encode(Sha256::digest(token.as_bytes()))).await?;
         made.admin_token = Some(token);
     }
+    check_master_key(&*store, &master).await?;
     let callbox = Callbox::new(store.clone(), master, config.clone(), shared_limits)
         .map_err(|e| ServeError::Argon2(e.to_string()))?;
-    // A master key that cannot open the stored secrets (a wrong CALLBOX_MASTER_KEY, another node's key file)
-    // would make every exchange fail; refuse to start instead, saying why.
-    if let Some(app) = store.list_apps().await?.first() {
-        if let Err(error) = callbox.app_context(&app.key).await {
-            return Err(match error.reason {
-                callbox_core::Reason::Internal => ServeError::MasterKey(crypto::CryptoError::Unseal),
-                _ => ServeError::Bootstrap(error.message.to_string()),
-            });
-        }
-    }
     if config.demo_app && store.get_meta("demo_app_created").await?.is_none() {
         let settings = AppSettingsPatch { allowed_origins: Some(vec!["*".into()]), ..AppSettingsPatch::default() };
         let created = callbox
@@ -170,6 +161,23 @@ pub async fn open(config: &Config) -> Result<(Callbox, Bootstrapped), ServeError
         made.demo_app = Some((created.app.key, created.secret.to_string()));
     }
     Ok((callbox, made))
+}
+
+/// Metadata holding a value sealed by the master key, to recognise the key on later starts.
+const MASTER_KEY_CHECK_META: &str = "master_key_check";
+
+/// Refuses a master key that is not the one the database was started with (a wrong `CALLBOX_MASTER_KEY`,
+/// another node's key file): every exchange would fail otherwise. The first start records the check.
+async fn check_master_key(store: &dyn Store, master: &MasterKey) -> Result<(), ServeError> {
+    const CONTEXT: &[u8] = b"callbox/master-key-check";
+    match store.get_meta(MASTER_KEY_CHECK_META).await? {
+        Some(sealed) => {
+            let sealed = hex::decode(sealed.trim()).map_err(|_| crypto::CryptoError::Unseal)?;
+            master.open(CONTEXT, &sealed)?;
+        }
+        None => store.set_meta(MASTER_KEY_CHECK_META, &hex::encode(master.seal(CONTEXT, b"callbox"))).await?,
+    }
+    Ok(())
 }
 
 /// Runs the server until SIGTERM or Ctrl-C: bootstrap, bind, print `{"event":"listening","url":...}` on stdout,
