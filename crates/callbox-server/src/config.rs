@@ -36,6 +36,8 @@ pub struct Config {
     pub passwords: PasswordConfig,
     /// Login attempt limits.
     pub login: LoginConfig,
+    /// The read cache of sessions and applications.
+    pub cache: CacheConfig,
 }
 
 impl Default for Config {
@@ -52,6 +54,7 @@ impl Default for Config {
             limits: Limits::default(),
             passwords: PasswordConfig::default(),
             login: LoginConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -126,6 +129,29 @@ impl Default for LoginConfig {
         }
     }
 }
+
+/// The read cache of sessions, applications and active secrets ([`crate::store::cached`]). A change made on this
+/// node is seen here at once; a change made on another node (PostgreSQL) is seen here within `ttl_milliseconds`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct CacheConfig {
+    /// Longest a copy is kept, milliseconds; 0 turns the cache off. Unset: 250 ms with PostgreSQL (how stale
+    /// another node's revocation may be seen), 30 s with SQLite (only this process writes the file).
+    pub ttl_milliseconds: Option<u64>,
+    /// Most sessions kept (least recently used go first); 0 turns the cache off.
+    pub max_sessions: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { ttl_milliseconds: None, max_sessions: 50_000 }
+    }
+}
+
+/// Default cache age with PostgreSQL (several nodes may write).
+pub const SHARED_DATABASE_CACHE_TTL: std::time::Duration = std::time::Duration::from_millis(250);
+/// Default cache age with SQLite (this process is the only writer).
+pub const LOCAL_DATABASE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

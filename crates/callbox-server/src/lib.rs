@@ -33,6 +33,7 @@ use crate::crypto::{random_token, write_private_file, MasterKey};
 use crate::http::AppState;
 use crate::limits::SharedLimits;
 use crate::service::{AppSettingsPatch, Callbox, ADMIN_TOKEN_META};
+use crate::store::cached::CachedStore;
 use crate::store::sql::SqlStore;
 use crate::store::Store;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -126,8 +127,16 @@ pub async fn open(config: &Config) -> Result<(Callbox, Bootstrapped), ServeError
         }
     };
     let store: Arc<dyn Store> = match &config.database_url {
-        Some(url) => Arc::new(SqlStore::connect_postgres(&url.0).await?),
-        None => Arc::new(SqlStore::open(&config.database_path()).await?),
+        Some(url) => CachedStore::wrap(
+            Arc::new(SqlStore::connect_postgres(&url.0).await?),
+            &config.cache,
+            config::SHARED_DATABASE_CACHE_TTL,
+        ),
+        None => CachedStore::wrap(
+            Arc::new(SqlStore::open(&config.database_path()).await?),
+            &config.cache,
+            config::LOCAL_DATABASE_CACHE_TTL,
+        ),
     };
     let shared_limits = match &config.redis_url {
         Some(url) => Some(

@@ -522,6 +522,7 @@ impl Callbox {
             id: uuid::Uuid::new_v4().to_string(),
             app_key: context.app.key.clone(),
             user_id: verified.identity.endpoint,
+            identity_type: verified.identity.kind,
             capabilities,
             created_at,
             expires_at: created_at + seconds(ttl),
@@ -590,18 +591,30 @@ impl Callbox {
             let at = now();
             signing::check_timestamp(parts.timestamp, self.config.limits.signed_call_skew_seconds, at)
                 .map_err(|e| ApiError::with_message(e.reason(), e.to_string()))?;
-            let session = match self.store.get_session(session_id).await {
-                Ok(session) => session,
-                Err(StoreError::NotFound) => {
-                    return Err(ApiError::with_message(Reason::SessionRevoked, "unknown or ended session"))
+            let read = |session_id| async move {
+                match self.store.get_session(session_id).await {
+                    Ok(session) => Ok(session),
+                    Err(StoreError::NotFound) => {
+                        Err(ApiError::with_message(Reason::SessionRevoked, "unknown or ended session"))
+                    }
+                    Err(other) => Err(other.into()),
                 }
-                Err(other) => return Err(other.into()),
             };
+            let verify = |session: &SessionRecord| {
+                let secret = self.master.session_secret(&session.id, session.secret_generation);
+                signing::verify_signature_only(&secret, parts, signature)
+                    .map_err(|e| ApiError::with_message(e.reason(), e.to_string()))
+            };
+            let mut session = read(session_id).await?;
             ev.app_key = Some(session.app_key.clone());
             ev.user_id = Some(session.user_id.clone());
-            let secret = self.master.session_secret(&session.id, session.secret_generation);
-            signing::verify_signature_only(&secret, parts, signature)
-                .map_err(|e| ApiError::with_message(e.reason(), e.to_string()))?;
+            if verify(&session).is_err() {
+                // The copy may be from a cache, older than a renewal made on another node (new secret): read
+                // the database once more before refusing.
+                self.store.forget_session(session_id);
+                session = read(session_id).await?;
+                verify(&session)?;
+            }
             if session.revoked_at.is_some() {
                 return Err(ApiError::new(Reason::SessionRevoked));
             }

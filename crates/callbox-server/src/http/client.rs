@@ -191,11 +191,8 @@ pub async fn delete_instance(
 /// `GET /v1/user/profile`.
 pub async fn profile(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
     let session = signed_session(&state, &call).await?;
-    let kind = match state.callbox.store.get_user(&session.app_key, &session.user_id).await {
-        Ok(user) => IdentityType::parse(&user.identity_type).unwrap_or(IdentityType::Username),
-        Err(_) => IdentityType::Username,
-    };
-    Ok(Json(json!({ "identities": [Identity { kind, endpoint: session.user_id }] })).into_response())
+    let identity = Identity { kind: session.identity_type, endpoint: session.user_id };
+    Ok(Json(json!({ "identities": [identity] })).into_response())
 }
 
 /// `GET /v1/configuration/user`: the legacy realtime configuration.

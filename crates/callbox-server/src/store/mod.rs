@@ -5,6 +5,7 @@
 //! ([`crate::crypto::MasterKey`]), session secrets are derived from it and never stored, passwords are argon2id
 //! PHC strings, the admin token is a SHA-256.
 
+pub mod cached;
 pub mod sql;
 
 /// The SQLite store (the same implementation as PostgreSQL's, on a file).
@@ -13,6 +14,7 @@ pub mod sqlite {
 }
 
 use async_trait::async_trait;
+use callbox_core::IdentityType;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -195,6 +197,8 @@ pub struct SessionRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     /// Bumped on re-authorization and renewal, which changes the derived secret.
     pub secret_generation: u32,
+    /// The identity type the ticket named (what `/v1/user/profile` answers).
+    pub identity_type: IdentityType,
 }
 
 /// The persistence operations Callbox needs. Every method is tenant-scoped where a tenant applies: a row of
@@ -251,6 +255,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()>;
     /// One session by id (any application: the caller checks the tenant).
     async fn get_session(&self, id: &str) -> StoreResult<SessionRecord>;
+    /// Drops any copy of a session kept in memory, so that the next [`Store::get_session`] reads the database
+    /// (a cache may hold a copy made before another node renewed it). Nothing to do for an uncached store.
+    fn forget_session(&self, _id: &str) {}
     /// Live (unrevoked, unexpired at `now`) sessions of an application, optionally of one user, newest first.
     async fn list_live_sessions(
         &self,

@@ -28,6 +28,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use callbox_core::IdentityType;
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::error::ErrorKind;
@@ -263,7 +264,7 @@ const APP_COLUMNS: &str = "key, name, platform_user_auth, allowed_origins, capab
 const SECRET_COLUMNS: &str = "id, app_key, sealed, fingerprint, created_at, last_used_at, retired_at";
 const USER_COLUMNS: &str = "app_key, user_id, identity_type, password_hash, disabled, created_at";
 const SESSION_COLUMNS: &str =
-    "id, app_key, user_id, capabilities, created_at, expires_at, revoked_at, secret_generation";
+    "id, app_key, user_id, capabilities, created_at, expires_at, revoked_at, secret_generation, identity_type";
 
 fn app_from_row(row: &AnyRow) -> StoreResult<AppRecord> {
     let origins: String = row.try_get("allowed_origins")?;
@@ -309,6 +310,7 @@ fn user_from_row(row: &AnyRow) -> StoreResult<UserRecord> {
 fn session_from_row(row: &AnyRow) -> StoreResult<SessionRecord> {
     let capabilities: String = row.try_get("capabilities")?;
     let generation: i64 = row.try_get("secret_generation")?;
+    let identity_type: String = row.try_get("identity_type")?;
     Ok(SessionRecord {
         id: row.try_get("id")?,
         app_key: row.try_get("app_key")?,
@@ -318,6 +320,7 @@ fn session_from_row(row: &AnyRow) -> StoreResult<SessionRecord> {
         expires_at: get_time(row, "expires_at")?,
         revoked_at: get_time_opt(row, "revoked_at")?,
         secret_generation: u32::try_from(generation).map_err(|_| corrupt("secret_generation"))?,
+        identity_type: IdentityType::parse(&identity_type).ok_or_else(|| corrupt("identity_type"))?,
     })
 }
 
@@ -575,7 +578,7 @@ impl Store for SqlStore {
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
         let _writer = self.sqlite_writer().await;
         // Durable on return: the commit is synced (synchronous=FULL).
-        sqlx::query(&format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+        sqlx::query(&format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
             .bind(&session.id)
             .bind(&session.app_key)
             .bind(&session.user_id)
@@ -584,6 +587,7 @@ impl Store for SqlStore {
             .bind(to_millis(session.expires_at))
             .bind(session.revoked_at.map(to_millis))
             .bind(i64::from(session.secret_generation))
+            .bind(session.identity_type.as_str())
             .execute(&self.pool)
             .await
             .map_err(insert_error)?;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin_api;
+mod cache;
 mod client_api;
 mod dashboard;
 mod hostile;

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use callbox_core::IdentityType;
 use callbox_server::store::sqlite::SqliteStore;
 use callbox_server::store::{AppRecord, Capability, SecretRecord, SessionRecord, Store, StoreError, UserRecord};
 use chrono::{DateTime, Duration, Utc};
@@ -70,6 +71,7 @@ fn session(app_key: &str, user_id: &str, created_at: DateTime<Utc>, ttl: Duratio
         expires_at: created_at + ttl,
         revoked_at: None,
         secret_generation: 0,
+        identity_type: IdentityType::Email,
     }
 }
 

@@ -1,0 +1,271 @@
+//! [`CachedStore`]: a read cache in front of another [`Store`] for the three reads on every request — a session
+//! (each signed call), an application and its active secrets (each ticket exchange).
+//!
+//! Why: with SQLite every statement crosses to sqlx's connection thread and back, and with PostgreSQL it is a
+//! network round trip; on a signed call that hand-off cost several times the HMAC work (docs/benchmarks.md).
+//!
+//! Coherence:
+//! - **On this node, exact.** Every write that changes a cached row goes through this store and drops the copy
+//!   before returning, so the next read here sees the change. A read that raced with such a write cannot leave a
+//!   stale copy behind: writers bump an epoch after writing, and a reader that sees the epoch move while it read
+//!   drops what it inserted.
+//! - **Across nodes (PostgreSQL), bounded.** Another node's write is seen when the copy here ages out: after at
+//!   most [`CacheConfig`]'s `ttl_milliseconds` (250 ms by default on PostgreSQL). Expiry is never stale: the
+//!   domain compares `expires_at` with the clock on every call. A renewal or re-authorization made on another
+//!   node changes the session's secret; the domain re-reads a cached session whose signature does not verify
+//!   (see [`Store::forget_session`]), so a client is never refused for using its new secret.
+//!
+//! Only successful reads are cached (an unknown id always reaches the database).
+
+use super::{AppRecord, SecretRecord, SessionRecord, Store, StoreResult, UserRecord};
+use crate::config::CacheConfig;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use moka::sync::Cache;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most applications (and, separately, secret lists) kept.
+const MAX_APPS: u64 = 10_000;
+
+/// A [`Store`] that answers repeated reads of sessions, applications and active secrets from memory.
+pub struct CachedStore {
+    inner: Arc<dyn Store>,
+    sessions: Cache<String, SessionRecord>,
+    apps: Cache<String, AppRecord>,
+    active_secrets: Cache<String, Vec<SecretRecord>>,
+    /// Bumped after every write that drops cached copies (see the module docs).
+    epoch: AtomicU64,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for CachedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("inner", &self.inner)
+            .field("ttl", &self.ttl)
+            .field("sessions", &self.sessions.entry_count())
+            .field("apps", &self.apps.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedStore {
+    /// Wraps `inner`; copies live at most `ttl` and at most `max_sessions` sessions are kept.
+    pub fn new(inner: Arc<dyn Store>, ttl: Duration, max_sessions: u64) -> Self {
+        Self {
+            inner,
+            sessions: Cache::builder().max_capacity(max_sessions).time_to_live(ttl).build(),
+            apps: Cache::builder().max_capacity(MAX_APPS).time_to_live(ttl).build(),
+            active_secrets: Cache::builder().max_capacity(MAX_APPS).time_to_live(ttl).build(),
+            epoch: AtomicU64::new(0),
+            ttl,
+        }
+    }
+
+    /// `inner` behind a cache as `config` says, or `inner` itself when the cache is off (`ttl_milliseconds = 0`).
+    /// `default_ttl` applies when the configuration leaves the age unset (it depends on the engine).
+    pub fn wrap(inner: Arc<dyn Store>, config: &CacheConfig, default_ttl: Duration) -> Arc<dyn Store> {
+        let ttl = config.ttl_milliseconds.map_or(default_ttl, Duration::from_millis);
+        if ttl.is_zero() || config.max_sessions == 0 {
+            inner
+        } else {
+            Arc::new(Self::new(inner, ttl, config.max_sessions))
+        }
+    }
+
+    /// Reads through `cache`: a hit is answered from memory; a miss reads `load` and keeps the answer unless a
+    /// write ran meanwhile.
+    async fn read_through<T, F>(&self, cache: &Cache<String, T>, key: &str, load: impl FnOnce() -> F) -> StoreResult<T>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: std::future::Future<Output = StoreResult<T>>,
+    {
+        if let Some(hit) = cache.get(key) {
+            return Ok(hit);
+        }
+        let before = self.epoch.load(Ordering::SeqCst);
+        let value = load().await?;
+        cache.insert(key.to_owned(), value.clone());
+        if self.epoch.load(Ordering::SeqCst) != before {
+            // A write may have landed between our read and our insert: the copy could be older than it.
+            cache.invalidate(key);
+        }
+        Ok(value)
+    }
+
+    /// Marks that cached copies were dropped after a write (call after the write and after dropping).
+    fn bump(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn drop_session(&self, id: &str) {
+        self.bump();
+        self.sessions.invalidate(id);
+    }
+
+    fn drop_all_sessions(&self) {
+        self.bump();
+        self.sessions.invalidate_all();
+    }
+
+    fn drop_app(&self, key: &str) {
+        self.bump();
+        self.apps.invalidate(key);
+        self.active_secrets.invalidate(key);
+    }
+}
+
+#[async_trait]
+impl Store for CachedStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+
+    async fn get_meta(&self, name: &str) -> StoreResult<Option<String>> {
+        self.inner.get_meta(name).await
+    }
+
+    async fn set_meta(&self, name: &str, value: &str) -> StoreResult<()> {
+        self.inner.set_meta(name, value).await
+    }
+
+    async fn create_app(&self, app: &AppRecord, first_secret: &SecretRecord) -> StoreResult<()> {
+        self.inner.create_app(app, first_secret).await
+    }
+
+    async fn get_app(&self, key: &str) -> StoreResult<AppRecord> {
+        self.read_through(&self.apps, key, || self.inner.get_app(key)).await
+    }
+
+    async fn list_apps(&self) -> StoreResult<Vec<AppRecord>> {
+        self.inner.list_apps().await
+    }
+
+    async fn update_app(&self, app: &AppRecord) -> StoreResult<()> {
+        let result = self.inner.update_app(app).await;
+        self.drop_app(&app.key);
+        result
+    }
+
+    async fn delete_app(&self, key: &str) -> StoreResult<()> {
+        let result = self.inner.delete_app(key).await;
+        self.drop_app(key);
+        self.drop_all_sessions();
+        result
+    }
+
+    async fn add_secret(&self, secret: &SecretRecord) -> StoreResult<()> {
+        let result = self.inner.add_secret(secret).await;
+        self.drop_app(&secret.app_key);
+        result
+    }
+
+    async fn list_secrets(&self, app_key: &str, include_retired: bool) -> StoreResult<Vec<SecretRecord>> {
+        if include_retired {
+            return self.inner.list_secrets(app_key, true).await;
+        }
+        self.read_through(&self.active_secrets, app_key, || self.inner.list_secrets(app_key, false)).await
+    }
+
+    async fn retire_secret(&self, app_key: &str, secret_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let result = self.inner.retire_secret(app_key, secret_id, at).await;
+        self.drop_app(app_key);
+        result
+    }
+
+    async fn touch_secret(&self, secret_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        // Only `last_used_at` changes, which no cached reader looks at; admin listings read uncached.
+        self.inner.touch_secret(secret_id, at).await
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
+        self.inner.create_user(user).await
+    }
+
+    async fn get_user(&self, app_key: &str, user_id: &str) -> StoreResult<UserRecord> {
+        // Not cached: read on logins (bounded by password hashing) and admin calls, and it carries the
+        // `disabled` flag, which must hold at once.
+        self.inner.get_user(app_key, user_id).await
+    }
+
+    async fn list_users(&self, app_key: &str, search: Option<&str>, limit: u32) -> StoreResult<Vec<UserRecord>> {
+        self.inner.list_users(app_key, search, limit).await
+    }
+
+    async fn set_password_hash(&self, app_key: &str, user_id: &str, hash: &str) -> StoreResult<()> {
+        self.inner.set_password_hash(app_key, user_id, hash).await
+    }
+
+    async fn set_user_disabled(&self, app_key: &str, user_id: &str, disabled: bool) -> StoreResult<()> {
+        self.inner.set_user_disabled(app_key, user_id, disabled).await
+    }
+
+    async fn delete_user(&self, app_key: &str, user_id: &str) -> StoreResult<()> {
+        self.inner.delete_user(app_key, user_id).await
+    }
+
+    async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        // Not cached here: most sessions are exchanged and then used by another request, and a session made by
+        // a client that never calls back should not push out one that does.
+        self.inner.create_session(session).await
+    }
+
+    async fn get_session(&self, id: &str) -> StoreResult<SessionRecord> {
+        self.read_through(&self.sessions, id, || self.inner.get_session(id)).await
+    }
+
+    fn forget_session(&self, id: &str) {
+        self.sessions.invalidate(id);
+    }
+
+    async fn list_live_sessions(
+        &self,
+        app_key: &str,
+        user_id: Option<&str>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        self.inner.list_live_sessions(app_key, user_id, now, limit).await
+    }
+
+    async fn update_session(&self, id: &str, expires_at: DateTime<Utc>, secret_generation: u32) -> StoreResult<()> {
+        let result = self.inner.update_session(id, expires_at, secret_generation).await;
+        self.drop_session(id);
+        result
+    }
+
+    async fn revoke_session(&self, app_key: &str, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        let result = self.inner.revoke_session(app_key, id, at).await;
+        self.drop_session(id);
+        result
+    }
+
+    async fn revoke_user_sessions(&self, app_key: &str, user_id: &str, at: DateTime<Utc>) -> StoreResult<u64> {
+        // Which ids changed is not known here; bulk revocations are rare admin actions, so drop every copy.
+        let result = self.inner.revoke_user_sessions(app_key, user_id, at).await;
+        self.drop_all_sessions();
+        result
+    }
+
+    async fn revoke_app_sessions_before(
+        &self,
+        app_key: &str,
+        before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let result = self.inner.revoke_app_sessions_before(app_key, before, at).await;
+        self.drop_all_sessions();
+        result
+    }
+
+    async fn use_nonce(&self, app_key: &str, nonce: &str, expires_at: DateTime<Utc>) -> StoreResult<bool> {
+        self.inner.use_nonce(app_key, nonce, expires_at).await
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        // Purged sessions expired a week ago: a cached copy answers `session_expired` just the same.
+        self.inner.purge_expired(now).await
+    }
+}
