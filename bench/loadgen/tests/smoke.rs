@@ -14,7 +14,7 @@ async fn every_scenario_runs_briefly_against_an_in_process_server() {
     let (callbox, made) = callbox_server::open(&config).await.unwrap();
     let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(AppState { callbox, metrics: None });
+    let app = router(AppState { callbox: std::sync::Arc::new(callbox), metrics: None });
     let server = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
     });

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 const KEEP_PER_APP: usize = 500;
 
 /// What was attempted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// Ticket or JWT exchanged for a session.
@@ -47,7 +47,8 @@ pub struct AuthEvent {
     /// The user, when known.
     pub user_id: Option<String>,
     /// Client address.
-    pub client_ip: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub client_ip: Option<IpAddr>,
     /// The refusal's explanation, or what was granted (never a credential).
     pub detail: Option<String>,
     /// Fingerprint of the credential presented, to correlate events without revealing it.
@@ -60,25 +61,47 @@ pub struct AuditLog {
     recent: Arc<Mutex<HashMap<String, VecDeque<AuthEvent>>>>,
 }
 
+impl EventKind {
+    /// The lower-case name (metrics label).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Exchange => "exchange",
+            EventKind::Reauthorize => "reauthorize",
+            EventKind::Signup => "signup",
+            EventKind::Login => "login",
+            EventKind::SignedCall => "signedcall",
+        }
+    }
+}
+
 impl AuditLog {
-    /// Logs `event` and keeps it for its application. Accepted signed calls are counted in metrics but not kept,
-    /// so that the busiest traffic cannot push exchanges and logins out of the window.
+    /// Logs `event` and keeps it for its application. Accepted signed calls, the bulk of all traffic, are logged
+    /// at `debug` (not `info`) and not kept, so that they neither flood the log nor push exchanges and logins
+    /// out of the window; metrics count them all.
     pub fn record(&self, event: AuthEvent) {
-        tracing::info!(
-            target: "callbox::audit",
-            kind = ?event.kind,
-            outcome = event.outcome,
-            reason = event.reason.unwrap_or(""),
-            app = event.app_key.as_deref().unwrap_or(""),
-            user = event.user_id.as_deref().unwrap_or(""),
-            client_ip = event.client_ip.as_deref().unwrap_or(""),
-            credential = event.credential.as_deref().unwrap_or(""),
-            detail = event.detail.as_deref().unwrap_or(""),
-            "authentication"
-        );
-        if event.kind == EventKind::SignedCall && event.outcome == "accepted" {
+        let routine = event.kind == EventKind::SignedCall && event.outcome == "accepted";
+        macro_rules! log_event {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "callbox::audit",
+                    $level,
+                    kind = event.kind.as_str(),
+                    outcome = event.outcome,
+                    reason = event.reason.unwrap_or(""),
+                    app = event.app_key.as_deref().unwrap_or(""),
+                    user = event.user_id.as_deref().unwrap_or(""),
+                    client_ip = event.client_ip.map(tracing::field::display),
+                    credential = event.credential.as_deref().unwrap_or(""),
+                    detail = event.detail.as_deref().unwrap_or(""),
+                    "authentication"
+                )
+            };
+        }
+        if routine {
+            log_event!(tracing::Level::DEBUG);
             return;
         }
+        log_event!(tracing::Level::INFO);
         let Some(app) = event.app_key.clone() else { return };
         let mut recent = self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if recent.len() > 10_000 && !recent.contains_key(&app) {
@@ -124,7 +147,7 @@ pub fn event(kind: EventKind, app_key: Option<&str>, client_ip: IpAddr) -> AuthE
         reason: None,
         app_key: app_key.map(str::to_owned),
         user_id: None,
-        client_ip: Some(client_ip.to_string()),
+        client_ip: Some(client_ip),
         detail: None,
         credential: None,
     }

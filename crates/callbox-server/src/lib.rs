@@ -196,7 +196,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let listener = TcpListener::bind(config.listen).await.map_err(io_error(format!("binding {}", config.listen)))?;
     let address = listener.local_addr().map_err(io_error("reading the bound address"))?;
     announce_first_start(&made, &config);
-    let state = AppState { callbox: callbox.clone(), metrics: metrics_handle() };
+    let state = AppState { callbox: Arc::new(callbox.clone()), metrics: metrics_handle() };
     let app = http::router(state);
 
     let housekeeping = tokio::spawn(async move {

@@ -258,6 +258,27 @@ pub struct Callbox {
     /// Server configuration.
     pub config: Arc<Config>,
     secret_touches: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
+    auth_counters: Arc<AuthCounters>,
+}
+
+/// `callbox_auth_total{kind,outcome,reason}` handles, made once per label set: building one through
+/// `metrics::counter!` allocates and sorts the labels and searches the registry, once per signed call.
+#[derive(Debug, Default)]
+struct AuthCounters {
+    made: std::sync::RwLock<HashMap<(EventKind, &'static str, &'static str), metrics::Counter>>,
+}
+
+impl AuthCounters {
+    fn get(&self, kind: EventKind, outcome: &'static str, reason: &'static str) -> metrics::Counter {
+        let key = (kind, outcome, reason);
+        if let Some(counter) = self.made.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return counter.clone();
+        }
+        let counter =
+            metrics::counter!("callbox_auth_total", "kind" => kind.as_str(), "outcome" => outcome, "reason" => reason);
+        self.made.write().unwrap_or_else(|p| p.into_inner()).insert(key, counter.clone());
+        counter
+    }
 }
 
 fn now() -> DateTime<Utc> {
@@ -284,6 +305,7 @@ impl Callbox {
             master,
             config: Arc::new(config),
             secret_touches: Arc::new(Mutex::new(HashMap::new())),
+            auth_counters: Arc::default(),
         })
     }
 
@@ -413,16 +435,13 @@ impl Callbox {
         ev.outcome = "refused";
         ev.reason = Some(error.reason.as_str());
         ev.detail = Some(error.message.to_string());
-        let kind = format!("{:?}", ev.kind).to_ascii_lowercase();
-        metrics::counter!("callbox_auth_total", "kind" => kind, "outcome" => "refused", "reason" => error.reason.as_str())
-            .increment(1);
+        self.auth_counters.get(ev.kind, "refused", error.reason.as_str()).increment(1);
         self.audit.record(ev);
     }
 
     fn accept(&self, mut ev: AuthEvent) {
         ev.outcome = "accepted";
-        let kind = format!("{:?}", ev.kind).to_ascii_lowercase();
-        metrics::counter!("callbox_auth_total", "kind" => kind, "outcome" => "accepted", "reason" => "").increment(1);
+        self.auth_counters.get(ev.kind, "accepted", "").increment(1);
         self.audit.record(ev);
     }
 

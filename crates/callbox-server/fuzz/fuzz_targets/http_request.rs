@@ -46,7 +46,7 @@ fn world() -> &'static World {
         let (callbox, made) = runtime.block_on(callbox_server::open(&config)).unwrap();
         let (app_key, secret) = made.demo_app.unwrap();
         let app_secret = Secret::from_base64(&secret).unwrap();
-        let router = callbox_server::http::router(callbox_server::http::AppState { callbox, metrics: None });
+        let router = callbox_server::http::router(callbox_server::http::AppState { callbox: std::sync::Arc::new(callbox), metrics: None });
         let ticket = mint(&app_key, &app_secret, "fuzzer");
         let request = Request::post("/v1/instance")
             .header("authorization", format!("User {ticket}"))

@@ -7,6 +7,7 @@ pub mod client;
 
 use crate::error::{reason_for_status, ApiError};
 use crate::service::Callbox;
+use axum::extract::MatchedPath;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -14,15 +15,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use callbox_core::Reason;
+use metrics::{Counter, Histogram, SharedString};
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The domain service.
-    pub callbox: Callbox,
+    /// The domain service (behind an `Arc`: the state is cloned for every request).
+    pub callbox: Arc<Callbox>,
     /// Renders `/metrics`; `None` when no recorder is installed.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -63,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(crate::openapi::serve));
 
     let timeout = Duration::from_secs(state.callbox.config.limits.request_timeout_seconds.max(1));
+    let request_metrics = Arc::new(RequestMetrics::default());
     Router::new()
         .merge(client)
         .merge(admin)
@@ -70,11 +75,10 @@ pub fn router(state: AppState) -> Router {
         .merge(assets::routes())
         .merge(crate::dashboard::routes())
         .fallback(not_found)
-        .layer(middleware::from_fn(move |request: Request, next: Next| with_timeout(request, next, timeout)))
-        .layer(middleware::from_fn(limit_headers))
-        .layer(middleware::from_fn(json_errors))
-        .layer(middleware::from_fn(record_metrics))
-        .layer(cors(&state))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            guard(request, next, timeout, Arc::clone(&request_metrics))
+        }))
+        .layer(CorsWhenOrigin(cors(&state)))
         .with_state(state)
 }
 
@@ -100,6 +104,58 @@ fn cors(state: &AppState) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
+/// Applies a [`CorsLayer`] to requests that carry an `Origin` header (browsers) and passes the others (backends,
+/// native clients: most signed calls) straight through: the CORS service builds and merges a header map on every
+/// request, which cost about a fifth of a signed call's time in the router (`benches/request.rs`). A response
+/// without `Origin` then has no `Vary: Origin`; API responses answer credentialed requests and are not stored
+/// by shared caches, and one reused for a browser would lack `Access-Control-Allow-Origin` and be refused by it,
+/// never wrongly allowed.
+#[derive(Clone)]
+struct CorsWhenOrigin(CorsLayer);
+
+impl<S: Clone> tower::Layer<S> for CorsWhenOrigin {
+    type Service = CorsWhenOriginService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CorsWhenOriginService { cors: self.0.layer(inner.clone()), plain: inner }
+    }
+}
+
+#[derive(Clone)]
+struct CorsWhenOriginService<S> {
+    cors: tower_http::cors::Cors<S>,
+    plain: S,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for CorsWhenOriginService<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<axum::body::Body>> + Clone,
+    B: Default,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = futures_util::future::Either<
+        <tower_http::cors::Cors<S> as tower::Service<axum::http::Request<B>>>::Future,
+        S::Future,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        // Both wrap the same (always ready) router; each must be polled before its own `call`.
+        match self.cors.poll_ready(cx) {
+            std::task::Poll::Ready(Ok(())) => self.plain.poll_ready(cx),
+            other => other,
+        }
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        if request.headers().contains_key(header::ORIGIN) {
+            futures_util::future::Either::Left(self.cors.call(request))
+        } else {
+            futures_util::future::Either::Right(self.plain.call(request))
+        }
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(Reason::NotFound)
 }
@@ -108,25 +164,69 @@ async fn not_found() -> ApiError {
 /// answers with an empty 431; this one answers with the §7 JSON, long before that.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-async fn limit_headers(request: Request, next: Next) -> Response {
-    let size: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
-    if size > MAX_HEADER_BYTES {
-        return ApiError::with_message(Reason::PayloadTooLarge, "the request headers are too large").into_response();
-    }
-    next.run(request).await
+/// What every request goes through, in one layer (each `from_fn` layer costs a service clone and a boxed future
+/// per request, which showed in the signed-call profile): the header-size limit, the time limit, §7 JSON for
+/// every error response, and the request metrics.
+async fn guard(request: Request, next: Next, limit: Duration, request_metrics: Arc<RequestMetrics>) -> Response {
+    let started = Instant::now();
+    let method = method_label(request.method());
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let header_bytes: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    let response = if header_bytes > MAX_HEADER_BYTES {
+        ApiError::with_message(Reason::PayloadTooLarge, "the request headers are too large").into_response()
+    } else {
+        match tokio::time::timeout(limit, next.run(request)).await {
+            Ok(response) => json_errors(response),
+            Err(_) => ApiError::with_message(Reason::ServiceUnavailable, "the request took too long").into_response(),
+        }
+    };
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (duration, count) = request_metrics.handles(method, route, response.status().as_u16());
+    duration.record(started.elapsed().as_secs_f64());
+    count.increment(1);
+    response
 }
 
-async fn with_timeout(request: Request, next: Next, limit: Duration) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::with_message(Reason::ServiceUnavailable, "the request took too long").into_response(),
+/// The request metrics' handles by route, method and status, made once each. Building a handle through the
+/// `metrics!` macros allocates and sorts the labels and searches the registry on every request, which showed in
+/// the signed-call profile. Routes are the fixed set this router declares, so the table stays small.
+#[derive(Default)]
+struct RequestMetrics {
+    by_route: RwLock<HashMap<String, HashMap<(&'static str, u16), (Histogram, Counter)>>>,
+}
+
+impl RequestMetrics {
+    fn handles(&self, method: &'static str, route: &str, status: u16) -> (Histogram, Counter) {
+        let found = self
+            .by_route
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(route)
+            .and_then(|by_status| by_status.get(&(method, status)).cloned());
+        if let Some(handles) = found {
+            return handles;
+        }
+        let route_label = SharedString::from_owned(route.to_owned());
+        let handles = (
+            metrics::histogram!("callbox_http_request_duration_seconds", "method" => method, "route" => route_label.clone()),
+            metrics::counter!(
+                "callbox_http_requests_total",
+                "method" => method, "route" => route_label, "status" => status.to_string()
+            ),
+        );
+        self.by_route
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(route.to_owned())
+            .or_default()
+            .insert((method, status), handles.clone());
+        handles
     }
 }
 
 /// Turns every error response that did not come from an [`ApiError`] (routing, method, path decoding, panics)
 /// into the §7 JSON, so no client ever sees an empty or plain-text error.
-async fn json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+fn json_errors(response: Response) -> Response {
     let status = response.status();
     if (status.is_client_error() || status.is_server_error()) && response.extensions().get::<Reason>().is_none() {
         let reason = reason_for_status(status);
@@ -141,20 +241,18 @@ async fn json_errors(request: Request, next: Next) -> Response {
     response
 }
 
-async fn record_metrics(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!("callbox_http_request_duration_seconds", "method" => method.to_string(), "route" => route.clone())
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("callbox_http_requests_total", "method" => method.to_string(), "route" => route, "status" => status)
-        .increment(1);
-    response
+/// The method as a metrics label without allocating (anything unusual is `other`).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::HEAD => "HEAD",
+        _ => "other",
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -1,6 +1,8 @@
 //! [`CachedStore`]: a read cache in front of another [`Store`] for the three reads on every request — a session
 //! (each signed call), an application and its active secrets (each ticket exchange).
 //!
+//! The list of all applications is cached the same way (browsers' CORS checks read it on every request).
+//!
 //! Why: with SQLite every statement crosses to sqlx's connection thread and back, and with PostgreSQL it is a
 //! network round trip; on a signed call that hand-off cost several times the HMAC work (docs/benchmarks.md).
 //!
@@ -35,6 +37,8 @@ pub struct CachedStore {
     sessions: Cache<String, SessionRecord>,
     apps: Cache<String, AppRecord>,
     active_secrets: Cache<String, Vec<SecretRecord>>,
+    /// The list of every application under one key: browsers' CORS checks read it on each request.
+    all_apps: Cache<(), Vec<AppRecord>>,
     /// Bumped after every write that drops cached copies (see the module docs).
     epoch: AtomicU64,
     ttl: Duration,
@@ -59,6 +63,7 @@ impl CachedStore {
             sessions: Cache::builder().max_capacity(max_sessions).time_to_live(ttl).build(),
             apps: Cache::builder().max_capacity(MAX_APPS).time_to_live(ttl).build(),
             active_secrets: Cache::builder().max_capacity(MAX_APPS).time_to_live(ttl).build(),
+            all_apps: Cache::builder().max_capacity(1).time_to_live(ttl).build(),
             epoch: AtomicU64::new(0),
             ttl,
         }
@@ -77,8 +82,10 @@ impl CachedStore {
 
     /// Reads through `cache`: a hit is answered from memory; a miss reads `load` and keeps the answer unless a
     /// write ran meanwhile.
-    async fn read_through<T, F>(&self, cache: &Cache<String, T>, key: &str, load: impl FnOnce() -> F) -> StoreResult<T>
+    async fn read_through<K, Q, T, F>(&self, cache: &Cache<K, T>, key: &Q, load: impl FnOnce() -> F) -> StoreResult<T>
     where
+        K: std::borrow::Borrow<Q> + std::hash::Hash + Eq + Send + Sync + 'static,
+        Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
         T: Clone + Send + Sync + 'static,
         F: std::future::Future<Output = StoreResult<T>>,
     {
@@ -114,6 +121,7 @@ impl CachedStore {
         self.bump();
         self.apps.invalidate(key);
         self.active_secrets.invalidate(key);
+        self.all_apps.invalidate_all();
     }
 }
 
@@ -132,7 +140,9 @@ impl Store for CachedStore {
     }
 
     async fn create_app(&self, app: &AppRecord, first_secret: &SecretRecord) -> StoreResult<()> {
-        self.inner.create_app(app, first_secret).await
+        let result = self.inner.create_app(app, first_secret).await;
+        self.drop_app(&app.key);
+        result
     }
 
     async fn get_app(&self, key: &str) -> StoreResult<AppRecord> {
@@ -140,7 +150,7 @@ impl Store for CachedStore {
     }
 
     async fn list_apps(&self) -> StoreResult<Vec<AppRecord>> {
-        self.inner.list_apps().await
+        self.read_through(&self.all_apps, &(), || self.inner.list_apps()).await
     }
 
     async fn update_app(&self, app: &AppRecord) -> StoreResult<()> {

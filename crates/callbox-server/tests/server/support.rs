@@ -57,7 +57,8 @@ pub async fn start_with(config: Config) -> Server {
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(AppState { callbox: callbox.clone(), metrics: callbox_server::metrics_handle() });
+    let app =
+        router(AppState { callbox: std::sync::Arc::new(callbox.clone()), metrics: callbox_server::metrics_handle() });
     let task = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
     });
