@@ -192,8 +192,11 @@ async fn guard(request: Request, next: Next, limit: Duration, request_metrics: A
 /// the signed-call profile. Routes are the fixed set this router declares, so the table stays small.
 #[derive(Default)]
 struct RequestMetrics {
-    by_route: RwLock<HashMap<String, HashMap<(&'static str, u16), (Histogram, Counter)>>>,
+    by_route: RwLock<HashMap<String, RouteMetrics>>,
 }
+
+/// One route's handles by method and status: (duration histogram, request counter).
+type RouteMetrics = HashMap<(&'static str, u16), (Histogram, Counter)>;
 
 impl RequestMetrics {
     fn handles(&self, method: &'static str, route: &str, status: u16) -> (Histogram, Counter) {
