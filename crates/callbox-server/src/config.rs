@@ -90,6 +90,9 @@ pub struct PasswordConfig {
     pub hash_workers: Option<usize>,
     /// Logins that may wait for a worker; more are refused with `rate_limited`.
     pub hash_queue: usize,
+    /// How long a login or sign-up that finds the queue full waits for a place before it is refused with
+    /// `rate_limited`, milliseconds.
+    pub queue_wait_milliseconds: u64,
     /// argon2id memory, KiB (OWASP minimum 19456).
     pub memory_kib: u32,
     /// argon2id iterations (OWASP minimum 2).
@@ -98,7 +101,7 @@ pub struct PasswordConfig {
 
 impl Default for PasswordConfig {
     fn default() -> Self {
-        Self { hash_workers: None, hash_queue: 32, memory_kib: 19_456, iterations: 2 }
+        Self { hash_workers: None, hash_queue: 32, queue_wait_milliseconds: 1000, memory_kib: 19_456, iterations: 2 }
     }
 }
 

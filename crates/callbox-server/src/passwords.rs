@@ -1,8 +1,10 @@
-//! argon2id password hashing on blocking threads, behind a bounded queue.
+//! argon2id password hashing on its own threads, behind a bounded queue.
 //!
-//! Hashing is deliberately slow, so it never runs on the async runtime: at most `workers` hashes run at once on
-//! tokio's blocking pool, at most `queue` more wait, and beyond that a login is refused with `rate_limited`
-//! instead of stalling everything else.
+//! Hashing is deliberately slow, so it never runs on the async runtime: `workers` dedicated threads hash, at most
+//! `queue` more jobs wait, and beyond that a login is refused with `rate_limited` instead of stalling everything
+//! else. The hashing threads run at the lowest CPU priority (`SCHED_BATCH`, nice 19 on Linux): a core they share
+//! with ticket exchanges and signed calls goes to those first, so a login flood cannot push up their latency
+//! (docs/benchmarks.md, "mixed"); logins get every cycle the rest leaves.
 
 use crate::config::PasswordConfig;
 use crate::error::ApiError;
@@ -10,8 +12,9 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use callbox_core::Reason;
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use zeroize::Zeroizing;
 
 /// Shortest password accepted, bytes.
@@ -41,8 +44,13 @@ pub struct Verified {
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
-    workers: Arc<Semaphore>,
+    workers: usize,
+    /// Jobs for the hashing threads (they stop when every clone of this is dropped).
+    jobs: mpsc::Sender<Job>,
+    /// Places for a job running or queued: `workers + queue`.
     waiting_room: Arc<Semaphore>,
+    /// How long a login or sign-up waits for a place before it is refused.
+    queue_wait: std::time::Duration,
     /// Verified against when the user does not exist, so that both cases cost the same time.
     dummy_hash: Arc<str>,
     /// argon2's working memory (19 MiB a hash), reused: at most one buffer per concurrent hash ever exists.
@@ -53,12 +61,51 @@ pub struct PasswordHasher {
 
 type BlockPool = Arc<Mutex<Vec<Vec<Block>>>>;
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Starts `workers` hashing threads at the lowest CPU priority, fed by the returned sender.
+fn spawn_hashing_threads(workers: usize) -> std::io::Result<mpsc::Sender<Job>> {
+    let (sender, receiver) = mpsc::channel::<Job>();
+    let receiver = Arc::new(Mutex::new(receiver));
+    for n in 0..workers {
+        let receiver = Arc::clone(&receiver);
+        std::thread::Builder::new().name(format!("callbox-hash-{n}")).spawn(move || {
+            lower_this_threads_priority();
+            loop {
+                let job = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok(job) = job else { return };
+                // A panicking job drops its answer channel (the caller gets `internal`); the thread carries on.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
+        })?;
+    }
+    Ok(sender)
+}
+
+/// `SCHED_BATCH` at nice 19 (any user may lower its own priority). Elsewhere, or if refused, the thread keeps
+/// the normal priority and a warning says so.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadPriority,
+            ThreadPriorityValue, ThreadSchedulePolicy,
+        };
+        let lowest = ThreadPriority::Crossplatform(ThreadPriorityValue::MIN);
+        let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
+        if let Err(error) = set_thread_priority_and_policy(thread_native_id(), lowest, policy) {
+            tracing::warn!(?error, "password hashing runs at normal CPU priority");
+        }
+    }
+}
+
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordHasher")
             .field("m_kib", &self.params.m_cost())
             .field("t", &self.params.t_cost())
-            .field("workers_free", &self.workers.available_permits())
+            .field("workers", &self.workers)
+            .field("places_free", &self.waiting_room.available_permits())
             .finish()
     }
 }
@@ -76,50 +123,89 @@ impl PasswordHasher {
         let blocks = BlockPool::default();
         let dummy_hash = hash_blocking(&blocks, &params, "callbox-dummy-password-for-timing")
             .map_err(|_| argon2::Error::AlgorithmInvalid)?;
+        let jobs = spawn_hashing_threads(workers).map_err(|_| argon2::Error::AlgorithmInvalid)?;
         Ok(Self {
             blocks,
             params,
-            workers: Arc::new(Semaphore::new(workers)),
+            workers,
+            jobs,
             waiting_room: Arc::new(Semaphore::new(workers + config.hash_queue)),
+            queue_wait: std::time::Duration::from_millis(config.queue_wait_milliseconds),
             dummy_hash: dummy_hash.into(),
         })
     }
 
-    /// `rate_limited` at once when no hashing place is free: a login flood is then shed before it costs any
-    /// database work (the places are taken for real, and checked again, when the hash runs).
-    pub fn ensure_room(&self) -> Result<(), ApiError> {
-        if self.waiting_room.available_permits() == 0 {
-            metrics::counter!("callbox_password_queue_rejections_total").increment(1);
-            return Err(ApiError::retry_after(Reason::RateLimited, 1));
+    /// A hashing place for a login or sign-up: at once when one is free, else after waiting up to
+    /// `queue_wait_milliseconds` for one (first come, first served); `rate_limited` after that. Taken before any
+    /// database work. The wait is what keeps a flood of logins that ignores `Retry-After` from costing more than
+    /// one refusal per connection per wait: answering each with an immediate 429 let 48 connections send ~19,000
+    /// refused logins a second, whose handling took the CPU that ticket exchanges needed (docs/benchmarks.md).
+    pub async fn reserve(&self) -> Result<HashingPlace, ApiError> {
+        if let Ok(place) = self.waiting_room.clone().try_acquire_owned() {
+            return Ok(HashingPlace { _permit: place });
         }
-        Ok(())
+        match tokio::time::timeout(self.queue_wait, self.waiting_room.clone().acquire_owned()).await {
+            Ok(Ok(place)) => Ok(HashingPlace { _permit: place }),
+            _ => Err(Self::shed()),
+        }
     }
 
-    /// Runs `job` on a blocking thread once a worker is free; `rate_limited` when the queue is full.
+    fn shed() -> ApiError {
+        metrics::counter!("callbox_password_queue_rejections_total").increment(1);
+        ApiError::retry_after(Reason::RateLimited, 1)
+    }
+
+    /// A hashing place if one is free now (admin calls: they do not wait).
+    fn reserve_now(&self) -> Result<HashingPlace, ApiError> {
+        let place = self.waiting_room.clone().try_acquire_owned().map_err(|_| Self::shed())?;
+        Ok(HashingPlace { _permit: place })
+    }
+
+    /// Runs `job` on a hashing thread, in `place`.
     async fn run<T: Send + 'static>(
         &self,
+        place: HashingPlace,
         job: impl FnOnce(&Params, &BlockPool) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let _place = self.waiting_room.clone().try_acquire_owned().map_err(|_| {
-            metrics::counter!("callbox_password_queue_rejections_total").increment(1);
-            ApiError::retry_after(Reason::RateLimited, 1)
-        })?;
-        let _worker = self.workers.clone().acquire_owned().await.map_err(|_| ApiError::new(Reason::Internal))?;
         let (params, blocks) = (self.params.clone(), self.blocks.clone());
-        tokio::task::spawn_blocking(move || job(&params, &blocks)).await.map_err(|_| ApiError::new(Reason::Internal))
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        // The place goes with the job, so it is held until the hash is done even if the caller gave up waiting.
+        let job: Job = Box::new(move || {
+            let _place = place;
+            let _ = answer.send(job(&params, &blocks));
+        });
+        self.jobs.send(job).map_err(|_| ApiError::new(Reason::Internal))?;
+        answered.await.map_err(|_| ApiError::new(Reason::Internal))
     }
 
-    /// Hashes a new password.
+    /// Hashes a new password (a place if one is free now, else `rate_limited`).
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, ApiError> {
-        self.run(move |params, blocks| hash_blocking(blocks, params, &password))
+        let place = self.reserve_now()?;
+        self.hash_in(place, password).await
+    }
+
+    /// Hashes a new password in a place already reserved.
+    pub async fn hash_in(&self, place: HashingPlace, password: Zeroizing<String>) -> Result<String, ApiError> {
+        self.run(place, move |params, blocks| hash_blocking(blocks, params, &password))
             .await?
             .map_err(|_| ApiError::new(Reason::Internal))
     }
 
     /// Checks `password` against `stored` (or against a dummy hash when there is no user, to take the same time).
     pub async fn verify(&self, password: Zeroizing<String>, stored: Option<String>) -> Result<Verified, ApiError> {
+        let place = self.reserve_now()?;
+        self.verify_in(place, password, stored).await
+    }
+
+    /// [`PasswordHasher::verify`] in a place already reserved.
+    pub async fn verify_in(
+        &self,
+        place: HashingPlace,
+        password: Zeroizing<String>,
+        stored: Option<String>,
+    ) -> Result<Verified, ApiError> {
         let dummy = self.dummy_hash.clone();
-        self.run(move |params, blocks| {
+        self.run(place, move |params, blocks| {
             let exists = stored.is_some();
             let phc = stored.unwrap_or_else(|| dummy.to_string());
             let Ok(parsed) = PasswordHash::new(&phc) else {
@@ -134,6 +220,13 @@ impl PasswordHasher {
         })
         .await
     }
+}
+
+/// A place in the hashing queue (running or waiting), held until the hash it was taken for is done.
+#[derive(Debug)]
+pub struct HashingPlace {
+    /// Released (the place freed) when dropped.
+    _permit: OwnedSemaphorePermit,
 }
 
 /// argon2 of `password` under `salt` into an output of `len` bytes, on a buffer from `pool` (what
@@ -223,21 +316,55 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_queue_sheds_with_rate_limited() {
-        let config = PasswordConfig { hash_workers: Some(1), hash_queue: 0, ..PasswordConfig::default() };
+    async fn a_full_queue_waits_then_sheds_with_rate_limited() {
+        use std::time::Duration;
+        let config = PasswordConfig {
+            hash_workers: Some(1),
+            hash_queue: 0,
+            queue_wait_milliseconds: 50,
+            ..PasswordConfig::default()
+        };
         let hasher = PasswordHasher::new(&config).unwrap();
+        let place = hasher.reserve().await.unwrap();
         let busy = {
             let hasher = hasher.clone();
-            tokio::spawn(async move { hasher.hash(Zeroizing::new("password1".into())).await })
+            // A job that keeps the only worker and place for 400 ms, whatever the machine's hashing speed.
+            tokio::spawn(async move { hasher.run(place, |_, _| std::thread::sleep(Duration::from_millis(400))).await })
         };
-        tokio::task::yield_now().await;
-        // Give the first job time to take the only place.
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        assert_eq!(hasher.ensure_room().unwrap_err().reason, Reason::RateLimited, "shed before any other work");
-        let shed = hasher.hash(Zeroizing::new("password2".into())).await;
-        assert_eq!(shed.unwrap_err().reason, Reason::RateLimited);
+        // The only place is taken: an admin hash is refused at once, a login after waiting its 50 ms.
+        assert_eq!(hasher.hash(Zeroizing::new("password2".into())).await.unwrap_err().reason, Reason::RateLimited);
+        let asked = std::time::Instant::now();
+        assert_eq!(hasher.reserve().await.unwrap_err().reason, Reason::RateLimited);
+        assert!(asked.elapsed() >= Duration::from_millis(50));
+        // A login that may wait long enough gets the place as soon as the hash is done.
+        let patient = PasswordHasher { queue_wait: Duration::from_secs(30), ..hasher.clone() };
+        let place = patient.reserve().await.unwrap();
         assert!(busy.await.unwrap().is_ok());
-        assert!(hasher.ensure_room().is_ok(), "room again once the hash is done");
+        assert!(patient.verify_in(place, Zeroizing::new("x".repeat(8)), None).await.is_ok());
+        assert!(hasher.reserve().await.is_ok(), "room again once the hashes are done");
+    }
+
+    /// The hashing threads run at the lowest priority: nice 19, `SCHED_BATCH` (read back from /proc).
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_the_lowest_priority() {
+        let hasher =
+            PasswordHasher::new(&PasswordConfig { hash_workers: Some(1), ..PasswordConfig::default() }).unwrap();
+        let place = hasher.reserve().await.unwrap();
+        let seen = hasher
+            .run(place, |_, _| {
+                let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+                // Fields after the command name (which is in parentheses): state is field 3, nice field 19,
+                // policy field 41.
+                let fields: Vec<String> =
+                    stat.rsplit_once(')').unwrap().1.split_whitespace().map(str::to_owned).collect();
+                (std::thread::current().name().map(str::to_owned), fields[19 - 3].clone(), fields[41 - 3].clone())
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen.0.as_deref(), Some("callbox-hash-0"));
+        assert_eq!(seen.1, "19", "nice");
+        assert_eq!(seen.2, "3", "SCHED_BATCH");
     }
 
     #[test]

@@ -736,7 +736,7 @@ impl Callbox {
         let mut ev = event(EventKind::Signup, Some(app_key), ip);
         ev.user_id = Some(identity.endpoint.clone());
         let result = async {
-            self.passwords.ensure_room()?;
+            let place = self.passwords.reserve().await?;
             let context = self.platform_app(app_key, meta.origin.as_deref()).await?;
             check_password_length(&password)?;
             self.limiter
@@ -748,7 +748,7 @@ impl Callbox {
                 Err(StoreError::NotFound) => {}
                 Err(other) => return Err(other.into()),
             }
-            let hash = self.passwords.hash(password).await?;
+            let hash = self.passwords.hash_in(place, password).await?;
             let user = UserRecord {
                 app_key: app_key.to_owned(),
                 user_id: identity.endpoint.clone(),
@@ -781,7 +781,7 @@ impl Callbox {
         let mut ev = event(EventKind::Login, Some(app_key), ip);
         ev.user_id = Some(identity.endpoint.clone());
         let result = async {
-            self.passwords.ensure_room()?;
+            let place = self.passwords.reserve().await?;
             let context = self.platform_app(app_key, meta.origin.as_deref()).await?;
             let user_id = identity.endpoint.clone();
             self.limiter
@@ -796,7 +796,8 @@ impl Callbox {
                 Err(StoreError::NotFound) => None,
                 Err(other) => return Err(other.into()),
             };
-            let verified = self.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+            let verified =
+                self.passwords.verify_in(place, password, user.as_ref().map(|u| u.password_hash.clone())).await?;
             let Some(user) = user.filter(|_| verified.matches) else {
                 return Err(match self.limiter.record_failure(app_key, &user_id, ip).await {
                     Some(wait) => ApiError::retry_after(Reason::LockedOut, wait),
