@@ -21,6 +21,16 @@
 //! 0.55 ms per single-row commit with `FULL` against 0.075 ms with `NORMAL`, i.e. some 1,800 writes a second
 //! from the one SQLite writer. Writes here are sign-ins, renewals and admin calls, so `FULL` it is.
 //!
+//! ## Group commit (SQLite)
+//!
+//! One synced commit per session capped ticket exchanges at the disk's sync rate (about 2,000 a second here)
+//! however many clients waited. New sessions therefore go through one writer task: it takes every session that
+//! arrived while the previous commit was syncing and inserts them with one multi-row `INSERT` (one statement, one
+//! transaction, one sync), then acknowledges each. A lone session is written at once, as before; under load a
+//! commit carries as many as queued up (at most [`MAX_SESSION_BATCH`]). Nothing is acknowledged before its commit
+//! has synced, so the durability promise is unchanged. If a batch fails (an application deleted meanwhile, say),
+//! its sessions are written one by one so that each gets its own answer.
+//!
 //! SIGKILL of the process loses nothing acknowledged with either setting (the WAL is in the OS's cache once
 //! the commit returns); `tests/server/store.rs` kills a writing process and checks every acknowledged row.
 
@@ -51,6 +61,12 @@ pub const MAX_LIST_LIMIT: u32 = 1000;
 /// after expiry is told "expired", not "unknown").
 const EXPIRED_SESSION_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 
+/// Most sessions written by one commit (9 bound values each, far below SQLite's 32,766).
+pub const MAX_SESSION_BATCH: usize = 256;
+
+/// A session waiting for the group commit, with where to send its outcome.
+type PendingSession = (SessionRecord, tokio::sync::oneshot::Sender<StoreResult<()>>);
+
 /// Connections in a PostgreSQL pool (per node).
 const POSTGRES_POOL_SIZE: u32 = 16;
 
@@ -72,6 +88,9 @@ pub struct SqlStore {
     /// (1, 2, 5, 10 ... 100 ms), which under concurrent sign-ins cut exchanges/s and sent p99 past 100 ms
     /// (docs/benchmarks.md). The hot single-statement writes queue here instead, in the process, and never sleep.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: the group-commit writer of new sessions (see the module documentation). PostgreSQL: `None`
+    /// (concurrent commits there share WAL flushes by themselves).
+    new_sessions: Option<tokio::sync::mpsc::Sender<PendingSession>>,
 }
 
 /// Kept for readability at call sites that only ever use SQLite.
@@ -97,6 +116,9 @@ impl SqlStore {
                         "PRAGMA journal_mode = WAL",
                         "PRAGMA synchronous = FULL",
                         "PRAGMA foreign_keys = ON",
+                        // Checkpoints run in the background (below); this is only the backstop should that task
+                        // fall behind: 16,384 pages (64 MiB) of WAL before a commit checkpoints inline.
+                        "PRAGMA wal_autocheckpoint = 16384",
                         busy_timeout.as_str(),
                     ] {
                         connection.execute(pragma).await?;
@@ -111,7 +133,12 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|error| StoreError::Unavailable(format!("cannot migrate {}: {error}", path.display())))?;
-        Ok(SqlStore { pool, engine: Engine::Sqlite, writer: Default::default() })
+        let writer = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        // The task ends when the last store clone (and so the last sender) is dropped.
+        let (new_sessions, pending) = tokio::sync::mpsc::channel(4 * MAX_SESSION_BATCH);
+        tokio::spawn(write_sessions_in_groups(pool.clone(), writer.clone(), pending));
+        tokio::spawn(checkpoint_in_the_background(pool.clone(), std::sync::Arc::downgrade(&writer)));
+        Ok(SqlStore { pool, engine: Engine::Sqlite, writer, new_sessions: Some(new_sessions) })
     }
 
     /// Connects to PostgreSQL at `url` and brings its schema up to date. Safe when several nodes start at once:
@@ -130,7 +157,7 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|error| StoreError::Unavailable(format!("cannot migrate PostgreSQL: {error}")))?;
-        Ok(SqlStore { pool, engine: Engine::Postgres, writer: Default::default() })
+        Ok(SqlStore { pool, engine: Engine::Postgres, writer: Default::default(), new_sessions: None })
     }
 
     /// The engine.
@@ -171,6 +198,88 @@ impl SqlStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The SQLite group-commit loop: waits for a session, takes every other one already queued, writes them all with
+/// one statement, answers each.
+async fn write_sessions_in_groups(
+    pool: AnyPool,
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    mut pending: tokio::sync::mpsc::Receiver<PendingSession>,
+) {
+    let mut batch: Vec<PendingSession> = Vec::with_capacity(MAX_SESSION_BATCH);
+    while pending.recv_many(&mut batch, MAX_SESSION_BATCH).await > 0 {
+        let outcome = {
+            let _writer = writer.lock().await;
+            let sessions: Vec<&SessionRecord> = batch.iter().map(|(session, _)| session).collect();
+            insert_sessions(&pool, &sessions).await
+        };
+        metrics::histogram!("callbox_session_commit_batch_size").record(batch.len() as f64);
+        if outcome.is_ok() || batch.len() == 1 {
+            let mut outcome = Some(outcome);
+            for (_, answer) in batch.drain(..) {
+                // Only the single-session case can carry an error here; clone-free by taking it once.
+                let _ = answer.send(outcome.take().unwrap_or(Ok(())));
+            }
+            continue;
+        }
+        for (session, answer) in batch.drain(..) {
+            let result = {
+                let _writer = writer.lock().await;
+                insert_sessions(&pool, &[&session]).await
+            };
+            let _ = answer.send(result);
+        }
+    }
+}
+
+/// How often the WAL is checkpointed into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Copies the WAL into the database file every [`CHECKPOINT_INTERVAL`] (`PASSIVE`: it waits for no reader or
+/// writer). By default SQLite does this inside whichever commit crosses 1,000 WAL pages, so every few hundred
+/// ticket exchanges one of them also waited for the copy and a sync of the database file: that was most of
+/// the exchange p99 (docs/benchmarks.md). Stops when the store is closed or dropped (`alive` is the store's
+/// writer lock).
+async fn checkpoint_in_the_background(pool: AnyPool, alive: std::sync::Weak<tokio::sync::Mutex<()>>) {
+    let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if alive.strong_count() == 0 || pool.is_closed() {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_all(&pool).await {
+            tracing::warn!(%error, "background WAL checkpoint failed (the next commit past 64 MiB of WAL will do it)");
+        }
+    }
+}
+
+/// Inserts `sessions` with one statement (one implicit transaction: all or none, one sync).
+async fn insert_sessions(pool: &AnyPool, sessions: &[&SessionRecord]) -> StoreResult<()> {
+    let mut sql = format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ");
+    for n in 0..sessions.len() {
+        let first = n * 9;
+        let placeholders: Vec<String> = (1..=9).map(|k| format!("${}", first + k)).collect();
+        sql.push_str(if n == 0 { "(" } else { ", (" });
+        sql.push_str(&placeholders.join(", "));
+        sql.push(')');
+    }
+    let mut query = sqlx::query(&sql);
+    for session in sessions {
+        query = query
+            .bind(&session.id)
+            .bind(&session.app_key)
+            .bind(&session.user_id)
+            .bind(Capability::join(&session.capabilities))
+            .bind(to_millis(session.created_at))
+            .bind(to_millis(session.expires_at))
+            .bind(session.revoked_at.map(to_millis))
+            .bind(i64::from(session.secret_generation))
+            .bind(session.identity_type.as_str());
+    }
+    query.execute(pool).await.map_err(insert_error)?;
+    Ok(())
 }
 
 // ----- conversions -------------------------------------------------------------------------------------------
@@ -576,22 +685,14 @@ impl Store for SqlStore {
     }
 
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
-        let _writer = self.sqlite_writer().await;
-        // Durable on return: the commit is synced (synchronous=FULL).
-        sqlx::query(&format!("INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
-            .bind(&session.id)
-            .bind(&session.app_key)
-            .bind(&session.user_id)
-            .bind(Capability::join(&session.capabilities))
-            .bind(to_millis(session.created_at))
-            .bind(to_millis(session.expires_at))
-            .bind(session.revoked_at.map(to_millis))
-            .bind(i64::from(session.secret_generation))
-            .bind(session.identity_type.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(insert_error)?;
-        Ok(())
+        // Durable on return: the commit is synced (synchronous=FULL), alone or in a group.
+        let Some(new_sessions) = &self.new_sessions else {
+            return insert_sessions(&self.pool, &[session]).await;
+        };
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let gone = || StoreError::Unavailable("the session writer has stopped".into());
+        new_sessions.send((session.clone(), answer)).await.map_err(|_| gone())?;
+        answered.await.map_err(|_| gone())?
     }
 
     async fn get_session(&self, id: &str) -> StoreResult<SessionRecord> {

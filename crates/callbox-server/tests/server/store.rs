@@ -668,6 +668,34 @@ async fn sqlite_concurrent_sessions() {
     concurrent_sessions(store, 200).await;
 }
 
+/// Sessions written together (SQLite's group commit) each get their own answer: one whose application does not
+/// exist is refused with NotFound, and the others beside it are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_group_commit_answers_each_session() {
+    let (store, _dir) = sqlite().await;
+    let (app, _) = new_app(&*store).await;
+    let t = now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..64 {
+        let store = Arc::clone(&store);
+        let record = session(if n == 17 { "no-such-app" } else { &app.key }, &format!("u{n}"), t, Duration::hours(1));
+        tasks.spawn(async move { (n, record.clone(), store.create_session(&record).await) });
+    }
+    let mut written = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (n, record, result) = joined.unwrap();
+        if n == 17 {
+            assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+            assert!(matches!(store.get_session(&record.id).await, Err(StoreError::NotFound)));
+        } else {
+            result.unwrap();
+            assert_eq!(store.get_session(&record.id).await.unwrap(), record);
+            written += 1;
+        }
+    }
+    assert_eq!(written, 63);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_conformance_on_one_store() {
     let (store, _dir) = sqlite().await;
