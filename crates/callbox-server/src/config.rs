@@ -134,12 +134,15 @@ impl Default for LoginConfig {
 }
 
 /// The read cache of sessions, applications and active secrets ([`crate::store::cached`]). A change made on this
-/// node is seen here at once; a change made on another node (PostgreSQL) is seen here within `ttl_milliseconds`.
+/// node is seen here at once; a change made on another node (PostgreSQL, when the cache is turned on there) is
+/// seen here within `ttl_milliseconds`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct CacheConfig {
-    /// Longest a copy is kept, milliseconds; 0 turns the cache off. Unset: 250 ms with PostgreSQL (how stale
-    /// another node's revocation may be seen), 30 s with SQLite (only this process writes the file).
+    /// Longest a copy is kept, milliseconds; 0 turns the cache off. Unset: 30 s with SQLite (this process is the
+    /// only writer, so every change drops its copies at once), off with PostgreSQL (so that a revocation made on
+    /// one node holds on every node from its next request; set e.g. 250 to trade that for read throughput, and
+    /// another node's revocation is then seen within that time).
     pub ttl_milliseconds: Option<u64>,
     /// Most sessions kept (least recently used go first); 0 turns the cache off.
     pub max_sessions: u64,
@@ -151,8 +154,8 @@ impl Default for CacheConfig {
     }
 }
 
-/// Default cache age with PostgreSQL (several nodes may write).
-pub const SHARED_DATABASE_CACHE_TTL: std::time::Duration = std::time::Duration::from_millis(250);
+/// Default cache age with PostgreSQL (several nodes write): off.
+pub const SHARED_DATABASE_CACHE_TTL: std::time::Duration = std::time::Duration::ZERO;
 /// Default cache age with SQLite (this process is the only writer).
 pub const LOCAL_DATABASE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 

@@ -12,7 +12,8 @@
 //!   stale copy behind: writers bump an epoch after writing, and a reader that sees the epoch move while it read
 //!   drops what it inserted.
 //! - **Across nodes (PostgreSQL), bounded.** Another node's write is seen when the copy here ages out: after at
-//!   most [`CacheConfig`]'s `ttl_milliseconds` (250 ms by default on PostgreSQL). Expiry is never stale: the
+//!   most [`CacheConfig`]'s `ttl_milliseconds` (the cache is off by default on PostgreSQL; an operator who turns
+//!   it on chooses that bound). Expiry is never stale: the
 //!   domain compares `expires_at` with the clock on every call. A renewal or re-authorization made on another
 //!   node changes the session's secret; the domain re-reads a cached session whose signature does not verify
 //!   (see [`Store::forget_session`]), so a client is never refused for using its new secret.
