@@ -192,11 +192,13 @@ async fn check_master_key(store: &dyn Store, master: &MasterKey) -> Result<(), S
 /// Runs the server until SIGTERM or Ctrl-C: bootstrap, bind, print `{"event":"listening","url":...}` on stdout,
 /// serve, drain in-flight requests, return.
 pub async fn run(config: Config) -> Result<(), ServeError> {
+    // The recorder first: metric handles made before it exists would count into nothing.
+    let metrics = metrics_handle();
     let (callbox, made) = open(&config).await?;
     let listener = TcpListener::bind(config.listen).await.map_err(io_error(format!("binding {}", config.listen)))?;
     let address = listener.local_addr().map_err(io_error("reading the bound address"))?;
     announce_first_start(&made, &config);
-    let state = AppState { callbox: Arc::new(callbox.clone()), metrics: metrics_handle() };
+    let state = AppState { callbox: Arc::new(callbox.clone()), metrics };
     let app = http::router(state);
 
     let housekeeping = tokio::spawn(async move {

@@ -259,6 +259,9 @@ pub struct Callbox {
     pub config: Arc<Config>,
     secret_touches: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
     auth_counters: Arc<AuthCounters>,
+    /// `callbox_auth_total{kind="signedcall",outcome="accepted"}`, the busiest counter, made on first use (after
+    /// the metrics recorder is installed).
+    signed_calls_accepted: Arc<std::sync::OnceLock<metrics::Counter>>,
 }
 
 /// `callbox_auth_total{kind,outcome,reason}` handles, made once per label set: building one through
@@ -306,6 +309,7 @@ impl Callbox {
             config: Arc::new(config),
             secret_touches: Arc::new(Mutex::new(HashMap::new())),
             auth_counters: Arc::default(),
+            signed_calls_accepted: Arc::default(),
         })
     }
 
@@ -605,7 +609,9 @@ impl Callbox {
         parts: &SignedParts<'_>,
         ip: IpAddr,
     ) -> Result<SessionRecord, ApiError> {
-        let mut ev = event(EventKind::SignedCall, None, ip);
+        // The event is only built when it is logged: an accepted signed call (most of all traffic) is counted,
+        // and written out only when `callbox::audit` is at debug.
+        let mut known: Option<(String, String)> = None;
         let result = async {
             let at = now();
             signing::check_timestamp(parts.timestamp, self.config.limits.signed_call_skew_seconds, at)
@@ -625,14 +631,18 @@ impl Callbox {
                     .map_err(|e| ApiError::with_message(e.reason(), e.to_string()))
             };
             let mut session = read(session_id).await?;
-            ev.app_key = Some(session.app_key.clone());
-            ev.user_id = Some(session.user_id.clone());
             if verify(&session).is_err() {
                 // The copy may be from a cache, older than a renewal made on another node (new secret): read
                 // the database once more before refusing.
                 self.store.forget_session(session_id);
                 session = read(session_id).await?;
-                verify(&session)?;
+                if let Err(error) = verify(&session) {
+                    known = Some((session.app_key, session.user_id));
+                    return Err(error);
+                }
+            }
+            if session.revoked_at.is_some() || session.expires_at <= at {
+                known = Some((session.app_key.clone(), session.user_id.clone()));
             }
             if session.revoked_at.is_some() {
                 return Err(ApiError::new(Reason::SessionRevoked));
@@ -643,9 +653,29 @@ impl Callbox {
             Ok(session)
         }
         .await;
+        let logged = |app: &str, user: &str| {
+            let mut ev = event(EventKind::SignedCall, Some(app), ip);
+            ev.user_id = Some(user.to_owned());
+            ev
+        };
         match &result {
-            Ok(_) => self.accept(ev),
-            Err(error) => self.refuse(ev, error),
+            Ok(session) => {
+                self.signed_calls_accepted
+                    .get_or_init(|| self.auth_counters.get(EventKind::SignedCall, "accepted", ""))
+                    .increment(1);
+                if tracing::enabled!(target: "callbox::audit", tracing::Level::DEBUG) {
+                    let mut ev = logged(&session.app_key, &session.user_id);
+                    ev.outcome = "accepted";
+                    self.audit.record(ev);
+                }
+            }
+            Err(error) => {
+                let ev = match &known {
+                    Some((app, user)) => logged(app, user),
+                    None => event(EventKind::SignedCall, None, ip),
+                };
+                self.refuse(ev, error);
+            }
         }
         result
     }

@@ -190,9 +190,13 @@ pub async fn delete_instance(
 
 /// `GET /v1/user/profile`.
 pub async fn profile(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
+    #[derive(serde::Serialize)]
+    struct Profile {
+        identities: [Identity; 1],
+    }
     let session = signed_session(&state, &call).await?;
     let identity = Identity { kind: session.identity_type, endpoint: session.user_id };
-    Ok(Json(json!({ "identities": [identity] })).into_response())
+    Ok(Json(Profile { identities: [identity] }).into_response())
 }
 
 /// `GET /v1/configuration/user`: the legacy realtime configuration.

@@ -211,8 +211,11 @@ async fn write_sessions_in_groups(
     while pending.recv_many(&mut batch, MAX_SESSION_BATCH).await > 0 {
         let outcome = {
             let _writer = writer.lock().await;
+            let started = std::time::Instant::now();
             let sessions: Vec<&SessionRecord> = batch.iter().map(|(session, _)| session).collect();
-            insert_sessions(&pool, &sessions).await
+            let outcome = insert_sessions(&pool, &sessions).await;
+            metrics::histogram!("callbox_session_commit_seconds").record(started.elapsed().as_secs_f64());
+            outcome
         };
         metrics::histogram!("callbox_session_commit_batch_size").record(batch.len() as f64);
         if outcome.is_ok() || batch.len() == 1 {
