@@ -237,7 +237,7 @@ async fn write_sessions_in_groups(
 }
 
 /// How often the WAL is checkpointed into the database file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Copies the WAL into the database file every [`CHECKPOINT_INTERVAL`] (`PASSIVE`: it waits for no reader or
 /// writer). By default SQLite does this inside whichever commit crosses 1,000 WAL pages, so every few hundred
