@@ -542,7 +542,11 @@ impl Callbox {
         let ttl = request.expires_in.unwrap_or(context.app.session_ttl).clamp(60, context.app.session_ttl);
         let created_at = now();
         let session = SessionRecord {
-            id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered (UUIDv7: 48-bit millisecond time, 74 random bits): new rows land at the end of the
+            // id index instead of on a random page, so a group commit writes about half the pages it did with v4
+            // ids and exchanges went up ~20% (docs/benchmarks.md). The id is public, not a credential; 74 random
+            // bits keep it unguessable, and what it reveals (when the session began) its holder already knows.
+            id: uuid::Uuid::now_v7().to_string(),
             app_key: context.app.key.clone(),
             user_id: verified.identity.endpoint,
             identity_type: verified.identity.kind,
