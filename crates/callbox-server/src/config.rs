@@ -133,7 +133,7 @@ impl Default for LoginConfig {
     }
 }
 
-/// The read cache of sessions, applications and active secrets ([`crate::store::cached`]). A change made on this
+/// The read cache of sessions, users, applications and active secrets ([`crate::store::cached`]). A change made on this
 /// node is seen here at once; a change made on another node (PostgreSQL, when the cache is turned on there) is
 /// seen here within `ttl_milliseconds`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

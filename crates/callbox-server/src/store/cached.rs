@@ -1,7 +1,8 @@
 //! [`CachedStore`]: a read cache in front of another [`Store`] for the three reads on every request — a session
 //! (each signed call), an application and its active secrets (each ticket exchange).
 //!
-//! The list of all applications is cached the same way (browsers' CORS checks read it on every request).
+//! Users (with "no such user" remembered too: most exchanges are for users of the customer's backend, who are
+//! not platform users) and the list of all applications are cached the same way (browsers' CORS checks read it on every request).
 //!
 //! Why: with SQLite every statement crosses to sqlx's connection thread and back, and with PostgreSQL it is a
 //! network round trip; on a signed call that hand-off cost several times the HMAC work (docs/benchmarks.md).
@@ -20,7 +21,7 @@
 //!
 //! Only successful reads are cached (an unknown id always reaches the database).
 
-use super::{AppRecord, SecretRecord, SessionRecord, Store, StoreResult, UserRecord};
+use super::{AppRecord, SecretRecord, SessionRecord, Store, StoreError, StoreResult, UserRecord};
 use crate::config::CacheConfig;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -38,6 +39,10 @@ pub struct CachedStore {
     sessions: Cache<String, SessionRecord>,
     apps: Cache<String, AppRecord>,
     active_secrets: Cache<String, Vec<SecretRecord>>,
+    /// Users by `app_key + "\n" + user_id` (neither can hold a control character), `None` for "no such user":
+    /// every exchange asks whether its user is a disabled platform user, and most users of backend tickets are
+    /// not platform users at all.
+    users: Cache<String, Option<UserRecord>>,
     /// The list of every application under one key: browsers' CORS checks read it on each request.
     all_apps: Cache<(), Vec<AppRecord>>,
     /// Bumped after every write that drops cached copies (see the module docs).
@@ -65,6 +70,7 @@ impl CachedStore {
             apps: Cache::builder().max_capacity(MAX_APPS).time_to_live(ttl).build(),
             active_secrets: Cache::builder().max_capacity(MAX_APPS).time_to_live(ttl).build(),
             all_apps: Cache::builder().max_capacity(1).time_to_live(ttl).build(),
+            users: Cache::builder().max_capacity(max_sessions).time_to_live(ttl).build(),
             epoch: AtomicU64::new(0),
             ttl,
         }
@@ -118,6 +124,15 @@ impl CachedStore {
         self.sessions.invalidate_all();
     }
 
+    fn user_key(app_key: &str, user_id: &str) -> String {
+        format!("{app_key}\n{user_id}")
+    }
+
+    fn drop_user(&self, app_key: &str, user_id: &str) {
+        self.bump();
+        self.users.invalidate(&Self::user_key(app_key, user_id));
+    }
+
     fn drop_app(&self, key: &str) {
         self.bump();
         self.apps.invalidate(key);
@@ -164,6 +179,7 @@ impl Store for CachedStore {
         let result = self.inner.delete_app(key).await;
         self.drop_app(key);
         self.drop_all_sessions();
+        self.users.invalidate_all();
         result
     }
 
@@ -192,13 +208,23 @@ impl Store for CachedStore {
     }
 
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
-        self.inner.create_user(user).await
+        let result = self.inner.create_user(user).await;
+        self.drop_user(&user.app_key, &user.user_id);
+        result
     }
 
     async fn get_user(&self, app_key: &str, user_id: &str) -> StoreResult<UserRecord> {
-        // Not cached: read on logins (bounded by password hashing) and admin calls, and it carries the
-        // `disabled` flag, which must hold at once.
-        self.inner.get_user(app_key, user_id).await
+        let key = Self::user_key(app_key, user_id);
+        let found = self
+            .read_through(&self.users, key.as_str(), || async {
+                match self.inner.get_user(app_key, user_id).await {
+                    Ok(user) => Ok(Some(user)),
+                    Err(StoreError::NotFound) => Ok(None),
+                    Err(other) => Err(other),
+                }
+            })
+            .await?;
+        found.ok_or(StoreError::NotFound)
     }
 
     async fn list_users(&self, app_key: &str, search: Option<&str>, limit: u32) -> StoreResult<Vec<UserRecord>> {
@@ -206,15 +232,21 @@ impl Store for CachedStore {
     }
 
     async fn set_password_hash(&self, app_key: &str, user_id: &str, hash: &str) -> StoreResult<()> {
-        self.inner.set_password_hash(app_key, user_id, hash).await
+        let result = self.inner.set_password_hash(app_key, user_id, hash).await;
+        self.drop_user(app_key, user_id);
+        result
     }
 
     async fn set_user_disabled(&self, app_key: &str, user_id: &str, disabled: bool) -> StoreResult<()> {
-        self.inner.set_user_disabled(app_key, user_id, disabled).await
+        let result = self.inner.set_user_disabled(app_key, user_id, disabled).await;
+        self.drop_user(app_key, user_id);
+        result
     }
 
     async fn delete_user(&self, app_key: &str, user_id: &str) -> StoreResult<()> {
-        self.inner.delete_user(app_key, user_id).await
+        let result = self.inner.delete_user(app_key, user_id).await;
+        self.drop_user(app_key, user_id);
+        result
     }
 
     async fn create_session(&self, session: &SessionRecord) -> StoreResult<()> {
