@@ -1,8 +1,7 @@
-//! [`CachedStore`]: a read cache in front of another [`Store`] for the three reads on every request — a session
-//! (each signed call), an application and its active secrets (each ticket exchange).
-//!
-//! Users (with "no such user" remembered too: most exchanges are for users of the customer's backend, who are
-//! not platform users) and the list of all applications are cached the same way (browsers' CORS checks read it on every request).
+//! [`CachedStore`]: a read cache in front of another [`Store`] for the reads on every request: a session (each
+//! signed call); an application, its active secrets and the ticket's user (each ticket exchange, which asks
+//! whether the user is a disabled platform user); the list of all applications (each browser request's CORS
+//! check).
 //!
 //! Why: with SQLite every statement crosses to sqlx's connection thread and back, and with PostgreSQL it is a
 //! network round trip; on a signed call that hand-off cost several times the HMAC work (docs/benchmarks.md).
@@ -14,12 +13,14 @@
 //!   drops what it inserted.
 //! - **Across nodes (PostgreSQL), bounded.** Another node's write is seen when the copy here ages out: after at
 //!   most [`CacheConfig`]'s `ttl_milliseconds` (the cache is off by default on PostgreSQL; an operator who turns
-//!   it on chooses that bound). Expiry is never stale: the
-//!   domain compares `expires_at` with the clock on every call. A renewal or re-authorization made on another
-//!   node changes the session's secret; the domain re-reads a cached session whose signature does not verify
-//!   (see [`Store::forget_session`]), so a client is never refused for using its new secret.
+//!   it on chooses that bound). Expiry is never stale: the domain compares `expires_at` with the clock on every
+//!   call. A renewal or re-authorization made on another node changes the session's secret; the domain re-reads a
+//!   cached session whose signature does not verify (see [`Store::forget_session`]), so a client is never refused
+//!   for using its new secret.
 //!
-//! Only successful reads are cached (an unknown id always reaches the database).
+//! Unknown sessions and applications are not remembered (they always reach the database); unknown users are
+//! (most exchanges are for users of the customer's backend, who are not platform users), and creating the user
+//! drops that answer.
 
 use super::{AppRecord, SecretRecord, SessionRecord, Store, StoreError, StoreResult, UserRecord};
 use crate::config::CacheConfig;
