@@ -259,9 +259,6 @@ pub struct Callbox {
     pub config: Arc<Config>,
     secret_touches: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
     auth_counters: Arc<AuthCounters>,
-    /// `callbox_auth_total{kind="signedcall",outcome="accepted"}`, the busiest counter, made on first use (after
-    /// the metrics recorder is installed).
-    signed_calls_accepted: Arc<std::sync::OnceLock<metrics::Counter>>,
 }
 
 /// `callbox_auth_total{kind,outcome,reason}` handles, made once per label set: building one through
@@ -309,7 +306,6 @@ impl Callbox {
             config: Arc::new(config),
             secret_touches: Arc::new(Mutex::new(HashMap::new())),
             auth_counters: Arc::default(),
-            signed_calls_accepted: Arc::default(),
         })
     }
 
@@ -664,9 +660,7 @@ impl Callbox {
         };
         match &result {
             Ok(session) => {
-                self.signed_calls_accepted
-                    .get_or_init(|| self.auth_counters.get(EventKind::SignedCall, "accepted", ""))
-                    .increment(1);
+                self.auth_counters.get(EventKind::SignedCall, "accepted", "").increment(1);
                 if tracing::enabled!(target: "callbox::audit", tracing::Level::DEBUG) {
                     let mut ev = logged(&session.app_key, &session.user_id);
                     ev.outcome = "accepted";

@@ -221,20 +221,27 @@ async fn write_sessions_in_groups(
             outcome
         };
         metrics::histogram!("callbox_session_commit_batch_size").record(batch.len() as f64);
-        if outcome.is_ok() || batch.len() == 1 {
-            let mut outcome = Some(outcome);
-            for (_, answer) in batch.drain(..) {
-                // Only the single-session case can carry an error here; clone-free by taking it once.
-                let _ = answer.send(outcome.take().unwrap_or(Ok(())));
+        match outcome {
+            Ok(()) => {
+                for (_, answer) in batch.drain(..) {
+                    let _ = answer.send(Ok(()));
+                }
             }
-            continue;
-        }
-        for (session, answer) in batch.drain(..) {
-            let result = {
-                let _writer = writer.lock().await;
-                insert_sessions(&pool, &[&session]).await
-            };
-            let _ = answer.send(result);
+            Err(error) if batch.len() == 1 => {
+                if let Some((_, answer)) = batch.pop() {
+                    let _ = answer.send(Err(error));
+                }
+            }
+            // Which session failed is not known: write each alone, so each gets its own answer.
+            Err(_) => {
+                for (session, answer) in batch.drain(..) {
+                    let result = {
+                        let _writer = writer.lock().await;
+                        insert_sessions(&pool, &[&session]).await
+                    };
+                    let _ = answer.send(result);
+                }
+            }
         }
     }
 }
