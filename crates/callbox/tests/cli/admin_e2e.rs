@@ -1,45 +1,25 @@
 //! The admin commands against a real `callbox serve` (SQLite file in a temporary data directory).
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+use crate::served::Served;
 
 struct Server {
-    child: Child,
-    url: String,
+    served: Served,
     data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start() -> Server {
     let data = tempfile::TempDir::new().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callbox"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .env_remove("CALLBOX_LISTEN")
-        .env_remove("CALLBOX_DATA")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let event: Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(event["event"], "listening");
-    Server { url: event["url"].as_str().unwrap().to_owned(), child, data }
+    Server { served: crate::served::serve(data.path(), |_| {}), data }
 }
 
 impl Server {
     fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_callbox"))
             .args(args)
-            .args(["--server", &self.url, "--data"])
+            .args(["--server", &self.served.url, "--data"])
             .arg(self.data.path())
             .env_remove("CALLBOX_URL")
             .env_remove("CALLBOX_ADMIN_TOKEN")
@@ -101,7 +81,7 @@ fn admin_commands_drive_a_real_server() {
         .unwrap();
     let ticket: Value = serde_json::from_slice(&minted.stdout).unwrap();
     let response = std::process::Command::new("curl")
-        .args(["-s", "-X", "POST", &format!("{}/v1/instance", server.url), "-H"])
+        .args(["-s", "-X", "POST", &format!("{}/v1/instance", server.served.url), "-H"])
         .arg(format!("Authorization: User {}", ticket["userTicket"].as_str().unwrap()))
         .args(["-H", "Content-Type: application/json", "-d", "{}"])
         .output();

@@ -12,23 +12,12 @@ use callbox_core::credential::Identity;
 use callbox_core::ticket::{self, NewTicket};
 use callbox_core::Secret;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-struct Node {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::served::Served;
 
 struct Cluster {
     database_url: String,
@@ -50,24 +39,16 @@ fn engine(action: &str) {
     assert!(status.success(), "{action} failed");
 }
 
-fn start_node(cluster: &Cluster, data: &std::path::Path) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callbox"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .args(["--database-url", &cluster.database_url, "--redis-url", &cluster.redis_url])
-        .env("CALLBOX_MASTER_KEY", &cluster.master_key)
-        .env("CALLBOX_DEMO_APP", "false")
-        .env("CALLBOX_LOGIN__SIGNUPS_PER_IP_PER_MINUTE", "100000")
-        .env_remove("CALLBOX_DATABASE_URL")
-        .env_remove("CALLBOX_REDIS_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let event: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("no listening line: {line:?}"));
-    Node { url: event["url"].as_str().unwrap().to_owned(), child }
+fn start_node(cluster: &Cluster, data: &std::path::Path) -> Served {
+    crate::served::serve(data, |command| {
+        command
+            .args(["--database-url", &cluster.database_url, "--redis-url", &cluster.redis_url])
+            .env("CALLBOX_MASTER_KEY", &cluster.master_key)
+            .env("CALLBOX_DEMO_APP", "false")
+            .env("CALLBOX_LOGIN__SIGNUPS_PER_IP_PER_MINUTE", "100000")
+            .env_remove("CALLBOX_DATABASE_URL")
+            .env_remove("CALLBOX_REDIS_URL");
+    })
 }
 
 #[derive(Clone)]

@@ -8,43 +8,17 @@ use callbox_core::signing::{self, SignedParts};
 use callbox_core::ticket::{self, NewTicket};
 use callbox_core::{Identity, Secret};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::served::Served;
 
 fn serve(data: &Path) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callbox"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env_remove("CALLBOX_LISTEN")
-        .env_remove("CALLBOX_DATA")
-        .env_remove("CALLBOX_CONFIG")
-        .env("CALLBOX_LOGIN__SIGNUPS_PER_IP_PER_MINUTE", "1000000")
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let event: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not the listening line: {line}"));
-    assert_eq!(event["event"], "listening");
-    Served { url: event["url"].as_str().unwrap().to_owned(), child }
+    crate::served::serve(data, |command| {
+        command.env("CALLBOX_LOGIN__SIGNUPS_PER_IP_PER_MINUTE", "1000000").env("RUST_LOG", "error");
+    })
 }
 
 #[derive(Debug, Clone)]

@@ -341,3 +341,4 @@ fn every_command_has_help() {
 mod admin_e2e;
 mod cluster;
 mod crash;
+mod served;
