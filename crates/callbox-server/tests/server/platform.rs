@@ -127,3 +127,59 @@ async fn unknown_user_takes_as_long_as_a_wrong_password() {
     let (wrong, unknown) = (median(wrong), median(unknown));
     assert!(unknown * 2 > wrong && wrong * 2 > unknown, "wrong password {wrong:?}, unknown user {unknown:?}");
 }
+
+/// More logins than hashing places: the excess waits `queue_wait_milliseconds` for a place, then is refused with
+/// 429 `rate_limited` and `Retry-After`; the admitted ones are answered, and ticket exchanges keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_beyond_the_hashing_queue_is_shed_with_retry_after() {
+    use callbox_server::config::{Config, PasswordConfig};
+    let dir = tempfile::TempDir::new().unwrap();
+    let passwords = PasswordConfig {
+        hash_workers: Some(1),
+        hash_queue: 0,
+        queue_wait_milliseconds: 20,
+        ..PasswordConfig::default()
+    };
+    let server = start_with(Config { passwords, ..test_config(dir.path()) }).await;
+    let app = server.create_app(json!({})).await;
+    ticket_of(server.sign_up(&app.key, "flood", "correct horse").await).await;
+
+    let mut logins = tokio::task::JoinSet::new();
+    for _ in 0..24 {
+        let request = server
+            .http
+            .post(server.url("/v1/users/username/flood/authentication"))
+            .header("authorization", format!("Application {}", app.key))
+            .json(&json!({ "password": "correct horse" }));
+        logins.spawn(async move { request.send().await.unwrap() });
+    }
+    let (mut served, mut shed) = (0, 0);
+    while let Some(response) = logins.join_next().await {
+        let response = response.unwrap();
+        if response.status() == StatusCode::OK {
+            served += 1;
+        } else {
+            let body = assert_error(response, 429, "rate_limited").await;
+            assert_eq!(body["retryable"], true, "{body}");
+            shed += 1;
+        }
+    }
+    assert!(served >= 1 && shed >= 1, "served {served}, shed {shed}");
+    server.session(&app.ticket("bob")).await;
+}
+
+/// Sign-ups beyond the per-address rate are refused with 429 `rate_limited` and `Retry-After`, and create nobody.
+#[tokio::test]
+async fn sign_ups_beyond_the_per_address_rate_are_refused() {
+    use callbox_server::config::{Config, LoginConfig};
+    let dir = tempfile::TempDir::new().unwrap();
+    let login = LoginConfig { signups_per_ip_per_minute: 2, ..LoginConfig::default() };
+    let server = start_with(Config { login, ..test_config(dir.path()) }).await;
+    let app = server.create_app(json!({})).await;
+    ticket_of(server.sign_up(&app.key, "first", "correct horse").await).await;
+    ticket_of(server.sign_up(&app.key, "second", "correct horse").await).await;
+    assert_error(server.sign_up(&app.key, "third", "correct horse").await, 429, "rate_limited").await;
+    let listed = server.admin(Method::GET, &format!("/admin/v1/apps/{}/users", app.key), None).await;
+    let body: Value = listed.json().await.unwrap();
+    assert!(body.to_string().contains("second") && !body.to_string().contains("third"), "{body}");
+}
