@@ -14,6 +14,7 @@
 //! - [`authorization`]: the `Authorization` header schemes (PROTOCOL §5).
 //! - [`Reason`]: the stable refusal words and legacy error codes of PROTOCOL §7. Every error type here maps to
 //!   one through its `reason()` method.
+//! - [`Capability`]: what a session may do, and the legacy service names (`im`, `voip`, ...) that ask for it.
 //! - [`TicketPolicy`]: an application's default and maximum ticket lifetime and allowed clock skew.
 
 // Unit tests may unwrap; the library itself may not (workspace lints).
@@ -21,6 +22,7 @@
 
 pub mod any_ticket;
 pub mod authorization;
+pub mod capability;
 pub mod credential;
 pub mod jwt;
 pub mod reason;
@@ -31,6 +33,7 @@ pub mod time;
 
 pub use any_ticket::{diagnose, AnyTicket, Check, Diagnosis, TicketFormat, VerifiedCredential};
 pub use authorization::{Authorization, AuthorizationError};
+pub use capability::Capability;
 pub use credential::{is_valid_user_id, Identity, IdentityType, TicketError, TicketPolicy};
 pub use reason::Reason;
 pub use secret::{fingerprint, Secret, SecretError};

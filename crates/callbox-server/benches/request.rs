@@ -14,8 +14,8 @@ use callbox_core::signing::{self, SignedParts};
 use callbox_core::ticket::{self, NewTicket};
 use callbox_core::{Secret, TicketFormat};
 use callbox_server::config::Config;
+use callbox_server::domain::{AppSettings, RequestMeta, SessionRequest};
 use callbox_server::http::{router, AppState};
-use callbox_server::service::{AppSettingsPatch, InstanceRequest, RequestMeta};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
     let (callbox_router, authorization, timestamp) = runtime.block_on(async {
         let config = Config { data: dir.path().to_owned(), demo_app: false, ..Config::default() };
         let (callbox, _) = callbox_server::open(&config).await.unwrap();
-        let app = callbox.create_app("bench".into(), AppSettingsPatch::default()).await.unwrap();
+        let app = callbox.create_app("bench".into(), AppSettings::default()).await.unwrap();
         let secret = Secret::from_base64(&app.secret).unwrap();
         let ticket = ticket::mint(
             &NewTicket {
@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
             &secret,
         );
         let meta = RequestMeta::from_ip([127, 0, 0, 1].into());
-        let grant = callbox.exchange(&ticket, TicketFormat::Legacy, &InstanceRequest::default(), &meta).await.unwrap();
+        let grant = callbox.exchange(&ticket, TicketFormat::Legacy, &SessionRequest::default(), &meta).await.unwrap();
         // One signature for the whole run: X-Timestamp stays inside the 10-minute window a criterion run takes.
         let timestamp = callbox_core::time::format_iso_seconds(chrono::Utc::now());
         let parts =

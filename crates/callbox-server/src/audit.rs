@@ -139,9 +139,9 @@ impl AuditLog {
 }
 
 /// Builds an event.
-pub fn event(kind: EventKind, app_key: Option<&str>, client_ip: IpAddr) -> AuthEvent {
+pub fn event(kind: EventKind, app_key: Option<&str>, client_ip: IpAddr, at: DateTime<Utc>) -> AuthEvent {
     AuthEvent {
-        at: Utc::now(),
+        at,
         kind,
         outcome: "accepted",
         reason: None,

@@ -19,20 +19,18 @@
 pub mod audit;
 pub mod config;
 pub mod crypto;
-pub mod dashboard;
-pub mod error;
+pub mod domain;
 pub mod http;
 pub mod limits;
 pub mod openapi;
 pub mod passwords;
-pub mod service;
 pub mod store;
 
 use crate::config::{Config, LogFormat};
 use crate::crypto::{random_token, write_private_file, MasterKey};
+use crate::domain::{Callbox, Clock, SystemClock, ADMIN_TOKEN_META};
 use crate::http::AppState;
 use crate::limits::SharedLimits;
-use crate::service::{AppSettingsPatch, Callbox, ADMIN_TOKEN_META};
 use crate::store::cached::CachedStore;
 use crate::store::sql::SqlStore;
 use crate::store::Store;
@@ -107,8 +105,14 @@ pub struct Bootstrapped {
     pub master_key_created: bool,
 }
 
-/// Opens the data directory: master key, database (migrated), admin token, demo app.
+/// Opens the data directory: master key, database (migrated), admin token, demo app; the domain runs on the
+/// machine's clock.
 pub async fn open(config: &Config) -> Result<(Callbox, Bootstrapped), ServeError> {
+    open_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`open`] with the domain's time taken from `clock` (tests move it to expire sessions and lockouts).
+pub async fn open_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<(Callbox, Bootstrapped), ServeError> {
     let mut made = Bootstrapped::default();
     std::fs::create_dir_all(&config.data).map_err(io_error(format!("creating {}", config.data.display())))?;
     #[cfg(unix)]
@@ -158,16 +162,16 @@ pub async fn open(config: &Config) -> Result<(Callbox, Bootstrapped), ServeError
         made.admin_token = Some(token);
     }
     check_master_key(&*store, &master).await?;
-    let callbox = Callbox::new(store.clone(), master, config.clone(), shared_limits)
+    // The composition root: the only place besides the domain that holds the store, for bootstrap before the
+    // domain exists.
+    let callbox = Callbox::new(store, master, config.clone(), shared_limits, clock)
         .map_err(|e| ServeError::Argon2(e.to_string()))?;
-    if config.demo_app && store.get_meta("demo_app_created").await?.is_none() {
-        let settings = AppSettingsPatch { allowed_origins: Some(vec!["*".into()]), ..AppSettingsPatch::default() };
-        let created = callbox
-            .create_app("Demo".into(), settings)
-            .await
-            .map_err(|e| ServeError::Bootstrap(e.message.to_string()))?;
-        store.set_meta("demo_app_created", &created.app.key).await?;
-        made.demo_app = Some((created.app.key, created.secret.to_string()));
+    if config.demo_app {
+        if let Some(created) =
+            callbox.bootstrap_demo_app().await.map_err(|e| ServeError::Bootstrap(e.message.to_string()))?
+        {
+            made.demo_app = Some((created.app.key, created.secret.to_string()));
+        }
     }
     Ok((callbox, made))
 }
@@ -205,7 +209,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
         loop {
             tick.tick().await;
-            match callbox.store.purge_expired(chrono::Utc::now()).await {
+            match callbox.purge_expired().await {
                 Ok(removed) if removed > 0 => tracing::info!(removed, "purged expired nonces and sessions"),
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "housekeeping failed"),

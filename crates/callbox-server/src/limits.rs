@@ -8,18 +8,19 @@
 //! to its own memory (the allowance is then per node) and `/readyz` reports Redis as degraded.
 
 use crate::config::LoginConfig;
+use chrono::{DateTime, Utc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy)]
 struct Attempts {
     failures: u32,
-    locked_until: Option<Instant>,
-    last_failure: Instant,
+    locked_until: Option<DateTime<Utc>>,
+    last_failure: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -39,6 +40,11 @@ pub struct AttemptLimiter {
 /// Failures are forgotten this long after the last one.
 const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
+/// How long ago `then` was at `now` (zero when the clock went back).
+fn since(now: DateTime<Utc>, then: DateTime<Utc>) -> Duration {
+    (now - then).to_std().unwrap_or(Duration::ZERO)
+}
+
 impl AttemptLimiter {
     /// A limiter with `config`'s thresholds.
     pub fn new(config: &LoginConfig) -> Self {
@@ -54,25 +60,23 @@ impl AttemptLimiter {
         [Subject::Account { app: app.to_owned(), user: user.to_owned() }, Subject::Address { app: app.to_owned(), ip }]
     }
 
-    /// `Err(seconds)` while the account or the address is locked out.
-    pub fn check(&self, app: &str, user: &str, ip: IpAddr) -> Result<(), u64> {
-        let now = Instant::now();
+    /// `Err(seconds)` while the account or the address is locked out at `now`.
+    pub fn check(&self, app: &str, user: &str, ip: IpAddr, now: DateTime<Utc>) -> Result<(), u64> {
         let attempts = self.attempts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let wait = Self::subjects(app, user, ip)
             .iter()
             .filter_map(|subject| attempts.get(subject)?.locked_until)
             .filter(|until| *until > now)
-            .map(|until| (until - now).as_secs_f64().ceil() as u64)
+            .map(|until| ((until - now).num_milliseconds().max(0) as u64).div_ceil(1000))
             .max();
         wait.map_or(Ok(()), Err)
     }
 
     /// Records a failed login; returns the lockout it caused, if any, in seconds.
-    pub fn record_failure(&self, app: &str, user: &str, ip: IpAddr) -> Option<u64> {
-        let now = Instant::now();
+    pub fn record_failure(&self, app: &str, user: &str, ip: IpAddr, now: DateTime<Utc>) -> Option<u64> {
         let mut attempts = self.attempts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if attempts.len() > 100_000 {
-            attempts.retain(|_, a| now.duration_since(a.last_failure) < FORGET_AFTER);
+            attempts.retain(|_, a| since(now, a.last_failure) < FORGET_AFTER);
         }
         let mut longest = None;
         for subject in Self::subjects(app, user, ip) {
@@ -82,7 +86,7 @@ impl AttemptLimiter {
             };
             let entry =
                 attempts.entry(subject).or_insert(Attempts { failures: 0, locked_until: None, last_failure: now });
-            if now.duration_since(entry.last_failure) >= FORGET_AFTER {
+            if since(now, entry.last_failure) >= FORGET_AFTER {
                 *entry = Attempts { failures: 0, locked_until: None, last_failure: now };
             }
             entry.failures += 1;
@@ -94,7 +98,8 @@ impl AttemptLimiter {
                     .lockout_base_seconds
                     .saturating_mul(1 << doublings)
                     .min(self.config.lockout_max_seconds);
-                entry.locked_until = Some(now + Duration::from_secs(seconds));
+                entry.locked_until =
+                    Some(now + chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000)));
                 longest = longest.max(Some(seconds));
             }
         }
@@ -218,9 +223,9 @@ impl SharedLimits {
     }
 
     /// Sign-up rate per address per minute (fixed one-minute windows).
-    pub async fn check_signup(&self, app: &str, ip: IpAddr) -> redis::RedisResult<Result<(), u64>> {
+    pub async fn check_signup(&self, app: &str, ip: IpAddr, now: DateTime<Utc>) -> redis::RedisResult<Result<(), u64>> {
         let mut redis = self.redis.clone();
-        let now = chrono::Utc::now().timestamp();
+        let now = now.timestamp();
         let key = format!("callbox:signup:{app}:{ip}:{}", now / 60);
         let count: u64 = Self::timed(
             redis::pipe().atomic().incr(&key, 1u64).expire(&key, 120).ignore().query_async::<(u64,)>(&mut redis),
@@ -251,25 +256,25 @@ fn redis_down(error: &redis::RedisError) {
 
 impl Limits {
     /// `Err(seconds)` while the account or the address is locked out.
-    pub async fn check(&self, app: &str, user: &str, ip: IpAddr) -> Result<(), u64> {
+    pub async fn check(&self, app: &str, user: &str, ip: IpAddr, now: DateTime<Utc>) -> Result<(), u64> {
         if let Some(shared) = &self.shared {
             match shared.check(app, user, ip).await {
                 Ok(answer) => return answer,
                 Err(error) => redis_down(&error),
             }
         }
-        self.local.check(app, user, ip)
+        self.local.check(app, user, ip, now)
     }
 
     /// Records a failed login; returns the lockout it caused.
-    pub async fn record_failure(&self, app: &str, user: &str, ip: IpAddr) -> Option<u64> {
+    pub async fn record_failure(&self, app: &str, user: &str, ip: IpAddr, now: DateTime<Utc>) -> Option<u64> {
         if let Some(shared) = &self.shared {
             match shared.record_failure(app, user, ip).await {
                 Ok(answer) => return answer,
                 Err(error) => redis_down(&error),
             }
         }
-        self.local.record_failure(app, user, ip)
+        self.local.record_failure(app, user, ip, now)
     }
 
     /// Clears the account's failures.
@@ -283,9 +288,9 @@ impl Limits {
     }
 
     /// Whether another sign-up from `ip` is allowed now.
-    pub async fn check_signup(&self, app: &str, ip: IpAddr) -> Result<(), u64> {
+    pub async fn check_signup(&self, app: &str, ip: IpAddr, now: DateTime<Utc>) -> Result<(), u64> {
         if let Some(shared) = &self.shared {
-            match shared.check_signup(app, ip).await {
+            match shared.check_signup(app, ip, now).await {
                 Ok(answer) => return answer,
                 Err(error) => redis_down(&error),
             }
@@ -298,6 +303,10 @@ impl Limits {
 mod tests {
     use super::*;
 
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
+    }
+
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([127, 0, 0, last])
     }
@@ -306,14 +315,14 @@ mod tests {
     fn account_locks_after_threshold_and_doubles() {
         let limiter = AttemptLimiter::new(&LoginConfig::default());
         for _ in 0..4 {
-            assert_eq!(limiter.record_failure("a", "alice", ip(1)), None);
+            assert_eq!(limiter.record_failure("a", "alice", ip(1), now()), None);
         }
-        assert_eq!(limiter.record_failure("a", "alice", ip(1)), Some(30));
-        assert!(matches!(limiter.check("a", "alice", ip(2)), Err(s) if (29..=30).contains(&s)));
-        assert_eq!(limiter.record_failure("a", "alice", ip(1)), Some(60));
+        assert_eq!(limiter.record_failure("a", "alice", ip(1), now()), Some(30));
+        assert!(matches!(limiter.check("a", "alice", ip(2), now()), Err(s) if (29..=30).contains(&s)));
+        assert_eq!(limiter.record_failure("a", "alice", ip(1), now()), Some(60));
         // Another account, another app: untouched.
-        assert_eq!(limiter.check("a", "bob", ip(3)), Ok(()));
-        assert_eq!(limiter.check("b", "alice", ip(3)), Ok(()));
+        assert_eq!(limiter.check("a", "bob", ip(3), now()), Ok(()));
+        assert_eq!(limiter.check("b", "alice", ip(3), now()), Ok(()));
     }
 
     #[test]
@@ -321,13 +330,13 @@ mod tests {
         let config = LoginConfig { max_failures_per_ip: 3, ..LoginConfig::default() };
         let limiter = AttemptLimiter::new(&config);
         for user in ["u1", "u2"] {
-            limiter.record_failure("a", user, ip(9));
+            limiter.record_failure("a", user, ip(9), now());
         }
-        assert_eq!(limiter.record_failure("a", "u3", ip(9)), Some(30));
-        assert!(limiter.check("a", "fresh", ip(9)).is_err());
-        assert!(limiter.check("a", "fresh", ip(8)).is_ok());
+        assert_eq!(limiter.record_failure("a", "u3", ip(9), now()), Some(30));
+        assert!(limiter.check("a", "fresh", ip(9), now()).is_err());
+        assert!(limiter.check("a", "fresh", ip(8), now()).is_ok());
         limiter.record_success("a", "u1");
-        assert!(limiter.check("a", "u1", ip(8)).is_ok());
+        assert!(limiter.check("a", "u1", ip(8), now()).is_ok());
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! The functions below carry only the path annotations; the handlers live in [`crate::http`].
 #![allow(dead_code)]
 
-use crate::error::ErrorBody;
-use crate::service::{AppSettingsPatch, InstanceRequest, SessionGrant};
 use axum::Json;
+use callbox_wire::admin::AppSettingsPatch;
+use callbox_wire::client::{InstanceRequest, SessionGrant};
+use callbox_wire::{CapabilitySchema, ErrorBody};
 use utoipa::OpenApi;
 
 /// The document.
@@ -48,7 +49,7 @@ use utoipa::OpenApi;
         readyz,
         metrics
     ),
-    components(schemas(ErrorBody, InstanceRequest, SessionGrant, AppSettingsPatch, crate::store::Capability))
+    components(schemas(ErrorBody, InstanceRequest, SessionGrant, AppSettingsPatch, CapabilitySchema))
 )]
 pub struct ApiDoc;
 

@@ -7,7 +7,7 @@
 //! (docs/benchmarks.md, "mixed"); logins get every cycle the rest leaves.
 
 use crate::config::PasswordConfig;
-use crate::error::ApiError;
+use crate::domain::DomainError;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -23,11 +23,11 @@ pub const MIN_PASSWORD_BYTES: usize = 8;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// Checks a new password's length.
-pub fn check_password_length(password: &str) -> Result<(), ApiError> {
+pub fn check_password_length(password: &str) -> Result<(), DomainError> {
     if (MIN_PASSWORD_BYTES..=MAX_PASSWORD_BYTES).contains(&password.len()) {
         Ok(())
     } else {
-        Err(ApiError::new(Reason::InvalidPassword))
+        Err(DomainError::new(Reason::InvalidPassword))
     }
 }
 
@@ -140,7 +140,7 @@ impl PasswordHasher {
     /// database work. The wait is what keeps a flood of logins that ignores `Retry-After` from costing more than
     /// one refusal per connection per wait: answering each with an immediate 429 let 48 connections send ~19,000
     /// refused logins a second, whose handling took the CPU that ticket exchanges needed (docs/benchmarks.md).
-    pub async fn reserve(&self) -> Result<HashingPlace, ApiError> {
+    pub async fn reserve(&self) -> Result<HashingPlace, DomainError> {
         if let Ok(place) = self.waiting_room.clone().try_acquire_owned() {
             return Ok(HashingPlace { _permit: place });
         }
@@ -150,13 +150,13 @@ impl PasswordHasher {
         }
     }
 
-    fn shed() -> ApiError {
+    fn shed() -> DomainError {
         metrics::counter!("callbox_password_queue_rejections_total").increment(1);
-        ApiError::retry_after(Reason::RateLimited, 1)
+        DomainError::retry_after(Reason::RateLimited, 1)
     }
 
     /// A hashing place if one is free now (admin calls: they do not wait).
-    fn reserve_now(&self) -> Result<HashingPlace, ApiError> {
+    fn reserve_now(&self) -> Result<HashingPlace, DomainError> {
         let place = self.waiting_room.clone().try_acquire_owned().map_err(|_| Self::shed())?;
         Ok(HashingPlace { _permit: place })
     }
@@ -166,7 +166,7 @@ impl PasswordHasher {
         &self,
         place: HashingPlace,
         job: impl FnOnce(&Params, &BlockPool) -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, DomainError> {
         let (params, blocks) = (self.params.clone(), self.blocks.clone());
         let (answer, answered) = tokio::sync::oneshot::channel();
         // The place goes with the job, so it is held until the hash is done even if the caller gave up waiting.
@@ -174,25 +174,25 @@ impl PasswordHasher {
             let _place = place;
             let _ = answer.send(job(&params, &blocks));
         });
-        self.jobs.send(job).map_err(|_| ApiError::new(Reason::Internal))?;
-        answered.await.map_err(|_| ApiError::new(Reason::Internal))
+        self.jobs.send(job).map_err(|_| DomainError::new(Reason::Internal))?;
+        answered.await.map_err(|_| DomainError::new(Reason::Internal))
     }
 
     /// Hashes a new password (a place if one is free now, else `rate_limited`).
-    pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, DomainError> {
         let place = self.reserve_now()?;
         self.hash_in(place, password).await
     }
 
     /// Hashes a new password in a place already reserved.
-    pub async fn hash_in(&self, place: HashingPlace, password: Zeroizing<String>) -> Result<String, ApiError> {
+    pub async fn hash_in(&self, place: HashingPlace, password: Zeroizing<String>) -> Result<String, DomainError> {
         self.run(place, move |params, blocks| hash_blocking(blocks, params, &password))
             .await?
-            .map_err(|_| ApiError::new(Reason::Internal))
+            .map_err(|_| DomainError::new(Reason::Internal))
     }
 
     /// Checks `password` against `stored` (or against a dummy hash when there is no user, to take the same time).
-    pub async fn verify(&self, password: Zeroizing<String>, stored: Option<String>) -> Result<Verified, ApiError> {
+    pub async fn verify(&self, password: Zeroizing<String>, stored: Option<String>) -> Result<Verified, DomainError> {
         let place = self.reserve_now()?;
         self.verify_in(place, password, stored).await
     }
@@ -203,7 +203,7 @@ impl PasswordHasher {
         place: HashingPlace,
         password: Zeroizing<String>,
         stored: Option<String>,
-    ) -> Result<Verified, ApiError> {
+    ) -> Result<Verified, DomainError> {
         let dummy = self.dummy_hash.clone();
         self.run(place, move |params, blocks| {
             let exists = stored.is_some();

@@ -1,20 +1,23 @@
 //! The admin API (`/admin/v1`, `Authorization: Bearer <admin token>`); see docs/admin-api.md.
 
 use super::call::Call;
+use super::error::ApiError;
 use super::AppState;
-use crate::error::ApiError;
-use crate::service::AppSettingsPatch;
-use crate::store::{AppRecord, Capability, SecretRecord, SessionRecord, UserRecord};
+use crate::audit::AuthEvent;
+use crate::domain::{AppSettings, AppWithSecrets, SecretRecord, SessionRecord, UserRecord};
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use callbox_core::time::format_iso_seconds;
 use callbox_core::{Authorization, Identity, IdentityType, Reason};
+use callbox_wire::admin::{
+    AddUserBody, AppList, AppSettingsPatch, AppView, CreateAppBody, CreatedApp, DiagnoseBody, EventList, EventView,
+    NewSecret, PasswordBody, RevokeBody, Revoked, SecretView, SessionList, SessionView, UserList, UserView,
+};
+use callbox_wire::SecretString;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use zeroize::Zeroizing;
+use serde::Deserialize;
 
 /// A request to the admin API that passed the admin check: the Bearer admin token, or the dashboard's session
 /// cookie (with its CSRF token on changes). Every admin handler takes one, so none can forget the check.
@@ -33,7 +36,7 @@ impl FromRequest<AppState> for AdminCall {
 
 async fn require_admin(state: &AppState, call: &Call) -> Result<(), ApiError> {
     // The dashboard's session cookie (with its CSRF token on changes) stands in for the Bearer token.
-    if let Some(verdict) = crate::dashboard::authorize(state, call).await {
+    if let Some(verdict) = super::dashboard::authorize(state, call).await {
         return verdict;
     }
     let denied = || ApiError::new(Reason::InvalidAdminToken);
@@ -43,33 +46,6 @@ async fn require_admin(state: &AppState, call: &Call) -> Result<(), ApiError> {
     } else {
         Err(denied())
     }
-}
-
-/// An application as the admin API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AppView {
-    application_key: String,
-    name: String,
-    created_at: String,
-    platform_user_auth: bool,
-    allowed_origins: Vec<String>,
-    capabilities: Vec<Capability>,
-    default_ticket_ttl: u64,
-    max_ticket_ttl: u64,
-    session_ttl: u64,
-    clock_skew: u64,
-    secrets: Vec<SecretView>,
-}
-
-/// A secret as the admin API shows it: never its value.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretView {
-    id: String,
-    fingerprint: String,
-    created_at: String,
-    last_used_at: Option<String>,
 }
 
 fn iso(at: DateTime<Utc>) -> String {
@@ -85,9 +61,8 @@ fn secret_view(record: &SecretRecord) -> SecretView {
     }
 }
 
-async fn app_view(state: &AppState, app: AppRecord) -> Result<AppView, ApiError> {
-    let secrets = state.callbox.store.list_secrets(&app.key, false).await?;
-    Ok(AppView {
+fn app_view(AppWithSecrets { app, secrets }: AppWithSecrets) -> AppView {
+    AppView {
         application_key: app.key,
         name: app.name,
         created_at: iso(app.created_at),
@@ -99,58 +74,70 @@ async fn app_view(state: &AppState, app: AppRecord) -> Result<AppView, ApiError>
         session_ttl: app.session_ttl,
         clock_skew: app.clock_skew,
         secrets: secrets.iter().map(secret_view).collect(),
-    })
+    }
 }
 
-fn user_view(user: &UserRecord) -> serde_json::Value {
-    json!({
-        "userId": user.user_id,
-        "identityType": user.identity_type,
-        "disabled": user.disabled,
-        "createdAt": iso(user.created_at),
-    })
+fn user_view(user: &UserRecord) -> UserView {
+    UserView {
+        user_id: user.user_id.clone(),
+        identity_type: user.identity_type.clone(),
+        disabled: user.disabled,
+        created_at: iso(user.created_at),
+    }
 }
 
-fn session_view(session: &SessionRecord) -> serde_json::Value {
-    json!({
-        "id": session.id,
-        "userId": session.user_id,
-        "capabilities": session.capabilities,
-        "createdAt": iso(session.created_at),
-        "expiresAt": iso(session.expires_at),
-        "revokedAt": session.revoked_at.map(iso),
-    })
+fn session_view(session: &SessionRecord) -> SessionView {
+    SessionView {
+        id: session.id.clone(),
+        user_id: session.user_id.clone(),
+        capabilities: session.capabilities.clone(),
+        created_at: iso(session.created_at),
+        expires_at: iso(session.expires_at),
+        revoked_at: session.revoked_at.map(iso),
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CreateAppBody {
-    name: String,
-    #[serde(flatten)]
-    settings: AppSettingsPatch,
+fn event_view(event: AuthEvent) -> EventView {
+    EventView {
+        at: event.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        kind: event.kind.as_str().to_owned(),
+        outcome: event.outcome.to_owned(),
+        reason: event.reason.map(str::to_owned),
+        user_id: event.user_id,
+        client_ip: event.client_ip.map(|ip| ip.to_string()),
+        detail: event.detail,
+        credential: event.credential,
+    }
+}
+
+/// The wire's settings patch as the domain's settings change.
+pub fn settings(patch: AppSettingsPatch) -> AppSettings {
+    AppSettings {
+        name: patch.name,
+        platform_user_auth: patch.platform_user_auth,
+        allowed_origins: patch.allowed_origins,
+        capabilities: patch.capabilities,
+        default_ticket_ttl: patch.default_ticket_ttl,
+        max_ticket_ttl: patch.max_ticket_ttl,
+        session_ttl: patch.session_ttl,
+        clock_skew: patch.clock_skew,
+    }
 }
 
 /// `POST /admin/v1/apps`.
 pub async fn create_app(State(state): State<AppState>, AdminCall(call): AdminCall) -> Result<Response, ApiError> {
     let body: CreateAppBody = call.json()?;
-    let created = state.callbox.create_app(body.name, body.settings).await?;
-    let view = app_view(&state, created.app).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({ "application": view, "applicationSecret": created.secret.as_str(), "secretId": created.secret_id }),
-        ),
-    )
-        .into_response())
+    let created = state.callbox.create_app(body.name, settings(body.settings)).await?;
+    let application = app_view(state.callbox.app_with_secrets(&created.app.key).await?);
+    let answer =
+        CreatedApp { application, application_secret: SecretString(created.secret), secret_id: created.secret_id };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 /// `GET /admin/v1/apps`.
 pub async fn list_apps(State(state): State<AppState>, _: AdminCall) -> Result<Response, ApiError> {
-    let mut views = Vec::new();
-    for app in state.callbox.store.list_apps().await? {
-        views.push(app_view(&state, app).await?);
-    }
-    Ok(Json(json!({ "applications": views })).into_response())
+    let applications = state.callbox.list_apps().await?.into_iter().map(app_view).collect();
+    Ok(Json(AppList { applications }).into_response())
 }
 
 /// `GET /admin/v1/apps/{key}`.
@@ -159,8 +146,7 @@ pub async fn get_app(
     Path(key): Path<String>,
     _: AdminCall,
 ) -> Result<Response, ApiError> {
-    let app = state.callbox.store.get_app(&key).await?;
-    Ok(Json(app_view(&state, app).await?).into_response())
+    Ok(Json(app_view(state.callbox.app_with_secrets(&key).await?)).into_response())
 }
 
 /// `PATCH /admin/v1/apps/{key}`.
@@ -170,8 +156,8 @@ pub async fn update_app(
     AdminCall(call): AdminCall,
 ) -> Result<Response, ApiError> {
     let patch: AppSettingsPatch = call.json()?;
-    let app = state.callbox.update_app(&key, patch).await?;
-    Ok(Json(app_view(&state, app).await?).into_response())
+    state.callbox.update_app(&key, settings(patch)).await?;
+    Ok(Json(app_view(state.callbox.app_with_secrets(&key).await?)).into_response())
 }
 
 /// `DELETE /admin/v1/apps/{key}`.
@@ -190,14 +176,13 @@ pub async fn rotate_secret(
     Path(key): Path<String>,
     _: AdminCall,
 ) -> Result<Response, ApiError> {
-    let (record, secret) = state.callbox.rotate_secret(&key).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({ "secretId": record.id, "applicationSecret": secret.as_str(), "createdAt": iso(record.created_at) }),
-        ),
-    )
-        .into_response())
+    let added = state.callbox.rotate_secret(&key).await?;
+    let answer = NewSecret {
+        secret_id: added.record.id,
+        application_secret: SecretString(added.secret),
+        created_at: iso(added.record.created_at),
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 /// `DELETE /admin/v1/apps/{key}/secrets/{id}`.
@@ -227,19 +212,9 @@ pub async fn list_users(
     Query(query): Query<ListQuery>,
     _: AdminCall,
 ) -> Result<Response, ApiError> {
-    state.callbox.store.get_app(&key).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let users = state.callbox.store.list_users(&key, query.search.as_deref(), limit).await?;
-    Ok(Json(json!({ "users": users.iter().map(user_view).collect::<Vec<_>>() })).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AddUserBody {
-    user_id: String,
-    password: Zeroizing<String>,
-    #[serde(default)]
-    identity_type: Option<String>,
+    let users = state.callbox.list_users(&key, query.search.as_deref(), limit).await?;
+    Ok(Json(UserList { users: users.iter().map(user_view).collect() }).into_response())
 }
 
 /// `POST /admin/v1/apps/{key}/users`.
@@ -257,13 +232,8 @@ pub async fn add_user(
     if !callbox_core::is_valid_user_id(&body.user_id) {
         return Err(ApiError::bad_request("userId must be 1-255 bytes without control characters"));
     }
-    let user = state.callbox.add_user(&key, Identity { kind, endpoint: body.user_id }, body.password).await?;
+    let user = state.callbox.add_user(&key, Identity { kind, endpoint: body.user_id }, body.password.0).await?;
     Ok((StatusCode::CREATED, Json(user_view(&user))).into_response())
-}
-
-#[derive(Deserialize)]
-struct PasswordBody {
-    password: Zeroizing<String>,
 }
 
 /// `PUT /admin/v1/apps/{key}/users/{userId}/password`.
@@ -273,7 +243,7 @@ pub async fn set_password(
     AdminCall(call): AdminCall,
 ) -> Result<Response, ApiError> {
     let body: PasswordBody = call.json()?;
-    state.callbox.set_password(&key, &user, body.password).await?;
+    state.callbox.set_password(&key, &user, body.password.0).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -314,10 +284,9 @@ pub async fn list_sessions(
     Query(query): Query<ListQuery>,
     _: AdminCall,
 ) -> Result<Response, ApiError> {
-    state.callbox.store.get_app(&key).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let sessions = state.callbox.store.list_live_sessions(&key, query.user_id.as_deref(), Utc::now(), limit).await?;
-    Ok(Json(json!({ "sessions": sessions.iter().map(session_view).collect::<Vec<_>>() })).into_response())
+    let sessions = state.callbox.list_live_sessions(&key, query.user_id.as_deref(), limit).await?;
+    Ok(Json(SessionList { sessions: sessions.iter().map(session_view).collect() }).into_response())
 }
 
 /// `DELETE /admin/v1/apps/{key}/sessions/{id}`.
@@ -328,13 +297,6 @@ pub async fn revoke_session(
 ) -> Result<Response, ApiError> {
     state.callbox.revoke_session(&key, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RevokeBody {
-    user_id: Option<String>,
-    issued_before: Option<String>,
 }
 
 /// `POST /admin/v1/apps/{key}/sessions/revoke`.
@@ -353,7 +315,7 @@ pub async fn revoke_sessions(
         }
         _ => return Err(ApiError::bad_request("give exactly one of userId and issuedBefore")),
     };
-    Ok(Json(json!({ "revoked": revoked })).into_response())
+    Ok(Json(Revoked { revoked }).into_response())
 }
 
 /// `GET /admin/v1/apps/{key}/events`.
@@ -363,15 +325,9 @@ pub async fn list_events(
     Query(query): Query<ListQuery>,
     _: AdminCall,
 ) -> Result<Response, ApiError> {
-    state.callbox.store.get_app(&key).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 500) as usize;
-    let events = state.callbox.audit.list(&key, query.user_id.as_deref(), query.reason.as_deref(), limit);
-    Ok(Json(json!({ "events": events })).into_response())
-}
-
-#[derive(Deserialize)]
-struct DiagnoseBody {
-    ticket: String,
+    let events = state.callbox.list_events(&key, query.user_id.as_deref(), query.reason.as_deref(), limit).await?;
+    Ok(Json(EventList { events: events.into_iter().map(event_view).collect() }).into_response())
 }
 
 /// `POST /admin/v1/apps/{key}/diagnose`.
@@ -381,5 +337,5 @@ pub async fn diagnose(
     AdminCall(call): AdminCall,
 ) -> Result<Response, ApiError> {
     let body: DiagnoseBody = call.json()?;
-    Ok(Json(state.callbox.diagnose(&key, &body.ticket).await?).into_response())
+    Ok(Json(state.callbox.diagnose(&key, body.ticket.expose()).await?).into_response())
 }

@@ -49,10 +49,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 /// `GET /demo`: the demo page, for the demo application (or a note that there is none).
 async fn demo_page(State(state): State<AppState>) -> Response {
-    let key = match state.callbox.store.get_meta("demo_app_created").await {
+    let key = match state.callbox.demo_app_key().await {
         Ok(key) => key.unwrap_or_default(),
         Err(error) => {
-            tracing::warn!(%error, "demo page: reading the demo application's key");
+            tracing::warn!(error = %error.message, "demo page: reading the demo application's key");
             String::new()
         }
     };

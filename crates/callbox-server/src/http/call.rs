@@ -1,9 +1,9 @@
 //! Reading a request: the client address, the `Authorization` header, JSON bodies and the signed parts, each
 //! failure a precise §7 error.
 
+use super::error::ApiError;
 use super::AppState;
-use crate::error::ApiError;
-use crate::service::RequestMeta;
+use crate::domain::RequestMeta;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{header, HeaderMap, Method};
@@ -32,7 +32,7 @@ impl FromRequest<AppState> for Call {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = request.into_parts();
-        let limit = state.callbox.config.limits.max_body_bytes;
+        let limit = state.callbox.config().limits.max_body_bytes;
         if parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -46,7 +46,7 @@ impl FromRequest<AppState> for Call {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
         let forwarded = state
             .callbox
-            .config
+            .config()
             .trust_forwarded_for
             .then(|| parts.headers.get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next()?.trim().parse().ok())
             .flatten();

@@ -1,23 +1,23 @@
 //! The client API of PROTOCOL §6 (`/v1`).
 
 use super::call::Call;
+use super::error::ApiError;
 use super::AppState;
-use crate::error::ApiError;
-use crate::service::{InstanceRequest, SessionGrant};
-use crate::store::SessionRecord;
+use crate::domain::{Grant, SessionRecord, SessionRequest};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use callbox_core::{Authorization, Identity, IdentityType, Reason, TicketFormat};
-use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
-use zeroize::Zeroizing;
+use callbox_core::{Authorization, Capability, Identity, IdentityType, Reason, TicketFormat};
+use callbox_wire::client::{
+    InstanceRequest, InstanceView, LogInBody, Profile, ReauthorizeAnswer, SessionGrant, SignUpBody, TicketAnswer,
+    TicketUser, Timestamp,
+};
+use callbox_wire::SecretString;
 
 /// `GET /v1/timestamp`: answered whatever the Authorization (clients call it first).
-pub async fn timestamp() -> Json<serde_json::Value> {
-    Json(json!({ "timestamp": callbox_core::time::format_js_iso(Utc::now()) }))
+pub async fn timestamp(State(state): State<AppState>) -> Json<Timestamp> {
+    Json(Timestamp { timestamp: callbox_core::time::format_js_iso(state.callbox.now()) })
 }
 
 fn application_key(call: &Call) -> Result<&str, ApiError> {
@@ -31,22 +31,6 @@ fn application_key(call: &Call) -> Result<&str, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
-struct IdentityBody {
-    #[serde(rename = "type")]
-    kind: String,
-    endpoint: String,
-}
-
-#[derive(Deserialize)]
-struct SignUpBody {
-    password: Zeroizing<String>,
-    identities: Vec<IdentityBody>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    profile: Option<serde_json::Value>,
-}
-
 fn identity(kind: &str, endpoint: &str) -> Result<Identity, ApiError> {
     let kind = IdentityType::parse(kind)
         .ok_or_else(|| ApiError::bad_request("identity type must be username, email or number"))?;
@@ -56,8 +40,19 @@ fn identity(kind: &str, endpoint: &str) -> Result<Identity, ApiError> {
     Ok(Identity { kind, endpoint: endpoint.to_owned() })
 }
 
-fn ticket_answer(status: StatusCode, ticket: String, identity: &Identity) -> Response {
-    (status, Json(json!({ "authorization": ticket, "user": { "identities": [identity] } }))).into_response()
+fn ticket_answer(status: StatusCode, ticket: String, identity: Identity) -> Response {
+    let answer =
+        TicketAnswer { authorization: SecretString::new(ticket), user: TicketUser { identities: vec![identity] } };
+    (status, Json(answer)).into_response()
+}
+
+/// The wire's session request as the domain's: service names mapped to capabilities (PROTOCOL §6).
+fn session_request(request: &InstanceRequest) -> SessionRequest {
+    let mut capabilities: Vec<Capability> =
+        request.service_names().into_iter().filter_map(Capability::from_service_name).collect();
+    capabilities.sort();
+    capabilities.dedup();
+    SessionRequest { capabilities, expires_in: request.expires_in, instance_id: request.instance_id.clone() }
 }
 
 /// `POST /v1/users`: platform-managed sign-up.
@@ -68,16 +63,8 @@ pub async fn sign_up(State(state): State<AppState>, call: Call) -> Result<Respon
         return Err(ApiError::bad_request("identities must hold exactly one identity"));
     };
     let identity = identity(&first.kind, &first.endpoint)?;
-    let ticket = state.callbox.sign_up(&key, identity.clone(), body.password, &call.meta).await?;
-    Ok(ticket_answer(StatusCode::OK, ticket, &identity))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct LogInBody {
-    password: Zeroizing<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
+    let ticket = state.callbox.sign_up(&key, identity.clone(), body.password.0, &call.meta).await?;
+    Ok(ticket_answer(StatusCode::OK, ticket, identity))
 }
 
 /// `POST /v1/users/{type}/{endpoint}/authentication`: platform-managed login.
@@ -89,17 +76,23 @@ pub async fn log_in(
     let key = application_key(&call)?.to_owned();
     let identity = identity(&kind, &endpoint)?;
     let body: LogInBody = call.json()?;
-    let ticket = state.callbox.log_in(&key, identity.clone(), body.password, body.expires_in, &call.meta).await?;
-    Ok(ticket_answer(StatusCode::OK, ticket, &identity))
+    let ticket = state.callbox.log_in(&key, identity.clone(), body.password.0, body.expires_in, &call.meta).await?;
+    Ok(ticket_answer(StatusCode::OK, ticket, identity))
 }
 
-fn grant_answer(grant: SessionGrant) -> Response {
-    (StatusCode::OK, Json(grant)).into_response()
+fn grant_answer(grant: Grant) -> Response {
+    let answer = SessionGrant {
+        id: grant.id,
+        secret: SecretString(grant.secret),
+        expires_in: grant.expires_in,
+        capabilities: grant.capabilities,
+    };
+    (StatusCode::OK, Json(answer)).into_response()
 }
 
 /// `POST /v1/instance`: a new session from `User`/`Bearer`, or a renewal from `Instance`.
 pub async fn create_instance(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
-    let request: InstanceRequest = call.json()?;
+    let request = session_request(&call.json::<InstanceRequest>()?);
     match call.authorization()? {
         Authorization::User { ticket } => {
             Ok(grant_answer(state.callbox.exchange(ticket, TicketFormat::Legacy, &request, &call.meta).await?))
@@ -124,7 +117,7 @@ pub async fn reauthorize(
     Path(id): Path<String>,
     call: Call,
 ) -> Result<Response, ApiError> {
-    let request: InstanceRequest = call.json()?;
+    let request = session_request(&call.json::<InstanceRequest>()?);
     let (credential, format) = match call.authorization()? {
         Authorization::User { ticket } => (ticket, TicketFormat::Legacy),
         Authorization::Bearer { jwt } => (jwt, TicketFormat::Jwt),
@@ -136,15 +129,15 @@ pub async fn reauthorize(
         }
     };
     let grant = state.callbox.reauthorize(&id, credential, format, &request, &call.meta).await?;
-    Ok((StatusCode::OK, Json(json!({ "id": grant.id, "secret": grant.secret, "expiresIn": grant.expires_in })))
-        .into_response())
+    let answer = ReauthorizeAnswer { id: grant.id, secret: SecretString(grant.secret), expires_in: grant.expires_in };
+    Ok((StatusCode::OK, Json(answer)).into_response())
 }
 
 /// Authenticates an `Instance`-signed call.
 pub async fn signed_session(state: &AppState, call: &Call) -> Result<SessionRecord, ApiError> {
     match call.authorization()? {
         Authorization::Instance { instance_id, signature } => {
-            state.callbox.authenticate_call(instance_id, signature, &call.signed_parts(), call.meta.ip).await
+            Ok(state.callbox.authenticate_call(instance_id, signature, &call.signed_parts(), call.meta.ip).await?)
         }
         _ => Err(ApiError::with_message(Reason::MalformedAuthorization, "this call takes Instance <id>:<signature>")),
     }
@@ -167,12 +160,12 @@ pub async fn get_instance(
 ) -> Result<Response, ApiError> {
     let session = signed_session(&state, &call).await?;
     same_session(&session, &id)?;
-    Ok(Json(json!({
-        "id": session.id,
-        "userId": session.user_id,
-        "capabilities": session.capabilities,
-        "expiresAt": callbox_core::time::format_iso_seconds(session.expires_at),
-    }))
+    Ok(Json(InstanceView {
+        expires_at: callbox_core::time::format_iso_seconds(session.expires_at),
+        id: session.id,
+        user_id: session.user_id,
+        capabilities: session.capabilities,
+    })
     .into_response())
 }
 
@@ -190,18 +183,29 @@ pub async fn delete_instance(
 
 /// `GET /v1/user/profile`.
 pub async fn profile(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
-    #[derive(serde::Serialize)]
-    struct Profile {
-        identities: [Identity; 1],
-    }
     let session = signed_session(&state, &call).await?;
     let identity = Identity { kind: session.identity_type, endpoint: session.user_id };
-    Ok(Json(Profile { identities: [identity] }).into_response())
+    Ok(Json(Profile { identities: vec![identity] }).into_response())
 }
 
 /// `GET /v1/configuration/user`: the legacy realtime configuration.
 pub async fn configuration(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
     let session = signed_session(&state, &call).await?;
-    let host = call.header("host").to_owned();
-    Ok(Json(state.callbox.realtime_configuration(&session, &host)).into_response())
+    let host = call.header("host");
+    let profile = state.callbox.realtime_profile(&session);
+    let network = serde_json::json!({
+        "publishKey": profile.publish_key,
+        "subscribeKey": profile.subscribe_key,
+        "host": host,
+    });
+    Ok(Json(serde_json::json!({
+        "rtcConfiguration": { "broadcastNetwork": network.clone(), "signalNetwork": network },
+        "rtcProfile": {
+            "broadcastChannel": profile.broadcast_channel,
+            "transportChannel": profile.transport_channel,
+            "signalChannel": profile.signal_channel,
+            "key": profile.key,
+        }
+    }))
+    .into_response())
 }

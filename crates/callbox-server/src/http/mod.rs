@@ -1,12 +1,15 @@
-//! The HTTP surface: [`router`] builds every route and layer over an [`AppState`].
+//! The HTTP surface: [`router`] builds every route and layer over an [`AppState`]. Handlers read the request,
+//! call one [`Callbox`] method and render its answer with the wire types of `callbox-wire`; they never reach the
+//! store.
 
 pub mod admin;
 pub mod assets;
 pub mod call;
 pub mod client;
+pub mod dashboard;
+pub mod error;
 
-use crate::error::{reason_for_status, ApiError};
-use crate::service::Callbox;
+use crate::domain::Callbox;
 use axum::extract::MatchedPath;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -15,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use callbox_core::Reason;
+pub use error::{reason_for_status, ApiError};
 use metrics::{Counter, Histogram, SharedString};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::collections::HashMap;
@@ -66,14 +70,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_page))
         .route("/openapi.json", get(crate::openapi::serve));
 
-    let timeout = Duration::from_secs(state.callbox.config.limits.request_timeout_seconds.max(1));
+    let timeout = Duration::from_secs(state.callbox.config().limits.request_timeout_seconds.max(1));
     let request_metrics = Arc::new(RequestMetrics::default());
     Router::new()
         .merge(client)
         .merge(admin)
         .merge(ops)
         .merge(assets::routes())
-        .merge(crate::dashboard::routes())
+        .merge(dashboard::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             guard(request, next, timeout, Arc::clone(&request_metrics))
@@ -92,10 +96,7 @@ fn cors(state: &AppState) -> CorsLayer {
             let callbox = callbox.clone();
             async move {
                 let Ok(origin) = origin.to_str() else { return false };
-                match callbox.store.list_apps().await {
-                    Ok(apps) => apps.iter().any(|app| crate::service::origin_allowed(app, Some(origin))),
-                    Err(_) => false,
-                }
+                callbox.some_app_allows_origin(origin).await
             }
         }))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
@@ -263,16 +264,9 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    // Redis only carries login limits: while it is down this node still serves, with node-local limits, so it
-    // stays ready and says "degraded" rather than taking every node out of the load balancer at once.
-    let redis = match &state.callbox.limiter.shared {
-        None => "not_configured",
-        Some(shared) => match shared.ping().await {
-            Ok(()) => "ok",
-            Err(_) => "degraded",
-        },
-    };
-    match state.callbox.store.ping().await {
+    let readiness = state.callbox.readiness().await;
+    let redis = readiness.redis;
+    match readiness.database {
         Ok(()) => Json(serde_json::json!({ "status": "ready", "database": "ok", "redis": redis })).into_response(),
         Err(error) => {
             tracing::warn!(%error, "not ready: database");
@@ -282,7 +276,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                     "status": "unavailable", "database": "unreachable", "redis": redis,
                     "errorCode": 50300, "reason": "service_unavailable", "retryable": true,
                     "message": "the database is unreachable",
-                    "serverTime": callbox_core::time::format_iso_seconds(chrono::Utc::now()),
+                    "serverTime": callbox_core::time::format_iso_seconds(state.callbox.now()),
                 })),
             )
                 .into_response();

@@ -16,7 +16,6 @@ pub mod sqlite {
 use async_trait::async_trait;
 use callbox_core::IdentityType;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 /// What can go wrong in a store. Domain code maps these to PROTOCOL §7 reasons.
 #[derive(Debug, thiserror::Error)]
@@ -47,49 +46,7 @@ impl From<sqlx::Error> for StoreError {
 /// Result alias.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A session capability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Capability {
-    /// Instant messaging.
-    Messaging,
-    /// Voice calls.
-    Calling,
-    /// Video calls.
-    Video,
-}
-
-impl Capability {
-    /// All capabilities.
-    pub const ALL: [Capability; 3] = [Capability::Messaging, Capability::Calling, Capability::Video];
-
-    /// The wire word.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Capability::Messaging => "messaging",
-            Capability::Calling => "calling",
-            Capability::Video => "video",
-        }
-    }
-
-    /// Parses a wire word.
-    pub fn parse(word: &str) -> Option<Self> {
-        Capability::ALL.into_iter().find(|c| c.as_str() == word)
-    }
-
-    /// Encodes a set as a comma-separated, sorted list (the storage form).
-    pub fn join(set: &[Capability]) -> String {
-        let mut sorted = set.to_vec();
-        sorted.sort();
-        sorted.dedup();
-        sorted.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")
-    }
-
-    /// Decodes the storage form; unknown words are skipped.
-    pub fn split(text: &str) -> Vec<Capability> {
-        text.split(',').filter_map(Capability::parse).collect()
-    }
-}
+pub use callbox_core::Capability;
 
 /// An application and its settings (secrets are separate rows).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -57,7 +57,7 @@ async fn pages_carry_the_security_headers() {
         let response = server.http.get(server.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let h = response.headers();
-        assert_eq!(h["content-security-policy"], callbox_server::dashboard::CSP, "{path}");
+        assert_eq!(h["content-security-policy"], callbox_server::http::dashboard::CSP, "{path}");
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
         assert_eq!(h["x-frame-options"], "DENY", "{path}");

@@ -142,8 +142,10 @@ async fn hostile_requests_get_exact_refusals_and_the_server_keeps_serving() {
     let revoked = server.session(&app.ticket("bob")).await;
     let response = server.admin(Method::DELETE, &format!("/admin/v1/apps/{key}/sessions/{}", revoked.id), None).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let expired = server.session(&app.ticket("carol")).await;
-    server.callbox.store.update_session(&expired.id, now - Duration::seconds(5), 0).await.unwrap();
+    // The shortest session there is (60 s), then two minutes pass on the server's clock: well inside every
+    // ticket and timestamp window below, past that session's end.
+    let expired = server.session_with(&app.ticket("carol"), json!({ "services": {"im": true}, "expiresIn": 60 })).await;
+    server.advance(Duration::seconds(120));
 
     // A disabled platform user.
     let added = server

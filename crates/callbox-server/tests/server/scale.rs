@@ -59,12 +59,7 @@ async fn two_nodes(engines: &Engines) -> (Server, Server, Vec<TempDir>) {
     // The admin token is made once per database; a fresh database gives it to the first node. An existing one
     // (earlier tests) keeps its token, so the tests set their own.
     let token = format!("cbadm_test_{}", callbox_server::crypto::random_token(16));
-    use sha2::Digest;
-    a.callbox
-        .store
-        .set_meta(callbox_server::service::ADMIN_TOKEN_META, &hex::encode(sha2::Sha256::digest(token.as_bytes())))
-        .await
-        .unwrap();
+    a.callbox.set_admin_token(&token).await.unwrap();
     a.token = token.clone();
     b.token = token;
     (a, b, dirs)

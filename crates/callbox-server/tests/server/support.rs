@@ -5,8 +5,8 @@ use callbox_core::signing::{self, SignedParts};
 use callbox_core::ticket::{self, NewTicket};
 use callbox_core::Secret;
 use callbox_server::config::{Config, LoginConfig};
+use callbox_server::domain::{Callbox, TestClock};
 use callbox_server::http::{router, AppState};
-use callbox_server::service::Callbox;
 use chrono::{DateTime, Duration, Utc};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
@@ -19,6 +19,8 @@ pub struct Server {
     pub demo_key: Option<String>,
     pub data: PathBuf,
     pub callbox: Callbox,
+    /// The domain's clock: tests move it to expire sessions and lockouts.
+    pub clock: TestClock,
     pub http: reqwest::Client,
     task: tokio::task::JoinHandle<()>,
     _dir: Option<TempDir>,
@@ -49,7 +51,8 @@ pub async fn start() -> Server {
 
 /// A server on `config` (its data directory is kept by the caller).
 pub async fn start_with(config: Config) -> Server {
-    let (callbox, made) = callbox_server::open(&config).await.unwrap();
+    let clock = TestClock::new();
+    let (callbox, made) = callbox_server::open_with_clock(&config, std::sync::Arc::new(clock.clone())).await.unwrap();
     // A second node of a cluster finds the token already made by the first: it has no token file then.
     let token = match made.admin_token {
         Some(token) => token,
@@ -68,6 +71,7 @@ pub async fn start_with(config: Config) -> Server {
         demo_key: made.demo_app.map(|(key, _)| key),
         data: config.data.clone(),
         callbox,
+        clock,
         http: reqwest::Client::new(),
         task,
         _dir: None,
@@ -167,15 +171,31 @@ impl Server {
     }
 
     pub async fn session(&self, ticket: &str) -> Session {
-        let response = self.exchange(ticket).await;
+        self.session_with(ticket, json!({ "version": {"os": "test"}, "services": {"im": true, "voip": true} })).await
+    }
+
+    /// A session from an exchange with `body` (e.g. a short `expiresIn`).
+    pub async fn session_with(&self, ticket: &str, body: Value) -> Session {
+        let response = self.exchange_with(&format!("User {ticket}"), body).await;
         assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
         let body: Value = response.json().await.unwrap();
         Session { id: body["id"].as_str().unwrap().to_owned(), secret: body["secret"].as_str().unwrap().to_owned() }
     }
 
-    /// A session-signed call, signed exactly as PROTOCOL §4 says.
+    /// A session-signed call, signed exactly as PROTOCOL §4 says, stamped with the server's (test) clock.
     pub async fn signed(&self, method: Method, path: &str, body: Option<Value>, session: &Session) -> Response {
-        self.signed_at(method, path, body, session, Utc::now()).await
+        self.signed_at(method, path, body, session, self.now()).await
+    }
+
+    /// The server's time (its test clock).
+    pub fn now(&self) -> DateTime<Utc> {
+        use callbox_server::domain::Clock;
+        self.clock.now()
+    }
+
+    /// Moves the server's clock.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
     }
 
     pub async fn signed_at(

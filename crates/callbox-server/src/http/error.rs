@@ -1,11 +1,12 @@
-//! The one error type of the HTTP surface, rendered as the PROTOCOL §7 JSON.
+//! The one error type of the HTTP surface, rendered as the PROTOCOL §7 JSON: a [`DomainError`] from the domain,
+//! or a refusal of the HTTP layer itself (a bad body, a missing header).
 
-use crate::store::StoreError;
+use crate::domain::DomainError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use callbox_core::{Reason, TicketError};
+use callbox_core::Reason;
+pub use callbox_wire::ErrorBody;
 use chrono::Utc;
-use serde::Serialize;
 use std::borrow::Cow;
 
 /// A refusal: a §7 reason, a sentence that never contains a credential, and for 429s how long to wait.
@@ -16,25 +17,6 @@ pub struct ApiError {
     /// The human sentence.
     pub message: Cow<'static, str>,
     /// Seconds until a retry may succeed (`Retry-After`, and `retryAfter` in the body).
-    pub retry_after: Option<u64>,
-}
-
-/// The §7 body.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorBody {
-    /// Legacy numeric code; its first three digits are the HTTP status.
-    pub error_code: u32,
-    /// A sentence for humans.
-    pub message: String,
-    /// The stable reason word.
-    pub reason: String,
-    /// Whether sending the same request later may succeed.
-    pub retryable: bool,
-    /// Server time, ISO-8601 UTC: clock trouble is the most common cause of refusals.
-    pub server_time: String,
-    /// Seconds to wait, for `locked_out` and `rate_limited`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
 }
 
@@ -78,23 +60,9 @@ impl From<Reason> for ApiError {
     }
 }
 
-impl From<TicketError> for ApiError {
-    fn from(error: TicketError) -> Self {
-        Self::with_message(error.reason(), error.to_string())
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound => ApiError::new(Reason::NotFound),
-            StoreError::UserExists => ApiError::new(Reason::UserExists),
-            StoreError::LastSecret => ApiError::new(Reason::LastSecret),
-            StoreError::Unavailable(detail) => {
-                tracing::error!(error = %detail, "store unavailable");
-                ApiError::new(Reason::ServiceUnavailable)
-            }
-        }
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        Self { reason: error.reason, message: error.message, retry_after: error.retry_after }
     }
 }
 

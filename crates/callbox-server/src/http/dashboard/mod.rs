@@ -18,11 +18,10 @@
 //! - Every dashboard response carries a strict Content-Security-Policy ([`CSP`]), `X-Content-Type-Options:
 //!   nosniff`, `Referrer-Policy: no-referrer` and `X-Frame-Options: DENY`.
 
+use super::call::Call;
+use super::error::ApiError;
+use super::AppState;
 use crate::crypto::random_token;
-use crate::error::ApiError;
-use crate::http::call::Call;
-use crate::http::AppState;
-use crate::service::ADMIN_TOKEN_META;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -61,7 +60,7 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 
-/// The dashboard's routes, merged into [`crate::http::router`].
+/// The dashboard's routes, merged into [`super::router`].
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(index))
@@ -216,7 +215,7 @@ fn csrf_refused() -> ApiError {
 }
 
 async fn admin_hash(state: &AppState) -> Result<String, ApiError> {
-    state.callbox.store.get_meta(ADMIN_TOKEN_META).await?.ok_or_else(session_over)
+    state.callbox.admin_token_hash().await?.ok_or_else(session_over)
 }
 
 /// The dashboard's way into the admin API: `None` when the request carries an `Authorization` header or no
@@ -240,7 +239,7 @@ async fn authorize_session(
     let csrf = SESSIONS.check(cookie, &hash, Instant::now()).ok_or_else(session_over)?;
     if !is_safe(method) {
         let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let trust = state.callbox.config.trust_forwarded_for;
+        let trust = state.callbox.config().trust_forwarded_for;
         if !csrf_matches(presented, &csrf) || !same_origin(headers, trust) {
             return Err(csrf_refused());
         }
@@ -292,7 +291,7 @@ fn with_cookies(mut response: Response, cookies: &[String]) -> Response {
 /// `GET /dashboard/api/signin`: a fresh sign-in token, in an HttpOnly cookie and in the answer.
 async fn signin_start(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let token = Zeroizing::new(random_token(32));
-    let secure = is_https(&headers, state.callbox.config.trust_forwarded_for);
+    let secure = is_https(&headers, state.callbox.config().trust_forwarded_for);
     let cookie = set_cookie(SIGNIN_COOKIE, &token, "/dashboard/api/signin", SIGNIN_TTL_SECONDS, secure);
     with_cookies(Json(json!({ "signinToken": token.as_str() })).into_response(), &[cookie])
 }
@@ -304,7 +303,7 @@ struct SigninBody {
 
 /// `POST /dashboard/api/signin` with `{"token": admin token}` and the sign-in token in `X-CSRF-Token`.
 async fn signin(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
-    let trust = state.callbox.config.trust_forwarded_for;
+    let trust = state.callbox.config().trust_forwarded_for;
     let expected = cookie_value(&call.headers, SIGNIN_COOKIE).unwrap_or("");
     if !csrf_matches(call.header(CSRF_HEADER), expected) || !same_origin(&call.headers, trust) {
         return Err(ApiError::with_message(
@@ -343,12 +342,12 @@ async fn session_info(State(state): State<AppState>, headers: HeaderMap) -> Resu
 
 /// `POST /dashboard/api/signout` (with the CSRF token): ends the session and deletes the cookie.
 async fn signout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let secure = is_https(&headers, state.callbox.config.trust_forwarded_for);
+    let secure = is_https(&headers, state.callbox.config().trust_forwarded_for);
     if let Some(cookie) = cookie_value(&headers, SESSION_COOKIE) {
         let hash = admin_hash(&state).await?;
         if let Some(csrf) = SESSIONS.check(cookie, &hash, Instant::now()) {
             let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if !csrf_matches(presented, &csrf) || !same_origin(&headers, state.callbox.config.trust_forwarded_for) {
+            if !csrf_matches(presented, &csrf) || !same_origin(&headers, state.callbox.config().trust_forwarded_for) {
                 return Err(csrf_refused());
             }
             SESSIONS.remove(cookie);
