@@ -16,6 +16,8 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== architecture (docs/architecture.md)"
+bash scripts/check-architecture.sh
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== PostgreSQL and Redis for the scale-out tests"

@@ -5,7 +5,6 @@
 //! the credential itself.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -14,8 +13,7 @@ use std::sync::{Arc, Mutex};
 const KEEP_PER_APP: usize = 500;
 
 /// What was attempted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     /// Ticket or JWT exchanged for a session.
     Exchange,
@@ -30,8 +28,7 @@ pub enum EventKind {
 }
 
 /// One authentication.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthEvent {
     /// When.
     pub at: DateTime<Utc>,
@@ -42,12 +39,10 @@ pub struct AuthEvent {
     /// The §7 reason when refused.
     pub reason: Option<&'static str>,
     /// Application key (as claimed, when refused before it was known).
-    #[serde(skip)]
     pub app_key: Option<String>,
     /// The user, when known.
     pub user_id: Option<String>,
     /// Client address.
-    #[schema(value_type = Option<String>)]
     pub client_ip: Option<IpAddr>,
     /// The refusal's explanation, or what was granted (never a credential).
     pub detail: Option<String>,
@@ -62,6 +57,14 @@ pub struct AuditLog {
 }
 
 impl EventKind {
+    /// The name in the admin API's event list (`signed_call`, ...).
+    pub const fn wire_name(self) -> &'static str {
+        match self {
+            EventKind::SignedCall => "signed_call",
+            other => other.as_str(),
+        }
+    }
+
     /// The lower-case name (metrics label).
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -1,20 +1,23 @@
 //! # callbox-server
 //!
 //! The Callbox server as a library, so tests can drive it in-process and the `callbox` binary stays thin.
-//! Requests flow handlers → domain → store:
+//! Requests flow handlers → domain → store (docs/architecture.md; `scripts/check-architecture.sh` keeps it so):
 //!
 //! - [`http::router`] builds every route over an [`http::AppState`]: the client API of PROTOCOL §6 ([`http::client`]),
-//!   the admin API ([`http::admin`], docs/admin-api.md), health, readiness, metrics and `/openapi.json`.
-//! - [`dashboard`] is the app owner's web console at `/dashboard` (embedded page, sign-in, session cookie and CSRF
-//!   token that the admin API accepts in place of the Bearer token; docs/dashboard.md).
-//! - [`service::Callbox`] is the domain: ticket → session exchange, signed session calls, platform-managed users,
-//!   revocation, audit. It owns the [`passwords::PasswordHasher`] pool and the [`limits::AttemptLimiter`].
-//! - [`store::Store`] is the persistence trait; [`store::sqlite::SqliteStore`] implements it on one SQLite file.
+//!   the admin API ([`http::admin`], docs/admin-api.md), the dashboard ([`http::dashboard`], docs/dashboard.md),
+//!   health, readiness, metrics and `/openapi.json`. Handlers parse and render with the `callbox-wire` bodies and
+//!   call one [`domain::Callbox`] method; [`http::ApiError`] renders every refusal as the PROTOCOL §7 JSON.
+//! - [`domain::Callbox`] is the domain, one module per group of use cases: [`domain::apps`], [`domain::sessions`]
+//!   (exchange, signed calls, renewal), [`domain::users`] (platform-managed users), [`domain::admin`]. It refuses
+//!   with [`domain::DomainError`], reads time from a [`domain::Clock`], and alone holds the store. It owns the
+//!   [`passwords::PasswordHasher`] pool, the [`limits::Limits`] and the [`audit::AuditLog`].
+//! - [`store::Store`] is the persistence trait; [`store::sql::SqlStore`] implements it on SQLite or PostgreSQL, and
+//!   [`store::cached::CachedStore`] is the read cache in front of it.
 //! - [`crypto::MasterKey`] seals application secrets at rest and derives session secrets, so a copy of the
 //!   database alone can neither mint tickets nor sign session calls.
 //! - [`config::Config`] is the layered configuration (defaults, TOML file, `CALLBOX_*`, flags).
-//! - [`error::ApiError`] renders every refusal as the PROTOCOL §7 JSON.
-//! - [`run`] does first-start bootstrap, binds, prints the `listening` line and serves until SIGTERM.
+//! - [`open`] and [`run`] are the composition root: first-start bootstrap, bind, print the `listening` line, serve
+//!   until SIGTERM.
 
 pub mod audit;
 pub mod config;

@@ -100,7 +100,7 @@ fn session_view(session: &SessionRecord) -> SessionView {
 fn event_view(event: AuthEvent) -> EventView {
     EventView {
         at: event.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        kind: event.kind.as_str().to_owned(),
+        kind: event.kind.wire_name().to_owned(),
         outcome: event.outcome.to_owned(),
         reason: event.reason.map(str::to_owned),
         user_id: event.user_id,

@@ -6,7 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use callbox_core::Reason;
 pub use callbox_wire::ErrorBody;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::borrow::Cow;
 
 /// A refusal: a §7 reason, a sentence that never contains a credential, and for 429s how long to wait.
@@ -43,12 +43,17 @@ impl ApiError {
 
     /// The body, rendered now.
     pub fn body(&self) -> ErrorBody {
+        self.body_at(Utc::now())
+    }
+
+    /// The body with `serverTime` = `now`.
+    pub fn body_at(&self, now: DateTime<Utc>) -> ErrorBody {
         ErrorBody {
             error_code: self.reason.error_code(),
             message: self.message.to_string(),
             reason: self.reason.as_str().to_owned(),
             retryable: self.reason.retryable(),
-            server_time: callbox_core::time::format_iso_seconds(Utc::now()),
+            server_time: callbox_core::time::format_iso_seconds(now),
             retry_after: self.retry_after,
         }
     }
@@ -66,17 +71,35 @@ impl From<DomainError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The response, with `serverTime` = `now`.
+    pub fn into_response_at(self, now: DateTime<Utc>) -> Response {
         let status = StatusCode::from_u16(self.reason.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, axum::Json(self.body())).into_response();
+        let mut response = (status, axum::Json(self.body_at(now))).into_response();
         if let Some(seconds) = self.retry_after {
             if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
         }
         response.extensions_mut().insert(self.reason);
+        response.extensions_mut().insert(self);
         response
+    }
+}
+
+/// Rendered with the machine's time; the router's outer layer renders it again with the domain's clock
+/// ([`restamp`]), so `serverTime` is the time the server decided with (the one tests move).
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.into_response_at(Utc::now())
+    }
+}
+
+/// An error response made by [`ApiError`], rendered again with `serverTime` = `now`; any other response as it is.
+pub fn restamp(response: Response, now: DateTime<Utc>) -> Response {
+    match response.extensions().get::<ApiError>() {
+        Some(error) => error.clone().into_response_at(now),
+        None => response,
     }
 }
 

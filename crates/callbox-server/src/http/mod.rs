@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
 
     let timeout = Duration::from_secs(state.callbox.config().limits.request_timeout_seconds.max(1));
     let request_metrics = Arc::new(RequestMetrics::default());
+    let callbox = Arc::clone(&state.callbox);
     Router::new()
         .merge(client)
         .merge(admin)
@@ -80,7 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(move |request: Request, next: Next| {
-            guard(request, next, timeout, Arc::clone(&request_metrics))
+            guard(request, next, timeout, Arc::clone(&request_metrics), Arc::clone(&callbox))
         }))
         .layer(CorsWhenOrigin(cors(&state)))
         .with_state(state)
@@ -168,17 +169,26 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// What every request goes through, in one layer (each `from_fn` layer costs a service clone and a boxed future
 /// per request, which showed in the signed-call profile): the header-size limit, the time limit, §7 JSON for
 /// every error response, and the request metrics.
-async fn guard(request: Request, next: Next, limit: Duration, request_metrics: Arc<RequestMetrics>) -> Response {
+async fn guard(
+    request: Request,
+    next: Next,
+    limit: Duration,
+    request_metrics: Arc<RequestMetrics>,
+    callbox: Arc<Callbox>,
+) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().cloned();
     let header_bytes: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
     let response = if header_bytes > MAX_HEADER_BYTES {
-        ApiError::with_message(Reason::PayloadTooLarge, "the request headers are too large").into_response()
+        ApiError::with_message(Reason::PayloadTooLarge, "the request headers are too large")
+            .into_response_at(callbox.now())
     } else {
         match tokio::time::timeout(limit, next.run(request)).await {
-            Ok(response) => json_errors(response),
-            Err(_) => ApiError::with_message(Reason::ServiceUnavailable, "the request took too long").into_response(),
+            Ok(response) if response.status().is_success() => response,
+            Ok(response) => error::restamp(json_errors(response), callbox.now()),
+            Err(_) => ApiError::with_message(Reason::ServiceUnavailable, "the request took too long")
+                .into_response_at(callbox.now()),
         }
     };
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);

@@ -407,3 +407,32 @@ async fn a_nonce_stays_used_through_the_skew_after_expiry() {
     assert_eq!(server.exchange(&late).await.status(), StatusCode::OK);
     assert_error(server.exchange(&late).await, 401, "ticket_replayed").await;
 }
+
+#[tokio::test]
+async fn the_servers_clock_decides_ticket_windows_and_timestamp_skew() {
+    let server = start().await;
+    let app = server.create_app(json!({ "clockSkew": 60 })).await;
+    // A 600 s ticket made now: fine now, and 659 s later (inside the 60 s skew)...
+    let ticket = app.ticket_with("alice", server.now(), Some(600), None);
+    let session = server.session(&ticket).await;
+    server.advance(chrono::Duration::seconds(659));
+    assert_eq!(server.exchange(&ticket).await.status(), StatusCode::OK);
+    // ...but not 2 s past expiry plus skew.
+    server.advance(chrono::Duration::seconds(2));
+    let body = assert_error(server.exchange(&ticket).await, 401, "ticket_expired").await;
+    assert!(body["message"].as_str().unwrap().contains("expired"), "{body}");
+
+    // A client whose clock is 11 minutes behind the server's is refused (signed-call skew 600 s), and the
+    // answer's serverTime is the server's time, so the client can tell.
+    let client_time = server.now() - chrono::Duration::minutes(11);
+    let body = assert_error(
+        server.signed_at(Method::GET, "/v1/user/profile", None, &session, client_time).await,
+        401,
+        "timestamp_skew",
+    )
+    .await;
+    let told = callbox_core::time::parse_timestamp(body["serverTime"].as_str().unwrap()).unwrap();
+    assert!((told - server.now()).num_seconds().abs() <= 2, "{body}");
+    // Signed with the server's time, the same call is fine.
+    assert_eq!(server.signed(Method::GET, "/v1/user/profile", None, &session).await.status(), StatusCode::OK);
+}

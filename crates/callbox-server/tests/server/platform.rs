@@ -71,6 +71,25 @@ async fn repeated_failures_lock_the_account_without_revealing_it() {
 }
 
 #[tokio::test]
+async fn a_lockout_ends_when_its_time_has_passed() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    ticket_of(server.sign_up(&app.key, "alice", "correct horse").await).await;
+    for _ in 0..4 {
+        assert_error(server.log_in(&app.key, "alice", "wrong horse").await, 401, "invalid_credentials").await;
+    }
+    let locked = assert_error(server.log_in(&app.key, "alice", "wrong horse").await, 429, "locked_out").await;
+    let wait = locked["retryAfter"].as_i64().unwrap();
+    // One second short of the lockout: still locked, and the refusal counts down.
+    server.advance(chrono::Duration::seconds(wait - 1));
+    let still = assert_error(server.log_in(&app.key, "alice", "correct horse").await, 429, "locked_out").await;
+    assert_eq!(still["retryAfter"], 1, "{still}");
+    // Past it: the right password gets in again.
+    server.advance(chrono::Duration::seconds(1));
+    ticket_of(server.log_in(&app.key, "alice", "correct horse").await).await;
+}
+
+#[tokio::test]
 async fn switching_platform_users_off_takes_effect_on_the_next_request() {
     let server = start().await;
     let app = server.create_app(json!({})).await;

@@ -752,6 +752,7 @@ const KILL_ACKS: &str = "CALLBOX_STORE_KILL_ACKS";
 /// one after the other and appends each id to the acknowledgement file once `create_session` has returned. Stops
 /// by itself after 20 s or 20,000 sessions if nobody kills it.
 #[tokio::test]
+#[ignore = "not a test: the child process that sqlite_acknowledged_writes_survive_sigkill starts and kills"]
 async fn sqlite_sigkill_child() {
     use std::io::Write;
     let (Ok(db), Ok(app_key), Ok(acks)) = (std::env::var(KILL_DB), std::env::var(KILL_APP), std::env::var(KILL_ACKS))
@@ -785,7 +786,7 @@ async fn sqlite_acknowledged_writes_survive_sigkill() {
         app.key
     };
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["store::sqlite_sigkill_child", "--exact", "--test-threads=1", "--quiet"])
+        .args(["store::sqlite_sigkill_child", "--exact", "--ignored", "--test-threads=1", "--quiet"])
         .env(KILL_DB, &db)
         .env(KILL_APP, &app_key)
         .env(KILL_ACKS, &acks)
