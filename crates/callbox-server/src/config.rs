@@ -111,9 +111,12 @@ impl Default for PasswordConfig {
 pub struct LoginConfig {
     /// Failed logins for one account before it locks.
     pub max_failures_per_user: u32,
-    /// Failed logins from one client address (over all accounts) before it locks.
-    pub max_failures_per_ip: u32,
-    /// First lockout, seconds; each further failure doubles it.
+    /// Failed logins from one client address (over all accounts of an app) in one minute, beyond which that
+    /// address's further attempts are refused with `rate_limited` until the minute ends. No account is locked
+    /// because of its address. (`max_failures_per_ip` is read as this, for older configuration files.)
+    #[serde(alias = "max_failures_per_ip")]
+    pub max_failures_per_ip_per_minute: u32,
+    /// First lockout of an account, seconds; each further failure after a lockout ends doubles it.
     pub lockout_base_seconds: u64,
     /// Longest lockout, seconds.
     pub lockout_max_seconds: u64,
@@ -125,7 +128,7 @@ impl Default for LoginConfig {
     fn default() -> Self {
         Self {
             max_failures_per_user: 5,
-            max_failures_per_ip: 20,
+            max_failures_per_ip_per_minute: 20,
             lockout_base_seconds: 30,
             lockout_max_seconds: 900,
             signups_per_ip_per_minute: 30,
@@ -235,7 +238,7 @@ mod tests {
             assert_eq!(from_file.listen.port(), 1111);
             assert_eq!(from_file.login.max_failures_per_user, 7);
             assert!(!from_file.demo_app);
-            assert_eq!(from_file.login.max_failures_per_ip, 20, "unset keys keep their defaults");
+            assert_eq!(from_file.login.max_failures_per_ip_per_minute, 20, "unset keys keep their defaults");
 
             jail.set_env("CALLBOX_LISTEN", "127.0.0.1:2222");
             jail.set_env("CALLBOX_LOGIN__MAX_FAILURES_PER_USER", "9");

@@ -171,8 +171,11 @@ impl PasswordHasher {
         let (answer, answered) = tokio::sync::oneshot::channel();
         // The place goes with the job, so it is held until the hash is done even if the caller gave up waiting.
         let job: Job = Box::new(move || {
-            let _place = place;
-            let _ = answer.send(job(&params, &blocks));
+            let result = job(&params, &blocks);
+            // Freed before answering: on a busy machine this lowest-priority thread can be descheduled between
+            // the two, and the place must not outlive the hash by that long.
+            drop(place);
+            let _ = answer.send(result);
         });
         self.jobs.send(job).map_err(|_| DomainError::new(Reason::Internal))?;
         answered.await.map_err(|_| DomainError::new(Reason::Internal))

@@ -4,6 +4,7 @@
 use super::{origin_allowed, AppContext, Callbox, DomainError, DomainResult, RequestMeta};
 use crate::audit::{event, EventKind};
 use crate::crypto::random_token;
+use crate::limits::Wait;
 use crate::passwords::{check_password_length, MAX_PASSWORD_BYTES};
 use crate::store::{StoreError, UserRecord};
 use callbox_core::credential::Identity;
@@ -102,10 +103,10 @@ impl Callbox {
             let place = self.passwords.reserve().await?;
             let context = self.platform_app(app_key, meta.origin.as_deref()).await?;
             let user_id = identity.endpoint.clone();
-            self.limiter
-                .check(app_key, &user_id, ip, self.now())
-                .await
-                .map_err(|wait| DomainError::retry_after(Reason::LockedOut, wait))?;
+            self.limiter.check(app_key, &user_id, ip, self.now()).await.map_err(|wait| match wait {
+                Wait::LockedOut(seconds) => DomainError::retry_after(Reason::LockedOut, seconds),
+                Wait::Throttled(seconds) => DomainError::retry_after(Reason::RateLimited, seconds),
+            })?;
             if password.len() > MAX_PASSWORD_BYTES {
                 return Err(DomainError::new(Reason::InvalidPassword));
             }

@@ -202,3 +202,46 @@ async fn sign_ups_beyond_the_per_address_rate_are_refused() {
     let body: Value = listed.json().await.unwrap();
     assert!(body.to_string().contains("second") && !body.to_string().contains("third"), "{body}");
 }
+
+#[tokio::test]
+async fn a_parallel_flood_of_wrong_passwords_locks_the_account_once_not_to_the_maximum() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    ticket_of(server.sign_up(&app.key, "alice", "correct horse").await).await;
+    let flood = (0..40).map(|_| server.log_in(&app.key, "alice", "wrong horse"));
+    for response in futures_util::future::join_all(flood).await {
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            matches!(
+                (status, body["reason"].as_str().unwrap()),
+                (401, "invalid_credentials") | (429, "locked_out" | "rate_limited")
+            ),
+            "{status} {body}"
+        );
+    }
+    // The refused and the racing attempts did not extend the first lockout (30 s) towards 900 s.
+    let locked = assert_error(server.log_in(&app.key, "alice", "correct horse").await, 429, "locked_out").await;
+    assert!(locked["retryAfter"].as_u64().unwrap() <= 30, "{locked}");
+    // Once it and this address's busy minute are over, the right password gets in.
+    server.advance(chrono::Duration::seconds(61));
+    ticket_of(server.log_in(&app.key, "alice", "correct horse").await).await;
+}
+
+#[tokio::test]
+async fn failures_from_one_address_slow_it_down_without_locking_the_accounts_behind_it() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    ticket_of(server.sign_up(&app.key, "carol", "correct horse").await).await;
+    // Twenty failed logins for twenty different names from one address (an office behind one NAT)...
+    for n in 0..20 {
+        let name = format!("typo{n}");
+        assert_error(server.log_in(&app.key, &name, "wrong horse").await, 401, "invalid_credentials").await;
+    }
+    // ...slow that address down for the rest of the minute, with rate_limited (not a lockout of carol)...
+    let slowed = assert_error(server.log_in(&app.key, "carol", "correct horse").await, 429, "rate_limited").await;
+    assert!((1..=60).contains(&slowed["retryAfter"].as_u64().unwrap()), "{slowed}");
+    // ...and carol, never locked, gets in once the minute is over.
+    server.advance(chrono::Duration::seconds(61));
+    ticket_of(server.log_in(&app.key, "carol", "correct horse").await).await;
+}
