@@ -46,7 +46,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/instances/id/{id}/authorization", put(client::reauthorize))
         .route("/v1/instances/id/{id}", get(client::get_instance).delete(client::delete_instance))
         .route("/v1/user/profile", get(client::profile))
-        .route("/v1/configuration/user", get(client::configuration));
+        .route("/v1/configuration/user", get(client::configuration))
+        // CORS belongs to the client API alone: browsers of the apps' allowed origins call it. The admin API and
+        // the dashboard answer no cross-origin grant at all (the dashboard is same-origin by design).
+        .layer(CorsWhenOrigin(cors(&state)));
 
     let admin = Router::new()
         .route("/admin/v1/apps", post(admin::create_app).get(admin::list_apps))
@@ -83,7 +86,6 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             guard(request, next, timeout, Arc::clone(&request_metrics), Arc::clone(&callbox))
         }))
-        .layer(CorsWhenOrigin(cors(&state)))
         .with_state(state)
 }
 

@@ -436,3 +436,50 @@ async fn the_servers_clock_decides_ticket_windows_and_timestamp_skew() {
     // Signed with the server's time, the same call is fine.
     assert_eq!(server.signed(Method::GET, "/v1/user/profile", None, &session).await.status(), StatusCode::OK);
 }
+
+/// CORS is for the client API only: with the demo application allowing every origin, the admin API and the
+/// dashboard still answer a foreign page no cross-origin grant, preflight or not, while the client API does.
+#[tokio::test]
+async fn admin_and_dashboard_routes_grant_no_cross_origin_access() {
+    let server = start().await; // the demo application allows "*"
+    let evil = "http://evil.example";
+    for path in ["/admin/v1/apps", "/dashboard/api/session", "/dashboard/api/signin"] {
+        let preflight = server
+            .http
+            .request(Method::OPTIONS, server.url(path))
+            .header("origin", evil)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+            .await
+            .unwrap();
+        let headers = preflight.headers().clone();
+        assert!(headers.get("access-control-allow-origin").is_none(), "{path}: {headers:?}");
+        assert!(headers.get("access-control-allow-headers").is_none(), "{path}: {headers:?}");
+        assert!(headers.get("access-control-allow-credentials").is_none(), "{path}: {headers:?}");
+        let body: Value = preflight.json().await.unwrap();
+        assert!(body["reason"].is_string(), "{path}: a preflight refusal is still §7 JSON: {body}");
+    }
+    let listed = server
+        .http
+        .get(server.url("/admin/v1/apps"))
+        .header("origin", evil)
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200, "the server-side call itself works");
+    assert!(listed.headers().get("access-control-allow-origin").is_none(), "{:?}", listed.headers());
+    let session = server.http.get(server.url("/dashboard/api/session")).header("origin", evil).send().await.unwrap();
+    assert!(session.headers().get("access-control-allow-origin").is_none(), "{:?}", session.headers());
+    // The client API keeps answering the demo app's browsers.
+    let client = server
+        .http
+        .request(Method::OPTIONS, server.url("/v1/instance"))
+        .header("origin", evil)
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(client.headers()["access-control-allow-origin"], evil);
+}
