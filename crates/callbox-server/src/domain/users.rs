@@ -111,8 +111,10 @@ impl Callbox {
                 return Err(DomainError::new(Reason::InvalidPassword));
             }
             let user = match self.store.get_user(app_key, &user_id).await {
-                Ok(user) => Some(user),
-                Err(StoreError::NotFound) => None,
+                // The identity type in the path is part of the name: `email/carol` is not the username `carol`,
+                // and is answered exactly as a user that does not exist.
+                Ok(user) if user.identity_type == identity.kind.as_str() => Some(user),
+                Ok(_) | Err(StoreError::NotFound) => None,
                 Err(other) => return Err(other.into()),
             };
             let verified =

@@ -81,9 +81,12 @@ async fn a_wrong_admin_token_or_a_missing_signin_token_creates_no_session() {
     let bare = bare.send().await.unwrap();
     assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
     assert!(set_cookie(bare.headers(), "callbox_dashboard").is_none());
-    let forged = Signin { pre_cookie: form.pre_cookie.clone(), pre_token: "not-it".into() };
+    // Each case below takes a fresh form: a sign-in token is used up by any attempt.
+    let fresh = signin_form(&server.http, &server.url).await;
+    let forged = Signin { pre_cookie: fresh.pre_cookie.clone(), pre_token: "not-it".into() };
     assert_eq!(post_signin(&server.http, &server.url, &forged, &server.token).await.status(), StatusCode::UNAUTHORIZED);
     // From another origin.
+    let form = signin_form(&server.http, &server.url).await;
     let cross = server
         .http
         .post(server.url("/dashboard/api/signin"))
@@ -95,6 +98,29 @@ async fn a_wrong_admin_token_or_a_missing_signin_token_creates_no_session() {
         .await
         .unwrap();
     assert_eq!(cross.status(), StatusCode::UNAUTHORIZED);
+    // The same form, now from the dashboard's own origin, was used up by the cross-origin attempt.
+    assert_eq!(post_signin(&server.http, &server.url, &form, &server.token).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_signin_token_signs_in_once() {
+    let server = start().await;
+    let form = signin_form(&server.http, &server.url).await;
+    let first = post_signin(&server.http, &server.url, &form, &server.token).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(set_cookie(first.headers(), "callbox_dashboard").is_some());
+    // Replaying the same sign-in token and cookie (the one the first answer asked the browser to delete).
+    let again = post_signin(&server.http, &server.url, &form, &server.token).await;
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(again.headers(), "callbox_dashboard").is_none());
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["reason"], "invalid_admin_token", "{body}");
+    // A wrong admin token uses a form up too: the right one afterwards needs a new form.
+    let form = signin_form(&server.http, &server.url).await;
+    assert_eq!(post_signin(&server.http, &server.url, &form, "cbadm_wrong").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(post_signin(&server.http, &server.url, &form, &server.token).await.status(), StatusCode::UNAUTHORIZED);
+    let form = signin_form(&server.http, &server.url).await;
+    assert_eq!(post_signin(&server.http, &server.url, &form, &server.token).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]

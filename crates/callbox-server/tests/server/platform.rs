@@ -245,3 +245,29 @@ async fn failures_from_one_address_slow_it_down_without_locking_the_accounts_beh
     server.advance(chrono::Duration::seconds(61));
     ticket_of(server.log_in(&app.key, "carol", "correct horse").await).await;
 }
+
+#[tokio::test]
+async fn the_identity_type_in_the_login_path_must_be_the_users() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    ticket_of(server.sign_up(&app.key, "carol", "correct horse").await).await;
+    let log_in_as = |kind: &'static str| {
+        server
+            .http
+            .post(server.url(&format!("/v1/users/{kind}/carol/authentication")))
+            .header("authorization", format!("Application {}", app.key))
+            .json(&json!({ "password": "correct horse" }))
+            .send()
+    };
+    // Right password, wrong identity type: the same answer as a user that does not exist.
+    let wrong_type = assert_error(log_in_as("email").await.unwrap(), 401, "invalid_credentials").await;
+    let unknown =
+        assert_error(server.log_in(&app.key, "nobody", "correct horse").await, 401, "invalid_credentials").await;
+    assert_eq!(wrong_type["message"], unknown["message"]);
+    assert_error(log_in_as("number").await.unwrap(), 401, "invalid_credentials").await;
+    // The username carol still logs in, and her ticket names her as a username.
+    let ticket = ticket_of(log_in_as("username").await.unwrap()).await;
+    let session = server.session(&ticket).await;
+    let profile: Value = server.signed(Method::GET, "/v1/user/profile", None, &session).await.json().await.unwrap();
+    assert_eq!(profile["identities"][0]["type"], "username", "{profile}");
+}

@@ -288,9 +288,33 @@ fn with_cookies(mut response: Response, cookies: &[String]) -> Response {
     response
 }
 
-/// `GET /dashboard/api/signin`: a fresh sign-in token, in an HttpOnly cookie and in the answer.
+/// Sign-in tokens handed out and not yet used (by SHA-256, with their expiry): each signs in at most once.
+static SIGNIN_TOKENS: LazyLock<Mutex<HashMap<[u8; 32], Instant>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+/// At most this many unused sign-in tokens are remembered; the oldest goes first.
+const MAX_SIGNIN_TOKENS: usize = 10_000;
+
+fn remember_signin_token(token: &str, now: Instant) {
+    let mut tokens = SIGNIN_TOKENS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    tokens.retain(|_, expires| *expires > now);
+    if tokens.len() >= MAX_SIGNIN_TOKENS {
+        if let Some(oldest) = tokens.iter().min_by_key(|(_, expires)| **expires).map(|(key, _)| *key) {
+            tokens.remove(&oldest);
+        }
+    }
+    tokens.insert(key_of(token), now + Duration::from_secs(SIGNIN_TTL_SECONDS));
+}
+
+/// Whether `token` was handed out, has not expired, and was not used before; it is used up either way.
+fn use_signin_token(token: &str, now: Instant) -> bool {
+    let mut tokens = SIGNIN_TOKENS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    tokens.remove(&key_of(token)).is_some_and(|expires| expires > now)
+}
+
+/// `GET /dashboard/api/signin`: a fresh sign-in token, in an HttpOnly cookie and in the answer. It is good for
+/// one sign-in attempt (the page asks for a new one for each).
 async fn signin_start(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let token = Zeroizing::new(random_token(32));
+    remember_signin_token(&token, Instant::now());
     let secure = is_https(&headers, state.callbox.config().trust_forwarded_for);
     let cookie = set_cookie(SIGNIN_COOKIE, &token, "/dashboard/api/signin", SIGNIN_TTL_SECONDS, secure);
     with_cookies(Json(json!({ "signinToken": token.as_str() })).into_response(), &[cookie])
@@ -305,7 +329,9 @@ struct SigninBody {
 async fn signin(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
     let trust = state.callbox.config().trust_forwarded_for;
     let expected = cookie_value(&call.headers, SIGNIN_COOKIE).unwrap_or("");
-    if !csrf_matches(call.header(CSRF_HEADER), expected) || !same_origin(&call.headers, trust) {
+    // Used up by this attempt whatever its outcome, so a sign-in token never signs in twice.
+    let fresh = !expected.is_empty() && use_signin_token(expected, Instant::now());
+    if !fresh || !csrf_matches(call.header(CSRF_HEADER), expected) || !same_origin(&call.headers, trust) {
         return Err(ApiError::with_message(
             Reason::InvalidAdminToken,
             "sign-in needs the sign-in form's token; reload the page and try again",
