@@ -34,6 +34,8 @@ pub enum Reason {
     TicketTtlExceedsMax,
     /// A single-use nonce seen before.
     TicketReplayed,
+    /// A signed state-changing call (renewal, ending a session) sent a second time unchanged.
+    RequestReplayed,
     /// `X-Timestamp` missing, unparsable or outside the skew window.
     TimestampSkew,
     /// Wrong username or password (the two are never told apart).
@@ -84,7 +86,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in code order: for documentation and exhaustive tests.
-    pub const ALL: [Reason; 30] = [
+    pub const ALL: [Reason; 31] = [
         Reason::MalformedRequest,
         Reason::InvalidPassword,
         Reason::MissingAuthorization,
@@ -96,6 +98,7 @@ impl Reason {
         Reason::TicketNotYetValid,
         Reason::TicketTtlExceedsMax,
         Reason::TicketReplayed,
+        Reason::RequestReplayed,
         Reason::TimestampSkew,
         Reason::InvalidCredentials,
         Reason::SessionExpired,
@@ -131,6 +134,7 @@ impl Reason {
             Reason::TicketNotYetValid => "ticket_not_yet_valid",
             Reason::TicketTtlExceedsMax => "ticket_ttl_exceeds_max",
             Reason::TicketReplayed => "ticket_replayed",
+            Reason::RequestReplayed => "request_replayed",
             Reason::TimestampSkew => "timestamp_skew",
             Reason::InvalidCredentials => "invalid_credentials",
             Reason::SessionExpired => "session_expired",
@@ -170,6 +174,7 @@ impl Reason {
             | Reason::TicketNotYetValid
             | Reason::TicketTtlExceedsMax
             | Reason::TicketReplayed
+            | Reason::RequestReplayed
             | Reason::InvalidCredentials
             | Reason::SessionExpired
             | Reason::SessionRevoked
@@ -217,6 +222,9 @@ impl Reason {
             Reason::TicketNotYetValid => "The ticket is not valid yet: check the clock of the server that made it.",
             Reason::TicketTtlExceedsMax => "The ticket's lifetime exceeds the application's maximum.",
             Reason::TicketReplayed => "This single-use ticket was already used.",
+            Reason::RequestReplayed => {
+                "This signed request was already made; sign it again with a new X-Timestamp to repeat it."
+            }
             Reason::TimestampSkew => "X-Timestamp is missing or too far from the server time.",
             Reason::InvalidCredentials => "Wrong username or password.",
             Reason::SessionExpired => "The session has expired.",

@@ -6,6 +6,7 @@ use crate::audit::{event, AuthEvent, EventKind};
 use crate::store::{Capability, SessionRecord, StoreError};
 use callbox_core::signing::{self, SignedParts};
 use callbox_core::{AnyTicket, Reason, TicketFormat, VerifiedCredential};
+use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use zeroize::Zeroizing;
 
@@ -58,6 +59,11 @@ fn claimed_user(ticket: &AnyTicket) -> Option<String> {
         TicketFormat::Jwt => claims.get("sub")?.as_str()?.rsplit_once("/users/")?.1.to_owned(),
     };
     callbox_core::is_valid_user_id(&user).then_some(user)
+}
+
+/// Whether a signed call with this method changes something (and so may not be replayed).
+fn changes_state(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS")
 }
 
 impl Callbox {
@@ -249,6 +255,20 @@ impl Callbox {
                 if let Err(error) = verify(&session) {
                     known = Some((session.app_key, session.user_id));
                     return Err(error);
+                }
+            }
+            if changes_state(parts.method) {
+                // A signed renewal or ending, sent again unchanged within the timestamp window, is refused: a
+                // replayed renewal would hand its sender the session's next secret. Remembered (in the shared
+                // database) for as long as its X-Timestamp could be accepted. Reads stay replayable within the
+                // window (docs/security.md): they change nothing and must stay cheap.
+                let stamped = callbox_core::time::parse_timestamp(parts.timestamp).unwrap_or(at);
+                let remember_until = stamped.max(at) + seconds(self.config.limits.signed_call_skew_seconds);
+                let digest = hex::encode(Sha256::digest(signature.as_bytes()));
+                let nonce = format!("signed-call/{}/{digest}", session.id);
+                if !self.store.use_nonce(&session.app_key, &nonce, remember_until).await? {
+                    known = Some((session.app_key.clone(), session.user_id.clone()));
+                    return Err(DomainError::new(Reason::RequestReplayed));
                 }
             }
             if session.revoked_at.is_some() || session.expires_at <= at {

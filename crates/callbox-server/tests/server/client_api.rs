@@ -483,3 +483,46 @@ async fn admin_and_dashboard_routes_grant_no_cross_origin_access() {
         .unwrap();
     assert_eq!(client.headers()["access-control-allow-origin"], evil);
 }
+
+/// A signed renewal or session ending sent twice unchanged (same X-Timestamp, same signature) is refused the
+/// second time with `request_replayed`; signed reads stay repeatable inside the timestamp window; the same call
+/// signed again with a new timestamp is fine.
+#[tokio::test]
+async fn replayed_state_changing_signed_calls_are_refused() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let session = server.session(&app.ticket("alice")).await;
+    let at = server.now();
+    for _ in 0..2 {
+        let read = server.signed_at(Method::GET, "/v1/user/profile", None, &session, at).await;
+        assert_eq!(read.status(), StatusCode::OK, "a read may be repeated");
+    }
+
+    async fn renew(server: &Server, session: &Session, at: chrono::DateTime<chrono::Utc>) -> reqwest::Response {
+        server.signed_at(Method::POST, "/v1/instance", Some(json!({ "expiresIn": 3600 })), session, at).await
+    }
+    // The same renewal sent twice at once (a captured one raced against the original): one is answered with
+    // the session's next secret, the other is refused and hands out nothing.
+    let (first, second) = tokio::join!(renew(&server, &session, at), renew(&server, &session, at));
+    let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 401]);
+    let (winner, loser) = if first.status() == StatusCode::OK { (first, second) } else { (second, first) };
+    let refused: Value = loser.json().await.unwrap();
+    assert!(matches!(refused["reason"].as_str(), Some("request_replayed" | "bad_signature")), "{refused}");
+    assert!(refused.get("secret").is_none());
+    let renewed: Value = winner.json().await.unwrap();
+    // Replayed after it was answered: the old secret no longer signs (the renewal moved the session on).
+    let replay = assert_error(renew(&server, &session, at).await, 401, "bad_signature").await;
+    assert!(replay.get("secret").is_none());
+    let session = Session { id: session.id.clone(), secret: renewed["secret"].as_str().unwrap().to_owned() };
+    // A renewal signed a second later with the new secret is a new request, and it can't be replayed either.
+    let later = at + chrono::Duration::seconds(1);
+    assert_eq!(renew(&server, &session, later).await.status(), StatusCode::OK);
+
+    let other = server.session(&app.ticket("bob")).await;
+    let path = format!("/v1/instances/id/{}", other.id);
+    let end = || server.signed_at(Method::DELETE, &path, None, &other, at);
+    assert_eq!(end().await.status(), StatusCode::NO_CONTENT);
+    assert_error(end().await, 401, "request_replayed").await;
+}
