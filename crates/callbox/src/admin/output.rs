@@ -1,0 +1,105 @@
+//! What the admin commands print: aligned tables and settings for people, the server's JSON for `--json`.
+
+use callbox_wire::admin::{AppView, UserView};
+use serde_json::Value;
+use std::fmt::Display;
+
+/// Prints a JSON answer, pretty.
+pub(super) fn print_json(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Prints rows under headers, each column as wide as its widest cell.
+pub(super) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|header| header.chars().count()).collect();
+    for row in rows {
+        for (width, value) in widths.iter_mut().zip(row) {
+            *width = (*width).max(value.chars().count());
+        }
+    }
+    let line = |values: Vec<String>| {
+        let cells: Vec<String> = values.iter().zip(&widths).map(|(value, width)| format!("{value:<width$}")).collect();
+        println!("{}", cells.join("  ").trim_end());
+    };
+    line(headers.iter().map(|header| (*header).to_owned()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+/// A switch as a cell: `on` or `off`.
+pub(super) fn on_off(on: bool) -> String {
+    if on { "on" } else { "off" }.to_owned()
+}
+
+/// A list as a cell: comma-separated, `(none)` when empty.
+pub(super) fn list_cell<T: Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "(none)".into();
+    }
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// A user's status word.
+pub(super) fn user_status(user: &UserView) -> &'static str {
+    if user.disabled {
+        "disabled"
+    } else {
+        "enabled"
+    }
+}
+
+/// `{verb} user ID (TYPE, STATUS)`.
+pub(super) fn print_user_line(verb: &str, user: &UserView) {
+    println!("{verb} user {} ({}, {})", user.user_id, user.identity_type, user_status(user));
+}
+
+/// Warns on standard error while an application lets anyone sign up.
+pub(super) fn warn_platform_user_auth(app: &AppView) {
+    if app.platform_user_auth {
+        eprintln!(
+            "WARNING: platform-managed users are ON: anyone who knows the application key can sign up and log in. \
+             Switch it off before going live: callbox app set {} --platform-user-auth false",
+            app.application_key
+        );
+    }
+}
+
+/// Prints an application's settings and its secrets (never a secret's value: the API does not send it).
+pub(super) fn print_app(app: &AppView) {
+    let seconds = |value: u64| format!("{value} s");
+    println!("{:<23}{}", "application key", app.application_key);
+    println!("{:<23}{}", "name", app.name);
+    println!("{:<23}{}", "created", app.created_at);
+    println!("{:<23}{}", "platform-managed users", on_off(app.platform_user_auth));
+    println!("{:<23}{}", "allowed origins", list_cell(&app.allowed_origins));
+    println!("{:<23}{}", "capabilities", list_cell(&app.capabilities));
+    println!("{:<23}{}", "default ticket TTL", seconds(app.default_ticket_ttl));
+    println!("{:<23}{}", "max ticket TTL", seconds(app.max_ticket_ttl));
+    println!("{:<23}{}", "session TTL", seconds(app.session_ttl));
+    println!("{:<23}{}", "clock skew", seconds(app.clock_skew));
+    println!("{:<23}{}", "secrets", app.secrets.len());
+    for secret in &app.secrets {
+        let last_used = secret.last_used_at.as_deref().unwrap_or("never");
+        println!(
+            "  {}  fingerprint {}  created {}  last used {last_used}",
+            secret.id, secret.fingerprint, secret.created_at
+        );
+    }
+    warn_platform_user_auth(app);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callbox_core::Capability;
+
+    #[test]
+    fn list_cells_join_with_commas_and_name_emptiness() {
+        assert_eq!(list_cell::<String>(&[]), "(none)");
+        assert_eq!(list_cell(&[Capability::Messaging, Capability::Video]), "messaging, video");
+        assert_eq!(on_off(true), "on");
+        assert_eq!(on_off(false), "off");
+    }
+}
