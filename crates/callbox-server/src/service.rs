@@ -927,12 +927,23 @@ impl Callbox {
         Ok(self.store.revoke_app_sessions_before(app_key, before, now()).await?)
     }
 
-    /// Admin: the ticket debugger against the application's active secrets and settings.
-    pub async fn diagnose(&self, app_key: &str, ticket: &str) -> Result<callbox_core::Diagnosis, ApiError> {
+    /// Admin: the ticket debugger against the application's active secrets (or `secret` instead, when given) and
+    /// settings.
+    pub async fn diagnose(
+        &self,
+        app_key: &str,
+        ticket: &str,
+        secret: Option<Secret>,
+    ) -> Result<callbox_core::Diagnosis, ApiError> {
         let context = match self.app_context(app_key).await {
             Err(e) if e.reason == Reason::UnknownApplication => return Err(ApiError::new(Reason::NotFound)),
             other => other?,
         };
-        Ok(callbox_core::diagnose(ticket, app_key, &context.secrets, &context.policy(), now()))
+        let policy = context.policy();
+        let secrets = match secret {
+            Some(secret) => vec![secret],
+            None => context.secrets,
+        };
+        Ok(callbox_core::diagnose(ticket, app_key, &secrets, &policy, now()))
     }
 }

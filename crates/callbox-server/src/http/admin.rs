@@ -372,6 +372,10 @@ pub async fn list_events(
 #[derive(Deserialize)]
 struct DiagnoseBody {
     ticket: String,
+    /// A secret to check the signature against instead of the application's stored ones (the dashboard's
+    /// optional field: "is this the secret my backend uses?"). Never logged nor echoed.
+    #[serde(default)]
+    secret: Option<Zeroizing<String>>,
 }
 
 /// `POST /admin/v1/apps/{key}/diagnose`.
@@ -381,5 +385,13 @@ pub async fn diagnose(
     AdminCall(call): AdminCall,
 ) -> Result<Response, ApiError> {
     let body: DiagnoseBody = call.json()?;
-    Ok(Json(state.callbox.diagnose(&key, &body.ticket).await?).into_response())
+    // SecretError's sentences never quote the input.
+    let secret = body
+        .secret
+        .as_deref()
+        .map(|text| {
+            callbox_core::Secret::from_base64(text).map_err(|error| ApiError::bad_request(format!("secret: {error}")))
+        })
+        .transpose()?;
+    Ok(Json(state.callbox.diagnose(&key, &body.ticket, secret).await?).into_response())
 }
