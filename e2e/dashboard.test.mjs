@@ -31,10 +31,13 @@ const users = {}; // sessions made on the way
 
 async function startServer() {
   const data = mkdtempSync(path.join(tmpdir(), 'callbox-dashboard-'));
+  // Debug logs of Callbox itself, so that the test of the ticket debugger's secret sees everything it could log.
   const proc = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', data],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn,callbox=debug,callbox_server=debug,tower_http=debug' } });
   let stderr = '';
+  let stdout = '';
   proc.stderr.on('data', (chunk) => { stderr += chunk; });
+  proc.stdout.on('data', (chunk) => { stdout += chunk; });
   const url = await new Promise((resolve, reject) => {
     let buffered = '';
     const timer = setTimeout(() => reject(new Error(`no listening line; stderr:\n${stderr}`)), 30_000);
@@ -50,7 +53,7 @@ async function startServer() {
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`callbox exited with ${code}:\n${stderr}`)); });
   });
   const token = readFileSync(path.join(data, 'admin-token'), 'utf8').trim();
-  return { proc, url, data, token };
+  return { proc, url, data, token, logs: () => stdout + stderr };
 }
 
 /** The admin API with the Bearer token, for the test's own checks (the dashboard uses its cookie). */
@@ -437,6 +440,111 @@ test('the ticket debugger names bad_signature for a ticket with a changed byte',
   assert.match(await page.locator('#diagnosis').textContent(), /erin/, 'the decoded fields are shown');
   await assertLabelled();
   await shot('debugger');
+});
+
+/** `callbox ticket verify` of `ticket` for the test application: its diagnosis JSON. */
+function verifyWithCli(ticket, secret) {
+  try {
+    return JSON.parse(execFileSync(BIN, ['ticket', 'verify', '--key', app.key, '--secret', secret, ticket]).toString());
+  } catch (failure) {
+    return JSON.parse(failure.stdout.toString()); // exit status 1: an invalid ticket, still a diagnosis
+  }
+}
+
+/** The checks shown on the page: name → { verdict, detail }. */
+async function shownChecks() {
+  return page.locator('#diagnosis li[data-check]').evaluateAll((items) => Object.fromEntries(items.map((li) =>
+    [li.dataset.check, { verdict: li.querySelector('.mark').textContent, detail: li.querySelector('.check-detail').textContent }])));
+}
+
+test('the ticket debugger is in the main navigation: verdicts and the sentences of callbox ticket verify, and a typed secret stays out of the logs', async () => {
+  await page.getByRole('link', { name: 'Applications' }).first().click();
+  await page.getByRole('heading', { level: 1, name: 'Applications' }).waitFor();
+  const link = page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Ticket debugger', exact: true });
+  await link.click();
+  await page.getByRole('heading', { level: 1, name: 'Ticket debugger' }).waitFor();
+  assert.equal(await link.getAttribute('aria-current'), 'page');
+  await admin('POST', '/admin/v1/apps', { name: 'Another app' }); // so that the choice of application matters
+  await page.reload();
+  await page.getByRole('heading', { level: 1, name: 'Ticket debugger' }).waitFor();
+
+  // A good ticket, pasted as the {"userTicket": ...} object a backend answers: its application is picked from it.
+  const wrapped = execFileSync(BIN, ['ticket', 'mint', '--key', app.key, '--secret', app.secret, '--user', 'frank']).toString();
+  const good = JSON.parse(wrapped).userTicket;
+  await page.getByLabel('Ticket or JWT').fill(wrapped.trim());
+  assert.equal(await page.getByLabel('Application', { exact: true }).inputValue(), app.key, 'the ticket names its app');
+  await page.getByLabel('Application secret (optional)').fill(app.secret);
+  await page.getByRole('button', { name: 'Check ticket' }).click();
+  await page.locator('#verdict').filter({ hasText: 'Accepted' }).waitFor();
+  const cli = verifyWithCli(good, app.secret);
+  assert.equal(cli.valid, true);
+  let shown = await shownChecks();
+  assert.deepEqual(Object.keys(shown), cli.checks.map((c) => c.name), 'the same checks, in the same order');
+  for (const check of cli.checks) {
+    assert.equal(shown[check.name].verdict, 'passed', check.name);
+    if (check.name !== 'time_window') assert.equal(shown[check.name].detail, check.detail, `the same sentence: ${check.name}`);
+  }
+  assert.match(shown.time_window.detail, /^valid until \S+ \(server time \S+\)$/);
+  assert.match(shown.signature.detail, /^matches secret #1 of 1 /, 'checked against the typed secret alone');
+  assert.match(await page.locator('#diagnosis').textContent(), /Checked against the secret you typed/);
+  assert.doesNotMatch(await page.locator('#diagnosis').textContent(), /null|undefined/);
+  await assertLabelled();
+  await shot('ticket-debugger');
+
+  // The same ticket with one byte of its signature changed.
+  const [data, signature] = good.split(':');
+  const tampered = `${data}:${signature[0] === 'A' ? 'B' : 'A'}${signature.slice(1)}`;
+  await page.getByLabel('Ticket or JWT').fill(tampered);
+  await page.getByRole('button', { name: 'Check ticket' }).click();
+  const refused = page.locator('#verdict').filter({ hasText: 'Refused' });
+  await refused.waitFor();
+  assert.match(await refused.textContent(), /bad_signature/);
+  const cliTampered = verifyWithCli(tampered, app.secret);
+  assert.equal(cliTampered.reason, 'bad_signature');
+  assert.ok((await refused.textContent()).includes(cliTampered.message), 'the same refusal sentence');
+  shown = await shownChecks();
+  assert.equal(shown.signature.verdict, 'failed');
+  assert.equal(shown.signature.detail, cliTampered.checks.find((c) => c.name === 'signature').detail);
+  assert.equal(shown.signature.detail, 'matches none of the 1 secret(s) given');
+  assert.equal(shown.format.verdict, 'passed');
+  assert.match(await page.locator('.fix').textContent(), /matches none of this application's active secrets/);
+  await shot('ticket-debugger-refused');
+
+  // Passed only thanks to the clock skew: said so, and by how much (the core's sentence, as in the CLI).
+  const late = new Date(Date.now() - 70_000).toISOString();
+  const skewed = mint(app.secret, 'frank', ['--ttl', '60', '--created', late]);
+  await page.getByLabel('Ticket or JWT').fill(skewed);
+  await page.getByRole('button', { name: 'Check ticket' }).click();
+  await page.locator('#verdict').filter({ hasText: 'Accepted' }).waitFor();
+  shown = await shownChecks();
+  assert.equal(shown.time_window.verdict, 'passed');
+  assert.match(shown.time_window.detail, /^passed within the allowed clock skew: expired 1\d s ago, skew 300 s; valid until /);
+
+  // A secret that is not one: a precise error, the typed text not repeated.
+  const notASecret = 'surely-not-base64-secret!';
+  await page.getByLabel('Application secret (optional)').fill(notASecret);
+  await page.getByRole('button', { name: 'Check ticket' }).click();
+  const alert = page.getByRole('alert').filter({ hasText: 'malformed_request' });
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /secret: the secret is not standard base64/);
+
+  // Without a secret: the stored ones (one active secret after the rotation above).
+  await page.getByLabel('Application secret (optional)').fill('');
+  await page.getByLabel('Ticket or JWT').fill(good);
+  await page.getByRole('button', { name: 'Check ticket' }).click();
+  await page.locator('#verdict').filter({ hasText: 'Accepted' }).waitFor();
+  assert.match(await page.locator('#diagnosis').textContent(), /Active secrets of this application: #1 /);
+
+  // The typed secrets went nowhere but the admin API: not in the address, the page's storage, or any log line.
+  assert.ok(!page.url().includes(encodeURIComponent(app.secret)) && !page.url().includes(notASecret));
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
+  assert.ok(!stored.includes(app.secret));
+  await new Promise((resolve) => setTimeout(resolve, 200)); // let the last log lines arrive
+  const logs = server.logs();
+  assert.ok(logs.length > 0 && /DEBUG|debug/.test(logs), 'debug logs were captured');
+  for (const text of [app.secret, notASecret, app.secret.replace(/=+$/, '')]) {
+    assert.ok(!logs.includes(text), `a typed secret is in the server's log output: ${text}`);
+  }
 });
 
 test('CSRF: a change posted without the token is refused', async () => {

@@ -14,11 +14,11 @@ cd "$work"
 fail() { echo "walkthrough: FAILED: $*" >&2; exit 1; }
 
 # 1. Start the server on a free port; it prints {"event":"listening","url":...} once bound.
-"$CALLBOX_BIN" serve --listen 127.0.0.1:0 --data ./callbox-data > server.out 2> server.log &
+"$CALLBOX_BIN" serve --listen 127.0.0.1:0 --data ./walkthrough-data > server.out 2> server.log &
 server_pid=$!
 for _ in $(seq 100); do [ -s server.out ] && break; sleep 0.1; done
 export CALLBOX_URL=$(jq -r .url server.out)
-export CALLBOX_DATA=./callbox-data          # the CLI reads the admin token from here
+export CALLBOX_DATA=./walkthrough-data      # the CLI reads the admin token from here
 
 # 2. Create an application.
 "$CALLBOX_BIN" app create --name "Walkthrough" --json > app.json

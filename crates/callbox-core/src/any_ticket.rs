@@ -125,18 +125,20 @@ impl AnyTicket {
         )
     }
 
-    /// The lifetime and window checks on the unverified claims.
+    /// The lifetime and window checks on the unverified claims: the start (`created` or `iat`) and the end of the
+    /// window, both without the skew.
     fn time_check(
         &self,
         expected_application_key: &str,
         policy: &TicketPolicy,
         now: DateTime<Utc>,
-    ) -> Result<DateTime<Utc>, TicketError> {
+    ) -> Result<(DateTime<Utc>, DateTime<Utc>), TicketError> {
         match self {
             AnyTicket::Legacy(ticket) => {
                 let claims = ticket.claims_unverified()?;
                 let claims = crate::ticket::TicketClaims { application_key: expected_application_key.into(), ..claims };
                 crate::ticket::check_claims(&claims, expected_application_key, policy, now)
+                    .map(|expires_at| (claims.created, expires_at))
             }
             AnyTicket::Jwt(jwt) => {
                 let mut claims = jwt.claims_unverified()?;
@@ -145,7 +147,11 @@ impl AnyTicket {
                     claims.iss = format!("{}{expected_application_key}", crate::jwt::ISSUER_PREFIX);
                     claims.sub = format!("{}/users/{user}", claims.iss);
                 }
-                jwt.check_claims(claims, expected_application_key, policy, now).map(|verified| verified.expires_at)
+                let verified = jwt.check_claims(claims, expected_application_key, policy, now)?;
+                let issued_at = chrono::TimeZone::timestamp_opt(&Utc, verified.claims.iat, 0)
+                    .single()
+                    .ok_or(TicketError::Malformed("iat is out of range"))?;
+                Ok((issued_at, verified.expires_at))
             }
         }
     }
@@ -257,17 +263,37 @@ pub fn diagnose(
             Err(_) => None,
         },
         detail: match &time {
-            Ok(expires_at) => format!(
-                "valid until {} (server time {})",
-                crate::time::format_iso_seconds(*expires_at),
-                crate::time::format_iso_seconds(now)
-            ),
+            Ok((start, expires_at)) => window_detail(*start, *expires_at, policy.skew, now),
             Err(error) => error.to_string(),
         },
     });
     match ticket.verify(application_key, secrets, policy, now) {
         Ok(_) => Diagnosis { format, claims, checks, valid: true, reason: None, message: None },
         Err(error) => refuse(checks, format, claims, error),
+    }
+}
+
+/// The sentence of a time window that passed. A pass that only the clock skew allows is said so, with the
+/// seconds beyond the window, because the same ticket fails as soon as the clocks drift a little further.
+fn window_detail(start: DateTime<Utc>, expires_at: DateTime<Utc>, skew: u64, now: DateTime<Utc>) -> String {
+    let window = format!(
+        "valid until {} (server time {})",
+        crate::time::format_iso_seconds(expires_at),
+        crate::time::format_iso_seconds(now)
+    );
+    let beyond = |duration: chrono::Duration| duration.num_milliseconds().unsigned_abs().div_ceil(1000).max(1);
+    if now > expires_at {
+        format!(
+            "passed within the allowed clock skew: expired {} s ago, skew {skew} s; {window}",
+            beyond(now - expires_at)
+        )
+    } else if now < start {
+        format!(
+            "passed within the allowed clock skew: created {} s in the future, skew {skew} s; {window}",
+            beyond(start - now)
+        )
+    } else {
+        window
     }
 }
 

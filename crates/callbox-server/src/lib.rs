@@ -21,7 +21,9 @@
 
 pub mod audit;
 pub mod config;
+pub mod config_reference;
 pub mod crypto;
+pub mod data_dir;
 pub mod domain;
 pub mod http;
 pub mod limits;
@@ -66,6 +68,9 @@ pub enum ServeError {
     /// The admin API refused something during bootstrap.
     #[error("bootstrap: {0}")]
     Bootstrap(String),
+    /// The data directory could not be prepared, or another server holds it.
+    #[error(transparent)]
+    DataDir(#[from] data_dir::DataDirError),
 }
 
 fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -106,23 +111,19 @@ pub struct Bootstrapped {
     pub demo_app: Option<(String, String)>,
     /// Whether the master key file was just created.
     pub master_key_created: bool,
+    /// The data directory's lock: whoever serves must keep it until the server stops.
+    pub data_dir_lock: Option<data_dir::DataDirLock>,
 }
 
-/// Opens the data directory: master key, database (migrated), admin token, demo app; the domain runs on the
-/// machine's clock.
+/// Opens the data directory (locked, see [`data_dir`]): master key, database (migrated), admin token, demo app;
+/// the domain runs on the machine's clock.
 pub async fn open(config: &Config) -> Result<(Callbox, Bootstrapped), ServeError> {
     open_with_clock(config, Arc::new(SystemClock)).await
 }
 
 /// [`open`] with the domain's time taken from `clock` (tests move it to expire sessions and lockouts).
 pub async fn open_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<(Callbox, Bootstrapped), ServeError> {
-    let mut made = Bootstrapped::default();
-    std::fs::create_dir_all(&config.data).map_err(io_error(format!("creating {}", config.data.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&config.data, std::fs::Permissions::from_mode(0o700));
-    }
+    let mut made = Bootstrapped { data_dir_lock: Some(data_dir::prepare(config)?), ..Bootstrapped::default() };
     let master = match &config.master_key {
         Some(text) => MasterKey::from_base64(&text.0)?,
         None => {
@@ -201,7 +202,9 @@ async fn check_master_key(store: &dyn Store, master: &MasterKey) -> Result<(), S
 pub async fn run(config: Config) -> Result<(), ServeError> {
     // The recorder first: metric handles made before it exists would count into nothing.
     let metrics = metrics_handle();
-    let (callbox, made) = open(&config).await?;
+    let (callbox, mut made) = open(&config).await?;
+    // Held until the server stops: a second server on this data directory is refused meanwhile.
+    let _data_dir_lock = made.data_dir_lock.take();
     let listener = TcpListener::bind(config.listen).await.map_err(io_error(format!("binding {}", config.listen)))?;
     let address = listener.local_addr().map_err(io_error("reading the bound address"))?;
     announce_first_start(&made, &config);

@@ -241,6 +241,10 @@ pub struct EventList {
 pub struct DiagnoseBody {
     /// The ticket or JWT to check.
     pub ticket: SecretString,
+    /// A secret (base64) to check the signature against instead of the application's stored ones ("is this the
+    /// secret my backend uses?"). Never logged nor echoed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretString>,
 }
 
 /// One check of a diagnosis.

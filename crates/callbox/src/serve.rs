@@ -55,3 +55,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     callbox_server::run(config).await.context("callbox serve")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ServeArgs;
+    use callbox_server::config_reference::ENTRIES;
+
+    /// docs/configuration.md names each key's `callbox serve` flag from `config_reference`; these are the flags
+    /// clap actually has (`--config` names the file itself, not a key).
+    #[test]
+    fn the_configuration_reference_names_every_serve_flag() {
+        let command = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+        let mut flags: Vec<String> = command
+            .get_arguments()
+            .filter_map(|arg| arg.get_long())
+            .filter(|long| *long != "config")
+            .map(|long| format!("--{long}"))
+            .collect();
+        flags.sort();
+        let mut documented: Vec<String> = ENTRIES.iter().filter_map(|entry| entry.flag).map(str::to_owned).collect();
+        documented.sort();
+        assert_eq!(flags, documented, "config_reference.rs ENTRIES must name exactly the flags of callbox serve");
+        for entry in ENTRIES.iter().filter(|entry| entry.flag.is_some()) {
+            // Each flag sets the key of the same name (serde field = flag without dashes).
+            assert_eq!(entry.flag.map(|flag| flag.trim_start_matches("--").replace('-', "_")), Some(entry.key.into()));
+        }
+    }
+}

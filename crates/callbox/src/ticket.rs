@@ -25,6 +25,8 @@ pub enum TicketCommand {
     ///
     /// Legacy tickets are printed as the `{"userTicket":"..."}` object the client passes to start(); JWTs are
     /// printed bare.
+    #[command(override_usage = "callbox ticket mint --key <KEY> --secret <SECRET> --user <ID> [--ttl <SECS>] \
+                          [--created <ISO-8601>] [OPTIONS]")]
     Mint(MintArgs),
     /// Decode a ticket of either format without checking its signature, and print its claims as JSON.
     ///
@@ -136,8 +138,9 @@ pub struct MintArgs {
     #[arg(long, value_enum, value_name = "TYPE", default_value_t = IdentityKind::Username)]
     identity_type: IdentityKind,
     /// Creation time (legacy `created`, JWT `iat` and kid date) instead of now, e.g. 2014-06-04T13:41:58.000Z.
-    #[arg(long, value_name = "ISO-8601", value_parser = parse_at)]
-    at: Option<DateTime<Utc>>,
+    /// Named after the ticket's own field; `--at` is the older name and still works.
+    #[arg(long, visible_alias = "at", value_name = "ISO-8601", value_parser = parse_at)]
+    created: Option<DateTime<Utc>>,
 }
 
 /// Options of `callbox ticket inspect`.
@@ -202,7 +205,7 @@ fn mint(args: MintArgs) -> anyhow::Result<ExitCode> {
     if !callbox_core::is_valid_user_id(&args.user) {
         return Err(usage("--user must be 1 to 255 bytes without control characters"));
     }
-    let created = args.at.unwrap_or_else(Utc::now);
+    let created = args.created.unwrap_or_else(Utc::now);
     let max_ttl = TicketPolicy::default().max_ttl;
     if args.ttl > max_ttl {
         eprintln!(

@@ -62,6 +62,47 @@ fn diagnose_an_expired_ticket_reports_the_window_and_the_good_signature() {
     assert!(diagnosis.message.unwrap().contains("60 s ago"));
 }
 
+fn detail<'a>(diagnosis: &'a Diagnosis, name: &str) -> &'a str {
+    &diagnosis.checks.iter().find(|check| check.name == name).unwrap_or_else(|| panic!("no {name} check")).detail
+}
+
+#[test]
+fn a_window_passed_only_thanks_to_the_skew_says_so_and_by_how_much() {
+    let policy = TicketPolicy::default();
+    let inside = diagnose(VECTOR, KEY, &[secret()], &policy, after(86_400));
+    assert!(inside.valid);
+    assert_eq!(detail(&inside, "time_window"), "valid until 2014-06-05T13:41:58Z (server time 2014-06-05T13:41:58Z)");
+
+    let late = diagnose(VECTOR, KEY, &[secret()], &policy, after(86_400 + 1));
+    assert!(late.valid, "{late:?}");
+    assert_eq!(check(&late, "time_window"), Some(true));
+    assert_eq!(
+        detail(&late, "time_window"),
+        "passed within the allowed clock skew: expired 1 s ago, skew 300 s; valid until 2014-06-05T13:41:58Z \
+         (server time 2014-06-05T13:41:59Z)"
+    );
+    let later = diagnose(VECTOR, KEY, &[secret()], &TicketPolicy { skew: 600, ..policy }, after(86_400 + 421));
+    assert!(detail(&later, "time_window")
+        .starts_with("passed within the allowed clock skew: expired 421 s ago, skew 600 s;"));
+
+    let early = diagnose(VECTOR, KEY, &[secret()], &policy, after(-42));
+    assert!(early.valid);
+    assert!(
+        detail(&early, "time_window")
+            .starts_with("passed within the allowed clock skew: created 42 s in the future, skew 300 s;"),
+        "{}",
+        detail(&early, "time_window")
+    );
+    // A JWT's window starts at iat.
+    let early_jwt = diagnose(JWT_VECTOR, JWT_KEY, &[jwt_secret()], &policy, jwt_iat() - chrono::Duration::seconds(7));
+    assert!(early_jwt.valid, "{early_jwt:?}");
+    assert!(detail(&early_jwt, "time_window").contains("created 7 s in the future, skew 300 s"));
+    // Beyond the skew it fails with the expiry sentence, not the skew one.
+    let expired = diagnose(VECTOR, KEY, &[secret()], &policy, after(86_400 + 301));
+    assert_eq!(check(&expired, "time_window"), Some(false));
+    assert!(!detail(&expired, "time_window").contains("passed within"));
+}
+
 #[test]
 fn diagnose_a_wrong_secret_and_a_wrong_application() {
     let diagnosis = diagnose(VECTOR, KEY, &[other_secret()], &TicketPolicy::default(), created());

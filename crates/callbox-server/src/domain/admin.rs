@@ -4,7 +4,7 @@
 use super::{Callbox, DomainError, DomainResult, ADMIN_TOKEN_META};
 use crate::audit::AuthEvent;
 use crate::store::SessionRecord;
-use callbox_core::Reason;
+use callbox_core::{Reason, Secret};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -54,13 +54,24 @@ impl Callbox {
         Ok(self.store.revoke_app_sessions_before(app_key, before, self.now()).await?)
     }
 
-    /// Admin: the ticket debugger against the application's active secrets and settings.
-    pub async fn diagnose(&self, app_key: &str, ticket: &str) -> DomainResult<callbox_core::Diagnosis> {
+    /// Admin: the ticket debugger against the application's active secrets (or `secret` instead, when given) and
+    /// settings.
+    pub async fn diagnose(
+        &self,
+        app_key: &str,
+        ticket: &str,
+        secret: Option<Secret>,
+    ) -> DomainResult<callbox_core::Diagnosis> {
         let context = match self.app_context(app_key).await {
             Err(e) if e.reason == Reason::UnknownApplication => return Err(DomainError::new(Reason::NotFound)),
             other => other?,
         };
-        Ok(callbox_core::diagnose(ticket, app_key, &context.secrets, &context.policy(), self.now()))
+        let policy = context.policy();
+        let secrets = match secret {
+            Some(secret) => vec![secret],
+            None => context.secrets,
+        };
+        Ok(callbox_core::diagnose(ticket, app_key, &secrets, &policy, self.now()))
     }
 
     /// Admin: live sessions of an application (or one of its users), at most `limit`.

@@ -337,5 +337,14 @@ pub async fn diagnose(
     AdminCall(call): AdminCall,
 ) -> Result<Response, ApiError> {
     let body: DiagnoseBody = call.json()?;
-    Ok(Json(state.callbox.diagnose(&key, body.ticket.expose()).await?).into_response())
+    // SecretError's sentences never quote the input.
+    let secret = body
+        .secret
+        .as_ref()
+        .map(|text| {
+            callbox_core::Secret::from_base64(text.expose())
+                .map_err(|error| ApiError::bad_request(format!("secret: {error}")))
+        })
+        .transpose()?;
+    Ok(Json(state.callbox.diagnose(&key, body.ticket.expose(), secret).await?).into_response())
 }

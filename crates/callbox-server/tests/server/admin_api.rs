@@ -193,6 +193,81 @@ async fn events_and_diagnosis_explain_refusals() {
 }
 
 #[tokio::test]
+async fn diagnosis_against_a_given_secret_instead_of_the_stored_ones() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let path = format!("/admin/v1/apps/{}/diagnose", app.key);
+    let unknown_secret = "ax8hTTQJF0OPXL32r1LHMA==";
+    let stored_secret = app.secret.clone();
+    let diagnose = |body: Value| {
+        let server = &server;
+        let path = &path;
+        let stored_secret = &stored_secret;
+        async move {
+            let response = server.admin(Method::POST, path, Some(body)).await;
+            let status = response.status();
+            let text = response.text().await.unwrap();
+            assert!(
+                !text.contains(unknown_secret) && !text.contains(stored_secret.as_str()),
+                "a secret was echoed: {text}"
+            );
+            (status, serde_json::from_str::<Value>(&text).unwrap())
+        }
+    };
+    let signature = |diagnosis: &Value| {
+        diagnosis["checks"].as_array().unwrap().iter().find(|c| c["name"] == "signature").unwrap()["detail"].clone()
+    };
+
+    // The stored secret, given: valid, and it is the only one checked.
+    let (status, diagnosis) = diagnose(json!({ "ticket": app.ticket("uma"), "secret": app.secret })).await;
+    assert_eq!(status, 200);
+    assert_eq!(diagnosis["valid"], true, "{diagnosis}");
+    assert!(signature(&diagnosis).as_str().unwrap().starts_with("matches secret #1 of 1"), "{diagnosis}");
+
+    // A ticket signed with a secret the server does not hold: refused against the stored ones, valid against it.
+    let elsewhere = App { secret: unknown_secret.into(), ..app.clone() }.ticket("uma");
+    let (_, stored) = diagnose(json!({ "ticket": elsewhere })).await;
+    assert_eq!(stored["reason"], "bad_signature");
+    let (status, given) = diagnose(json!({ "ticket": elsewhere, "secret": unknown_secret })).await;
+    assert_eq!(status, 200);
+    assert_eq!(given["valid"], true, "{given}");
+
+    // The app's own ticket against another secret: bad_signature, naming the one secret given.
+    let (_, wrong) = diagnose(json!({ "ticket": app.ticket("uma"), "secret": unknown_secret })).await;
+    assert_eq!(wrong["reason"], "bad_signature");
+    assert_eq!(signature(&wrong), "matches none of the 1 secret(s) given");
+
+    // Bad secret input: a precise 400, never quoting what was sent.
+    for (secret, message) in [
+        (json!("not base64 at all!"), "secret: the secret is not standard base64"),
+        (json!("c2hvcnQ="), "secret: the secret must decode to between 16 and 64 bytes"),
+        (json!(""), "secret: the secret must decode to between 16 and 64 bytes"),
+        (json!("A".repeat(200)), "secret: the secret must decode to between 16 and 64 bytes"),
+    ] {
+        let (status, body) = diagnose(json!({ "ticket": app.ticket("uma"), "secret": secret })).await;
+        assert_eq!(status, 400, "{secret}");
+        assert_eq!(body["reason"], "malformed_request");
+        assert_eq!(body["message"], message, "{secret}");
+        assert!(!body.to_string().contains("not base64 at all"));
+    }
+    let (status, body) = diagnose(json!({ "ticket": app.ticket("uma"), "secret": 16 })).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["reason"], "malformed_request");
+    // An explicit null is the same as no secret.
+    let (_, null) = diagnose(json!({ "ticket": app.ticket("uma"), "secret": null })).await;
+    assert_eq!(null["valid"], true);
+    // An unknown application stays a 404 with a secret too.
+    let response = server
+        .admin(
+            Method::POST,
+            "/admin/v1/apps/no-such-app/diagnose",
+            Some(json!({ "ticket": "x", "secret": app.secret })),
+        )
+        .await;
+    assert_error(response, 404, "not_found").await;
+}
+
+#[tokio::test]
 async fn tenants_are_isolated() {
     let server = start().await;
     let a = server.create_app(json!({})).await;

@@ -5,6 +5,7 @@
 mod admin_api;
 mod cache;
 mod client_api;
+mod config_reference;
 mod dashboard;
 mod hostile;
 mod platform;

@@ -60,7 +60,7 @@ fn code(output: &Output) -> i32 {
 
 /// The `{"userTicket": ...}` object and the bare ticket of a legacy ticket minted for `user` at [`CREATED`].
 fn mint_legacy(secret: &str, extra: &[&str]) -> (String, String) {
-    let mut args = vec!["ticket", "mint", "--key", KEY, "--secret", secret, "--user", "alice", "--at", CREATED];
+    let mut args = vec!["ticket", "mint", "--key", KEY, "--secret", secret, "--user", "alice", "--created", CREATED];
     args.extend_from_slice(extra);
     let output = callbox(&args, None);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
@@ -90,6 +90,55 @@ fn mint_reproduces_the_protocol_vector() {
     );
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(stdout(&output), format!("{{\"userTicket\":\"{VECTOR}\"}}\n"));
+}
+
+#[test]
+fn mint_takes_the_creation_time_as_created_and_still_as_at() {
+    let mint = |flag: &str| {
+        callbox(
+            &["ticket", "mint", "--key", KEY, "--secret", SECRET, "--user", "alice", "--ttl", "86400", flag, CREATED],
+            None,
+        )
+    };
+    let created = mint("--created");
+    assert_eq!(code(&created), 0, "{}", stderr(&created));
+    assert_eq!(stdout(&created), format!("{{\"userTicket\":\"{VECTOR}\"}}\n"), "--created is written as created");
+    let at = mint("--at");
+    assert_eq!(code(&at), 0, "{}", stderr(&at));
+    assert_eq!(stdout(&at), stdout(&created), "--at is an alias of --created");
+    let bad = mint("--created=yesterday");
+    assert_eq!(code(&bad), 2);
+}
+
+#[test]
+fn the_short_usage_of_mint_names_created_and_ttl() {
+    let output = callbox(&["ticket", "mint", "--key", KEY], None);
+    assert_eq!(code(&output), 2);
+    let usage = stderr(&output);
+    let line = usage.lines().find(|line| line.starts_with("Usage:")).unwrap_or_else(|| panic!("no usage:\n{usage}"));
+    for flag in ["--key", "--secret", "--user", "--ttl <SECS>", "--created <ISO-8601>"] {
+        assert!(line.contains(flag), "{flag} missing from {line:?}");
+    }
+    let help = stdout(&callbox(&["ticket", "mint", "--help"], None));
+    assert!(help.contains("--created <ISO-8601>") && help.contains("[alias: --at]"), "{help}");
+}
+
+#[test]
+fn verify_says_when_the_window_passed_only_within_the_clock_skew() {
+    let (_, ticket) = mint_legacy(SECRET, &[]);
+    // Created 13:41:58 with 600 s: valid until 13:51:58; one second later is inside the 300 s skew.
+    let output = verify(&[SECRET], "2014-06-04T13:51:59Z", &ticket, None);
+    assert_eq!(code(&output), 0, "{}", stdout(&output));
+    let diagnosis = json(&output);
+    let window = check(&diagnosis, "time_window");
+    assert_eq!(window["passed"], true);
+    assert_eq!(
+        window["detail"],
+        "passed within the allowed clock skew: expired 1 s ago, skew 300 s; valid until 2014-06-04T13:51:58Z \
+         (server time 2014-06-04T13:51:59Z)"
+    );
+    let inside = json(&verify(&[SECRET], "2014-06-04T13:45:00Z", &ticket, None));
+    assert!(!check(&inside, "time_window")["detail"].as_str().unwrap().contains("skew"));
 }
 
 #[test]
@@ -341,4 +390,5 @@ fn every_command_has_help() {
 mod admin_e2e;
 mod cluster;
 mod crash;
+mod data_dir;
 mod served;

@@ -687,45 +687,133 @@ async function events(app, params) {
   ];
 }
 
-async function debuggerView(app) {
-  const key = enc(app.applicationKey);
+// ----- the ticket debugger (a page of its own in the main navigation, and a tab of each application) ----------
+
+/** The ticket out of what a developer pastes, as `callbox ticket verify` takes it: the bare ticket or JWT, the
+ *  {"userTicket": "…"} or {"jwt": "…"} object, a JSON string, or an Authorization value ("User …", "Bearer …"). */
+export function unwrapTicket(input) {
+  const text = input.trim();
+  if (text.startsWith('{')) {
+    try {
+      const object = JSON.parse(text);
+      const field = Object.entries(object || {}).find(([name, value]) =>
+        ['userticket', 'jwt'].includes(name.toLowerCase()) && typeof value === 'string');
+      if (field) return field[1].trim();
+    } catch { /* not JSON: the server says why */ }
+    return text;
+  }
+  if (text.startsWith('"')) {
+    try { return String(JSON.parse(text)).trim(); } catch { return text; }
+  }
+  const scheme = text.match(/^(user|bearer)\s+(.+)$/is);
+  return scheme ? scheme[2].trim() : text;
+}
+
+/** The application key a ticket names (unverified), to preselect its application; null when it cannot be read. */
+function ticketAppKey(ticket) {
+  const decode = (part) => {
+    const base64 = part.replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(base64 + '='.repeat((4 - (base64.length % 4)) % 4)),
+      (c) => c.charCodeAt(0))));
+  };
+  try {
+    if (!ticket.includes(':') && ticket.split('.').length === 3) {
+      const iss = decode(ticket.split('.')[1]).iss;
+      return typeof iss === 'string' ? iss.split('/').pop() : null;
+    }
+    const claims = decode(ticket.split(':')[0]);
+    const field = Object.keys(claims).find((name) => name.toLowerCase() === 'applicationkey');
+    return field && typeof claims[field] === 'string' ? claims[field] : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The debugger form and its result: `apps` to choose from (the main page) or one fixed `app` (its tab).
+ * The optional secret is sent only in the body of the admin API call; it never goes into the address, storage or
+ * the page's text, and the field is cleared when the page is left.
+ */
+function ticketDebugger({ app = null, apps = [] }) {
   const ticket = h('textarea', { rows: 4, spellcheck: 'false', class: 'mono', required: true });
+  const secret = h('input', { type: 'password', autocomplete: 'off', spellcheck: 'false', class: 'mono' });
+  const appSelect = app ? null : h('select', { required: true },
+    apps.map((a) => h('option', { value: a.applicationKey }, `${a.name} (${a.applicationKey})`)));
   const result = h('div', { id: 'diagnosis', 'aria-live': 'polite' });
   const error = errorBox('debugger-error');
+  if (appSelect) {
+    // Preselect the application the pasted ticket names, when it is one of these.
+    ticket.addEventListener('input', () => {
+      const named = ticketAppKey(unwrapTicket(ticket.value));
+      if (named && apps.some((a) => a.applicationKey === named)) appSelect.value = named;
+    });
+  }
   const form = h('form', { id: 'debugger', class: 'card' },
+    appSelect && labelled('debugger-app', 'Application', appSelect,
+      'The application whose secrets and settings the ticket is checked against; picked from the ticket when it names one.'),
     labelled('ticket', 'Ticket or JWT', ticket,
-      'A legacy user ticket, a registration JWT, or the {"userTicket": "…"} object. Checked against this ' +
+      'A legacy user ticket, a registration JWT, or the {"userTicket": "…"} object. Checked against the ' +
       "application's active secrets and settings, like callbox ticket verify; nothing is stored."),
+    labelled('debugger-secret', 'Application secret (optional)', secret,
+      "Leave it empty to check against the application's active secrets. A secret typed here (for instance the one " +
+      'your backend signs with) is checked instead of them; it is sent only to this server\'s admin API, and never ' +
+      'stored, logged or shown.'),
     h('button', { type: 'submit', class: 'primary' }, 'Check ticket'),
     error);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     error.textContent = '';
     result.replaceChildren();
+    const target = app || apps.find((a) => a.applicationKey === appSelect.value);
+    if (!target) { error.textContent = 'Choose an application first.'; return; }
+    const body = { ticket: unwrapTicket(ticket.value) };
+    if (secret.value.trim()) body.secret = secret.value.trim();
     try {
-      const d = await api('POST', `/admin/v1/apps/${key}/diagnose`, { ticket: ticket.value.trim() });
+      const d = await api('POST', `/admin/v1/apps/${enc(target.applicationKey)}/diagnose`, body);
       const mark = (passed) => (passed === true ? 'passed' : passed === false ? 'failed' : 'not run');
       const claims = d.claims && typeof d.claims === 'object'
         ? h('dl', { class: 'claims' }, Object.entries(d.claims).flatMap(([k, v]) =>
           [h('dt', {}, k), h('dd', {}, h('code', {}, typeof v === 'string' ? v : JSON.stringify(v)))]))
         : h('p', {}, 'The fields could not be decoded.');
-      result.replaceChildren(
+      const against = body.secret
+        ? 'Checked against the secret you typed, instead of the stored ones.'
+        : target.secrets
+          ? `Active secrets of this application: ${target.secrets.map((s, i) => `#${i + 1} ${s.fingerprint}`).join(', ')}.`
+          : "Checked against this application's active secrets.";
+      result.replaceChildren(...[
         d.valid
           ? h('p', { class: 'verdict ok', id: 'verdict' }, h('strong', {}, 'Accepted: '), 'the server would accept this ticket.')
           : h('p', { class: 'verdict bad', id: 'verdict' }, h('strong', {}, 'Refused: '), h('code', { class: 'reason' }, d.reason),
             ` — ${d.message || ''}`),
         d.valid ? null : h('p', { class: 'fix' }, h('strong', {}, 'Fix: '), explain(d.reason, d.message)),
         h('h3', {}, 'Checks'),
-        h('ol', { class: 'checks' }, d.checks.map((c) => h('li', { class: `check-${mark(c.passed).replace(' ', '-')}` },
-          h('span', { class: 'mark' }, mark(c.passed)), ' ', h('strong', {}, c.name.replace('_', ' ')), `: ${c.detail}`))),
+        h('ol', { class: 'checks' }, d.checks.map((c) => h('li', { class: `check-${mark(c.passed).replace(' ', '-')}`, 'data-check': c.name },
+          h('span', { class: 'mark' }, mark(c.passed)), ' ', h('strong', {}, c.name.replace('_', ' ')), ': ',
+          h('span', { class: 'check-detail' }, c.detail)))),
         h('h3', {}, `Decoded fields${d.format ? ` (${d.format} format)` : ''}`),
         claims,
-        h('p', { class: 'hint' }, `Active secrets of this application: ${app.secrets.map((s, i) => `#${i + 1} ${s.fingerprint}`).join(', ')}.`),
-      );
+        h('p', { class: 'hint' }, against),
+      ].filter(Boolean));
       say(d.valid ? 'The ticket passes every check.' : `The ticket is refused: ${d.reason}.`);
     } catch (failure) { showError(error, failure); }
   });
-  return [h('h2', {}, 'Ticket debugger'), form, result];
+  // Leaving the page forgets a typed secret (the form is rebuilt on the next visit).
+  window.addEventListener('hashchange', () => { secret.value = ''; }, { once: true });
+  return [form, result];
+}
+
+async function debuggerView(app) {
+  return [h('h2', {}, 'Ticket debugger'), ...ticketDebugger({ app })];
+}
+
+async function renderDebugger() {
+  const { applications } = await api('GET', '/admin/v1/apps');
+  const intro = h('p', {}, 'Paste the ticket a client was refused with: each check of callbox ticket verify is shown ' +
+    'with its verdict (format, application, signature against the secrets, time window), and what to fix.');
+  const content = applications.length === 0
+    ? [h('p', { class: 'empty' }, 'No application yet: create one in ', h('a', { href: '#/apps' }, 'Applications'), '.')]
+    : ticketDebugger({ apps: applications });
+  setPage('Ticket debugger', h('h1', {}, 'Ticket debugger'), intro, ...content);
 }
 
 // ----- routing --------------------------------------------------------------------------------------------------
@@ -742,7 +830,12 @@ async function route() {
   const params = new URLSearchParams(query);
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   try {
+    for (const link of topNav.querySelectorAll('a[href^="#/"]')) {
+      const current = link.getAttribute('href').slice(2) === (parts[0] === 'debugger' ? 'debugger' : 'apps');
+      if (current) link.setAttribute('aria-current', 'page'); else link.removeAttribute('aria-current');
+    }
     if (parts[0] === 'apps' && parts[1]) await renderApp(parts[1], parts[2] || 'settings', params);
+    else if (parts[0] === 'debugger') await renderDebugger();
     else await renderApps();
   } catch (failure) {
     if (failure instanceof ApiFailure && failure.status === 401 && !session.csrf) return;

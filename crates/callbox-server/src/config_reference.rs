@@ -1,0 +1,145 @@
+//! The configuration reference: every key of [`Config`] with its environment variable, its `callbox serve` flag,
+//! its default and its meaning. docs/configuration.md is generated from this list, and the `config_reference`
+//! test fails when a key of `Config` has no entry here or when the document differs from [`markdown`].
+
+use crate::config::Config;
+use serde_json::Value;
+
+/// One configuration key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Dotted key as in the TOML file: `login.max_failures_per_user`.
+    pub key: &'static str,
+    /// The `callbox serve` flag, when there is one.
+    pub flag: Option<&'static str>,
+    /// What it does, including what "unset" means for keys without a default.
+    pub meaning: &'static str,
+}
+
+const fn entry(key: &'static str, flag: Option<&'static str>, meaning: &'static str) -> Entry {
+    Entry { key, flag, meaning }
+}
+
+/// Every key, in the order of the document.
+pub const ENTRIES: &[Entry] = &[
+    entry("listen", Some("--listen"), "Address to listen on; port 0 picks a free port (the chosen URL is printed on stdout as `{\"event\":\"listening\",\"url\":...}`)."),
+    entry("data", Some("--data"), "Data directory: SQLite database, master key and admin token files (0700, every file in it 0600). Locked while a server runs: a second `callbox serve` on the same folder is refused."),
+    entry("master_key", None, "The master key (base64 of 32 bytes) that seals application secrets and derives session secrets. Unset: `<data>/master.key`, created on first start. Every node of a cluster needs the same one; back it up apart from the database."),
+    entry("database_url", Some("--database-url"), "`postgres://user:password@host/db` to share one PostgreSQL database between nodes. Unset: SQLite in the data directory."),
+    entry("redis_url", Some("--redis-url"), "`redis://host:port/` to share login attempt counters, lockouts and sign-up rates between nodes. Unset: kept in this node's memory."),
+    entry("log_format", Some("--log-format"), "Log format on stderr: `text` or `json`. The level comes from `RUST_LOG` (default `info,sqlx=warn`)."),
+    entry("trust_forwarded_for", None, "Take the client address from the last `X-Forwarded-For` entry, and mark the dashboard cookie `Secure` when the proxy says `X-Forwarded-Proto: https`. Only behind a reverse proxy that sets these headers itself."),
+    entry("demo_app", None, "Create a demo application (platform-managed users on, any origin allowed) on first start."),
+    entry("limits.max_body_bytes", None, "Largest request body, bytes; larger ones are refused with `payload_too_large`."),
+    entry("limits.request_timeout_seconds", None, "Time a request may take before it is answered 503 `service_unavailable`, seconds."),
+    entry("limits.signed_call_skew_seconds", None, "Allowed distance of `X-Timestamp` from server time on signed session calls, seconds (`timestamp_skew` beyond)."),
+    entry("passwords.hash_workers", None, "Password hashes run at once (blocking threads). Unset: half the cores, at least 1, so that logins can never take every core from ticket exchanges."),
+    entry("passwords.hash_queue", None, "Logins and sign-ups that may wait for a hashing worker; more are refused with `rate_limited`."),
+    entry("passwords.queue_wait_milliseconds", None, "How long a login or sign-up that finds the queue full waits for a place before it is refused with `rate_limited`, milliseconds."),
+    entry("passwords.memory_kib", None, "argon2id memory, KiB (OWASP minimum 19456)."),
+    entry("passwords.iterations", None, "argon2id iterations (OWASP minimum 2)."),
+    entry("login.max_failures_per_user", None, "Failed logins for one account before it locks (`locked_out`)."),
+    entry("login.max_failures_per_ip_per_minute", None, "Failed logins from one client address (over all accounts of an app) in one minute, beyond which the address's further attempts are refused with `rate_limited` until the minute ends; no account is locked because of its address. `max_failures_per_ip` is read as this, for older files."),
+    entry("login.lockout_base_seconds", None, "First lockout of an account, seconds; each failure after a lockout ends doubles it (attempts refused or failing while it holds never extend it)."),
+    entry("login.lockout_max_seconds", None, "Longest lockout, seconds."),
+    entry("login.signups_per_ip_per_minute", None, "Sign-ups allowed per client address per minute; more are refused with `rate_limited`."),
+    entry("cache.ttl_milliseconds", None, "Longest a cached copy of a session, user, application or its secrets is kept, milliseconds; 0 turns the cache off. Unset: 30 s with SQLite (this process is the only writer, so every change drops its copies at once), off with PostgreSQL (so that a revocation made on one node holds on every node from its next request; e.g. 250 trades that for read throughput)."),
+    entry("cache.max_sessions", None, "Most sessions kept in the cache (least recently used go first); 0 turns the cache off."),
+];
+
+/// The `CALLBOX_*` variable of a dotted key: `login.max_failures_per_user` → `CALLBOX_LOGIN__MAX_FAILURES_PER_USER`.
+pub fn env_name(key: &str) -> String {
+    format!("CALLBOX_{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
+/// Every leaf key of the serialized default configuration, dotted, with its default value.
+pub fn default_keys() -> Vec<(String, Value)> {
+    fn walk(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+        match value {
+            Value::Object(fields) => {
+                for (name, field) in fields {
+                    let key = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+                    walk(&key, field, out);
+                }
+            }
+            leaf => out.push((prefix.to_owned(), leaf.clone())),
+        }
+    }
+    let mut out = Vec::new();
+    // Config is plain data (strings, numbers, booleans, options, nested structs): serializing it cannot fail,
+    // and an empty list would make the coverage test fail loudly anyway.
+    if let Ok(value) = serde_json::to_value(Config::default()) {
+        walk("", &value, &mut out);
+    }
+    out
+}
+
+/// The keys of `Config` without an entry, and the entries that name no key of `Config`.
+pub fn coverage_gaps() -> (Vec<String>, Vec<&'static str>) {
+    let keys = default_keys();
+    let missing =
+        keys.iter().filter(|(key, _)| !ENTRIES.iter().any(|e| e.key == key)).map(|(key, _)| key.clone()).collect();
+    let stale = ENTRIES.iter().filter(|e| !keys.iter().any(|(key, _)| key == e.key)).map(|e| e.key).collect();
+    (missing, stale)
+}
+
+/// The command that rewrites docs/configuration.md.
+pub const REGENERATE: &str = "CALLBOX_BLESS=1 cargo test -p callbox-server --test server config_reference";
+
+fn show_default(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => "unset".into(),
+        Some(Value::String(text)) => format!("`\"{text}\"`"),
+        Some(other) => format!("`{other}`"),
+    }
+}
+
+/// docs/configuration.md.
+pub fn markdown() -> String {
+    let defaults = default_keys();
+    let mut out = String::new();
+    out.push_str("# Configuration reference\n\n");
+    out.push_str(&format!(
+        "<!-- Generated from crates/callbox-server/src/config_reference.rs; do not edit. Regenerate with:\n     \
+         {REGENERATE} -->\n\n"
+    ));
+    out.push_str(
+        "`callbox serve` reads its configuration in layers, each one overriding the one before:\n\n\
+         1. the built-in defaults below;\n\
+         2. a TOML file given with `--config FILE` (or `CALLBOX_CONFIG=FILE`), with the keys below (dotted keys \
+         are tables: `login.max_failures_per_user = 10`, or `max_failures_per_user = 10` under `[login]`);\n\
+         3. `CALLBOX_*` environment variables, nested keys joined with `__`;\n\
+         4. the flags of `callbox serve`.\n\n\
+         Unknown keys are ignored. `CALLBOX_URL`, `CALLBOX_ADMIN_TOKEN` and `CALLBOX_CONFIG` belong to the command \
+         line tools, not to the server (`callbox app|user|session` also read `CALLBOX_DATA` to find the admin token, \
+         and `callbox ticket` reads `CALLBOX_SECRET`).\n\n",
+    );
+    out.push_str("| Key | Environment variable | Flag | Default | Meaning |\n|---|---|---|---|---|\n");
+    for entry in ENTRIES {
+        let default = defaults.iter().find(|(key, _)| key == entry.key).map(|(_, value)| value);
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | {} | {} |\n",
+            entry.key,
+            env_name(entry.key),
+            entry.flag.map_or_else(|| "—".to_owned(), |flag| format!("`{flag}`")),
+            show_default(default),
+            entry.meaning.replace('|', "\\|"),
+        ));
+    }
+    out.push_str(
+        "\nExample file:\n\n```toml\nlisten = \"0.0.0.0:8080\"\ndata = \"/var/lib/callbox\"\nlog_format = \"json\"\n\
+         trust_forwarded_for = true\ndemo_app = false\n\n[login]\nmax_failures_per_user = 10\n```\n",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_follow_the_double_underscore_rule() {
+        assert_eq!(env_name("listen"), "CALLBOX_LISTEN");
+        assert_eq!(env_name("login.max_failures_per_user"), "CALLBOX_LOGIN__MAX_FAILURES_PER_USER");
+    }
+}
