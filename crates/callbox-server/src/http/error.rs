@@ -71,6 +71,13 @@ impl From<DomainError> for ApiError {
     }
 }
 
+/// What an error response was rendered from, and the second its `serverTime` names.
+#[derive(Debug, Clone)]
+struct Rendered {
+    error: ApiError,
+    second: i64,
+}
+
 impl ApiError {
     /// The response, with `serverTime` = `now`.
     pub fn into_response_at(self, now: DateTime<Utc>) -> Response {
@@ -82,24 +89,25 @@ impl ApiError {
             }
         }
         response.extensions_mut().insert(self.reason);
-        response.extensions_mut().insert(self);
+        response.extensions_mut().insert(Rendered { error: self, second: now.timestamp() });
         response
     }
 }
 
-/// Rendered with the machine's time; the router's outer layer renders it again with the domain's clock
-/// ([`restamp`]), so `serverTime` is the time the server decided with (the one tests move).
+/// Rendered with the machine's time; the router's outer layer renders it again with the domain's clock when that
+/// names another second ([`restamp`]), so `serverTime` is the time the server decided with (the one tests move).
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.into_response_at(Utc::now())
     }
 }
 
-/// An error response made by [`ApiError`], rendered again with `serverTime` = `now`; any other response as it is.
+/// An error response made by [`ApiError`] whose `serverTime` is not `now`'s second, rendered again with `now`;
+/// any other response as it is (with the real clock, nearly always: no second rendering).
 pub fn restamp(response: Response, now: DateTime<Utc>) -> Response {
-    match response.extensions().get::<ApiError>() {
-        Some(error) => error.clone().into_response_at(now),
-        None => response,
+    match response.extensions().get::<Rendered>() {
+        Some(rendered) if rendered.second != now.timestamp() => rendered.error.clone().into_response_at(now),
+        _ => response,
     }
 }
 

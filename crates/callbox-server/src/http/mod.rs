@@ -46,10 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/instances/id/{id}/authorization", put(client::reauthorize))
         .route("/v1/instances/id/{id}", get(client::get_instance).delete(client::delete_instance))
         .route("/v1/user/profile", get(client::profile))
-        .route("/v1/configuration/user", get(client::configuration))
-        // CORS belongs to the client API alone: browsers of the apps' allowed origins call it. The admin API and
-        // the dashboard answer no cross-origin grant at all (the dashboard is same-origin by design).
-        .layer(CorsWhenOrigin(cors(&state)));
+        .route("/v1/configuration/user", get(client::configuration));
 
     let admin = Router::new()
         .route("/admin/v1/apps", post(admin::create_app).get(admin::list_apps))
@@ -86,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             guard(request, next, timeout, Arc::clone(&request_metrics), Arc::clone(&callbox))
         }))
+        .layer(CorsWhenOrigin(cors(&state)))
         .with_state(state)
 }
 
@@ -108,7 +106,7 @@ fn cors(state: &AppState) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// Applies a [`CorsLayer`] to requests that carry an `Origin` header (browsers) and passes the others (backends,
+/// Applies a [`CorsLayer`] to client-API requests that carry an `Origin` header (browsers) and passes the others (backends,
 /// native clients: most signed calls) straight through: the CORS service builds and merges a header map on every
 /// request, which cost about a fifth of a signed call's time in the router (`benches/request.rs`). A response
 /// without `Origin` then has no `Vary: Origin`; API responses answer credentialed requests and are not stored
@@ -152,7 +150,11 @@ where
     }
 
     fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
-        if request.headers().contains_key(header::ORIGIN) {
+        // CORS belongs to the client API alone (`/v1/...`): browsers of the apps' allowed origins call it. The
+        // admin API and the dashboard answer no cross-origin grant at all (the dashboard is same-origin by
+        // design). One outer layer deciding by path, rather than a layer on the client routes: a route layer is
+        // cloned with its route for every request, and a CORS service clone allocates.
+        if request.headers().contains_key(header::ORIGIN) && request.uri().path().starts_with("/v1/") {
             futures_util::future::Either::Left(self.cors.call(request))
         } else {
             futures_util::future::Either::Right(self.plain.call(request))
