@@ -20,7 +20,7 @@ if ! diff -r dist "$fresh" > /dev/null; then
 fi
 
 echo "== sdk/js: unit tests"
-node --test test/sdk.test.mjs
+node --test test/sdk.test.mjs test/realtime.test.mjs
 
 cd "$root"
 bash scripts/install-browser.sh

@@ -106,6 +106,11 @@ export declare function contentMd5(body: string): string;
 export declare function stringToSign(method: string, md5: string, contentType: string, timestamp: string, path: string): string;
 /** `base64(HMAC-SHA256(base64decode(secret), UTF-8 message))` with WebCrypto. */
 export declare function hmacSha256Base64(secretBase64: string, message: string): Promise<string>;
+/**
+ * The signature of a realtime `auth` frame (docs/realtime.md): PROTOCOL §4 over
+ * `GET`, empty Content-MD5 and Content-Type, the timestamp, and the path `/v1/realtime/{nonce}`.
+ */
+export declare function signRealtimeAuth(secretBase64: string, nonce: string, timestamp: string): Promise<string>;
 /** What a signed request carries, for the given parts. */
 export interface SignedHeaders {
     contentMd5: string;

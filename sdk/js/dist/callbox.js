@@ -576,6 +576,9 @@ async function hmacSha256Base64(secretBase64, message) {
   const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(message));
   return bytesToBase64(new Uint8Array(mac));
 }
+function signRealtimeAuth(secretBase64, nonce, timestamp) {
+  return hmacSha256Base64(secretBase64, stringToSign("GET", "", "", timestamp, `/v1/realtime/${nonce}`));
+}
 async function signRequest(secretBase64, method, path, body, contentType, timestamp) {
   const md5 = contentMd5(body);
   const signature = await hmacSha256Base64(secretBase64, stringToSign(method, md5, contentType, timestamp, path));
@@ -1596,10 +1599,7 @@ var Client = class {
     const s = this.#session;
     if (!s) throw localError("not_started", "no session");
     const timestamp = isoSeconds(this.#serverNow());
-    const signature = await hmacSha256Base64(
-      s.sessionSecret,
-      stringToSign("GET", "", "", timestamp, `/v1/realtime/${nonce}`)
-    );
+    const signature = await signRealtimeAuth(s.sessionSecret, nonce, timestamp);
     const frame = { type: "auth", sessionId: s.sessionId, timestamp, signature };
     if (resumeAfter !== null) frame.resumeAfter = resumeAfter;
     return frame;
@@ -1665,6 +1665,7 @@ export {
   errorFromResponse,
   hmacSha256Base64,
   isoSeconds,
+  signRealtimeAuth,
   signRequest,
   stringToSign
 };

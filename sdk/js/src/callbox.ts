@@ -243,6 +243,14 @@ export async function hmacSha256Base64(secretBase64: string, message: string): P
   return bytesToBase64(new Uint8Array(mac));
 }
 
+/**
+ * The signature of a realtime `auth` frame (docs/realtime.md): PROTOCOL §4 over
+ * `GET`, empty Content-MD5 and Content-Type, the timestamp, and the path `/v1/realtime/{nonce}`.
+ */
+export function signRealtimeAuth(secretBase64: string, nonce: string, timestamp: string): Promise<string> {
+  return hmacSha256Base64(secretBase64, stringToSign("GET", "", "", timestamp, `/v1/realtime/${nonce}`));
+}
+
 /** What a signed request carries, for the given parts. */
 export interface SignedHeaders {
   contentMd5: string;
@@ -1570,10 +1578,7 @@ export class Client {
     const s = this.#session;
     if (!s) throw localError("not_started", "no session");
     const timestamp = isoSeconds(this.#serverNow());
-    const signature = await hmacSha256Base64(
-      s.sessionSecret,
-      stringToSign("GET", "", "", timestamp, `/v1/realtime/${nonce}`),
-    );
+    const signature = await signRealtimeAuth(s.sessionSecret, nonce, timestamp);
     const frame: Frame = { type: "auth", sessionId: s.sessionId, timestamp, signature };
     if (resumeAfter !== null) frame.resumeAfter = resumeAfter;
     return frame;
