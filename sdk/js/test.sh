@@ -27,4 +27,4 @@ bash scripts/install-browser.sh
 echo "== building callbox and partner-backend"
 cargo build --locked -p callbox -p partner-backend
 echo "== browser end-to-end tests"
-node --test e2e/sdk.test.mjs
+node --test e2e/sdk.test.mjs e2e/messaging.test.mjs

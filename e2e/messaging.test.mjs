@@ -1,0 +1,185 @@
+// Browser end-to-end test of realtime messaging (issue 11), in Debian's Chromium (playwright-core) against a real
+// `callbox serve`: alice starts with a backend ticket (minted with `callbox ticket mint`), bob is platform-managed
+// (signed up and logged in through the SDK). Alice sends, bob receives, alice hears the delivery; bob goes away,
+// alice sends three more, bob comes back and receives the three in order; revoking bob's session with
+// `callbox session revoke` closes his connection and fires the SDK's onClientFailed / onClientStopped.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { chromium } from "playwright-core";
+import { startCallbox, callboxBin, chromiumArgs } from "./lib/sdk-servers.mjs";
+
+const run = promisify(execFile);
+const PASSWORD = "somethingSecure";
+
+let callbox;
+let browser;
+let app;
+
+before(async () => {
+  callbox = await startCallbox();
+  app = await callbox.createApp({
+    name: "Chat",
+    allowedOrigins: ["*"],
+    platformUserAuth: true,
+    capabilities: ["messaging"],
+  });
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: chromiumArgs });
+});
+
+after(async () => {
+  await browser?.close();
+  await callbox?.stop();
+});
+
+/** The CLI against this server; resolves to its standard output. */
+async function cli(...args) {
+  const { stdout } = await run(callboxBin, args, {
+    env: { ...process.env, CALLBOX_URL: callbox.url, CALLBOX_DATA: callbox.data },
+  });
+  return stdout;
+}
+
+/**
+ * A page of Callbox's origin with the script-tag bundle and a client `window.chat` whose every event is recorded
+ * in `window.seen`; `credentials` is what to start with, or "signup" for a new platform-managed user.
+ */
+async function openChat(credentials) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(String(error)));
+  await page.goto(`${callbox.url}/demo`);
+  await page.addScriptTag({ url: `${callbox.url}/sdk/callbox.min.js` });
+  const session = await page.evaluate(
+    ([key, credentials, password]) => {
+      const seen = { incoming: [], delivered: [], failed: [], clientFailed: [], clientStopped: [], states: [] };
+      window.seen = seen;
+      const client = new Callbox.SinchClient({ applicationKey: key, capabilities: { messaging: true } });
+      window.chat = client;
+      client.addListener({
+        onClientFailed: (_c, error) => seen.clientFailed.push({ reason: error.reason, code: error.code, at: Date.now() }),
+        onClientStopped: (_c, error) => seen.clientStopped.push(error ? error.reason : null),
+        onConnectionStateChanged: (_c, state) => seen.states.push(state),
+      });
+      const started =
+        credentials === "signup"
+          ? client.newUser({ username: "bob", password }).then(() => client.start({ username: "bob", password }))
+          : client.start(credentials);
+      return started.then((session) => {
+        client.getMessageClient().addEventListener({
+          onIncomingMessage: (m) =>
+            seen.incoming.push({
+              messageId: m.messageId,
+              senderId: m.senderId,
+              recipientIds: m.recipientIds,
+              textBody: m.textBody,
+              headers: m.headers,
+              isDate: m.timestamp instanceof Date,
+            }),
+          onMessageDelivered: (info) => seen.delivered.push({ messageId: info.messageId, recipientId: info.recipientId }),
+          onMessageFailed: (info) => seen.failed.push({ messageId: info.messageId, recipientId: info.recipientId, reason: info.reason }),
+        });
+        return session;
+      });
+    },
+    [app.key, credentials, PASSWORD],
+  );
+  await page.waitForFunction(() => window.chat.getConnectionState() === "connected");
+  return { context, page, session, errors };
+}
+
+/** Alice sends `texts` in one go (not waiting in between); resolves to the accepted message ids, in order. */
+function send(page, recipients, texts) {
+  return page.evaluate(
+    ([recipients, texts]) => {
+      const messaging = window.chat.getMessageClient();
+      return Promise.all(
+        texts.map(
+          (text) =>
+            new Promise((resolve, reject) => {
+              messaging
+                .send(messaging.newMessage(recipients, text, { n: text }))
+                .then((m) => resolve({ messageId: m.messageId, isDate: m.timestamp instanceof Date }))
+                .fail((e) => reject(new Error(`${e.reason}: ${e.message}`)));
+            }),
+        ),
+      );
+    },
+    [recipients, texts],
+  );
+}
+
+const seen = (page) => page.evaluate(() => window.seen);
+
+test("two browsers chat: delivery with receipts, offline delivery in order after a reconnect, revocation closes the socket", async () => {
+  const ticket = JSON.parse(await cli("ticket", "mint", "--key", app.key, "--secret", app.secret, "--user", "alice"));
+  const alice = await openChat(ticket);
+  assert.equal(alice.session.userId, "alice");
+  let bob = await openChat("signup");
+  assert.equal(bob.session.userId, "bob");
+
+  // Alice sends; bob's onIncomingMessage fires with the text; alice hears it was delivered.
+  const [hello] = await send(alice.page, "bob", ["hello bob"]);
+  assert.equal(typeof hello.messageId, "string");
+  assert.equal(hello.isDate, true);
+  await bob.page.waitForFunction(() => window.seen.incoming.length === 1);
+  const [got] = (await seen(bob.page)).incoming;
+  assert.deepEqual(got, {
+    messageId: hello.messageId,
+    senderId: "alice",
+    recipientIds: ["bob"],
+    textBody: "hello bob",
+    headers: { n: "hello bob" },
+    isDate: true,
+  });
+  await alice.page.waitForFunction((id) => window.seen.delivered.some((d) => d.messageId === id), hello.messageId);
+  assert.deepEqual((await seen(alice.page)).delivered, [{ messageId: hello.messageId, recipientId: "bob" }]);
+
+  // A recipient nobody signed up: a failed receipt, no delivery.
+  const [stray] = await send(alice.page, "nobody-here", ["anyone?"]);
+  await alice.page.waitForFunction(() => window.seen.failed.length === 1);
+  assert.deepEqual((await seen(alice.page)).failed, [{ messageId: stray.messageId, recipientId: "nobody-here", reason: "unknown_user" }]);
+
+  // Bob closes his page; alice sends three more while he is away.
+  await bob.context.close();
+  const three = await send(alice.page, ["bob"], ["one", "two", "three"]);
+  assert.equal(new Set(three.map((m) => m.messageId)).size, 3);
+
+  // Bob comes back (a new page, logging in again): the three arrive, in order, once each.
+  bob = await openChat({ username: "bob", password: PASSWORD });
+  await bob.page.waitForFunction(() => window.seen.incoming.length >= 3);
+  await new Promise((r) => setTimeout(r, 500)); // room for a wrong duplicate or the old message to show up
+  const back = (await seen(bob.page)).incoming;
+  assert.deepEqual(back.map((m) => m.textBody), ["one", "two", "three"]);
+  assert.deepEqual(back.map((m) => m.messageId), three.map((m) => m.messageId));
+  await alice.page.waitForFunction(() => window.seen.delivered.length === 4);
+  assert.deepEqual(
+    (await seen(alice.page)).delivered.slice(1).map((d) => d.messageId).sort(),
+    three.map((m) => m.messageId).sort(),
+  );
+
+  // Revoking bob's session from the CLI closes his connection and fires the SDK's failure and stop events.
+  const revokedAt = Date.now();
+  await cli("session", "revoke", "--app", app.key, bob.session.sessionId);
+  await bob.page.waitForFunction(() => window.seen.clientStopped.length === 1, null, { timeout: 5000 });
+  const bobSeen = await seen(bob.page);
+  assert.equal(bobSeen.clientFailed.length, 1);
+  assert.equal(bobSeen.clientFailed[0].reason, "session_revoked");
+  assert.equal(bobSeen.clientFailed[0].code, 40100);
+  assert.ok(bobSeen.clientFailed[0].at - revokedAt < 2000, `closed ${bobSeen.clientFailed[0].at - revokedAt} ms after the CLI call returned`);
+  assert.deepEqual(bobSeen.clientStopped, ["session_revoked"]);
+  assert.equal(bobSeen.states.at(-1), "stopped");
+  assert.equal(await bob.page.evaluate(() => window.chat.getSession()), null);
+  // It stays down (no reconnect), and alice's connection is untouched.
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(await bob.page.evaluate(() => window.chat.getConnectionState()), "stopped");
+  assert.equal(await alice.page.evaluate(() => window.chat.getConnectionState()), "connected");
+
+  assert.deepEqual(alice.errors, []);
+  assert.deepEqual(bob.errors, []);
+  await alice.context.close();
+  await bob.context.close();
+});
