@@ -276,6 +276,7 @@ export declare class MessageClient {
      * `connection_lost` when the connection dropped before Callbox answered.
      */
     send(message: Message): CallboxPromise<Message>;
+    /** Adds a listener; the first one with `onIncomingMessage` also gets the messages that came before it. */
     addEventListener(listener: MessageClientListener): void;
     removeEventListener(listener: MessageClientListener): void;
     /** The realtime configuration Callbox hands this session (`GET /v1/configuration/user`). */

@@ -997,8 +997,12 @@ var Message = class {
   }
 };
 var SEEN_LIMIT = 1e4;
+var BACKLOG_LIMIT = 1e3;
 var RecentSet = class {
   #keys = /* @__PURE__ */ new Set();
+  has(key) {
+    return this.#keys.has(key);
+  }
   add(key) {
     if (this.#keys.has(key)) return false;
     this.#keys.add(key);
@@ -1019,6 +1023,8 @@ var MessageClient = class {
   #listeners = /* @__PURE__ */ new Set();
   #seenMessages = new RecentSet();
   #seenReceipts = new RecentSet();
+  /** Messages that came while nobody listened for them, by id, in arrival order. */
+  #backlog = /* @__PURE__ */ new Map();
   /** @internal */
   constructor(context) {
     this.#context = context;
@@ -1065,8 +1071,14 @@ var MessageClient = class {
       })()
     );
   }
+  /** Adds a listener; the first one with `onIncomingMessage` also gets the messages that came before it. */
   addEventListener(listener) {
     this.#listeners.add(listener);
+    if (typeof listener.onIncomingMessage === "function" && this.#backlog.size > 0) {
+      const held = [...this.#backlog.values()];
+      this.#backlog.clear();
+      for (const frame of held) this.#deliver(frame);
+    }
   }
   removeEventListener(listener) {
     this.#listeners.delete(listener);
@@ -1089,7 +1101,18 @@ var MessageClient = class {
   #incoming(frame) {
     const messageId = frame.messageId;
     if (typeof messageId !== "string" || messageId === "") return;
-    const me = this.#context.userId();
+    if (this.#backlog.has(messageId)) return;
+    const listening = [...this.#listeners].some((l) => typeof l.onIncomingMessage === "function");
+    if (listening) {
+      this.#deliver(frame);
+    } else if (this.#seenMessages.has(messageId)) {
+      this.#confirm(frame);
+    } else if (this.#backlog.size < BACKLOG_LIMIT) {
+      this.#backlog.set(messageId, frame);
+    }
+  }
+  #deliver(frame) {
+    const messageId = frame.messageId;
     const recipientIds = Array.isArray(frame.recipientIds) ? frame.recipientIds.filter((id) => typeof id === "string") : [];
     const fresh = this.#seenMessages.add(messageId);
     if (fresh) {
@@ -1104,11 +1127,15 @@ var MessageClient = class {
       );
       this.#emit("onIncomingMessage", message);
     }
-    if (recipientIds.includes(me)) {
-      const confirmation = { type: "message.received", messageId };
-      if (typeof frame.seq === "number") confirmation.seq = frame.seq;
-      this.#context.connection?.send(confirmation);
-    }
+    this.#confirm(frame);
+  }
+  /** Tells Callbox this user's client has the message (a copy of one's own message from another device is not). */
+  #confirm(frame) {
+    const recipientIds = Array.isArray(frame.recipientIds) ? frame.recipientIds : [];
+    if (!recipientIds.includes(this.#context.userId())) return;
+    const confirmation = { type: "message.received", messageId: frame.messageId };
+    if (typeof frame.seq === "number") confirmation.seq = frame.seq;
+    this.#context.connection?.send(confirmation);
   }
   #receipt(frame) {
     const { messageId, recipientId, status } = frame;
@@ -1146,7 +1173,8 @@ var Client = class {
   #listeners = /* @__PURE__ */ new Set();
   /** Null where there is no WebSocket (Node without one given in `options.realtime`). */
   #connection;
-  #messageClient = null;
+  /** Made with the client, so that messages arriving before the app asks for it are held, not lost. */
+  #messageClient;
   constructor(options) {
     if (!options || typeof options.applicationKey !== "string" || options.applicationKey === "") {
       throw localError("invalid_argument", "new Client({applicationKey}) needs the application key");
@@ -1184,6 +1212,12 @@ var Client = class {
       },
       realtime
     ) : null;
+    this.#messageClient = new MessageClient({
+      client: this,
+      connection: this.#connection,
+      userId: () => this.#session?.userId ?? "",
+      log: this.#log
+    });
   }
   /** Adds a listener for the client's life: started, failed, stopped, connection state. */
   addListener(listener) {
@@ -1314,14 +1348,6 @@ var Client = class {
     if (!this.#session) throw localError("not_started", "start() the client first");
     if (!this.#session.capabilities.includes("messaging")) {
       throw localError("capability_not_granted", "this session was not granted the messaging capability");
-    }
-    if (!this.#messageClient) {
-      this.#messageClient = new MessageClient({
-        client: this,
-        connection: this.#connection,
-        userId: () => this.#session?.userId ?? "",
-        log: this.#log
-      });
     }
     return this.#messageClient;
   }

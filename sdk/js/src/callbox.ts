@@ -889,9 +889,20 @@ export interface MessageClientListener {
 /** How many message ids (and receipts) are remembered to drop replays. */
 const SEEN_LIMIT = 10000;
 
+/**
+ * How many incoming messages are held, unconfirmed, while no `onIncomingMessage` listener is registered (offline
+ * messages arrive right after the connection opens, maybe before the app added its listener). Past this they are
+ * dropped unconfirmed: Callbox delivers them again on the next connection.
+ */
+const BACKLOG_LIMIT = 1000;
+
 /** Remembers the last `SEEN_LIMIT` keys; true when the key was new. */
 class RecentSet {
   readonly #keys = new Set<string>();
+
+  has(key: string): boolean {
+    return this.#keys.has(key);
+  }
 
   add(key: string): boolean {
     if (this.#keys.has(key)) return false;
@@ -924,6 +935,8 @@ export class MessageClient {
   readonly #listeners = new Set<MessageClientListener>();
   readonly #seenMessages = new RecentSet();
   readonly #seenReceipts = new RecentSet();
+  /** Messages that came while nobody listened for them, by id, in arrival order. */
+  readonly #backlog = new Map<string, Frame>();
 
   /** @internal */
   constructor(context: MessagingContext) {
@@ -975,8 +988,14 @@ export class MessageClient {
     );
   }
 
+  /** Adds a listener; the first one with `onIncomingMessage` also gets the messages that came before it. */
   addEventListener(listener: MessageClientListener): void {
     this.#listeners.add(listener);
+    if (typeof listener.onIncomingMessage === "function" && this.#backlog.size > 0) {
+      const held = [...this.#backlog.values()];
+      this.#backlog.clear();
+      for (const frame of held) this.#deliver(frame);
+    }
   }
 
   removeEventListener(listener: MessageClientListener): void {
@@ -1003,7 +1022,22 @@ export class MessageClient {
   #incoming(frame: Frame): void {
     const messageId = frame.messageId;
     if (typeof messageId !== "string" || messageId === "") return;
-    const me = this.#context.userId();
+    // A replay of one still held is confirmed when the held one is handed over.
+    if (this.#backlog.has(messageId)) return;
+    const listening = [...this.#listeners].some((l) => typeof l.onIncomingMessage === "function");
+    if (listening) {
+      this.#deliver(frame);
+    } else if (this.#seenMessages.has(messageId)) {
+      // Handed to a listener before (since removed): only confirmed again.
+      this.#confirm(frame);
+    } else if (this.#backlog.size < BACKLOG_LIMIT) {
+      // Not confirmed until someone gets it: a page closed before it listened has it delivered again.
+      this.#backlog.set(messageId, frame);
+    }
+  }
+
+  #deliver(frame: Frame): void {
+    const messageId = frame.messageId as string;
     const recipientIds = Array.isArray(frame.recipientIds)
       ? frame.recipientIds.filter((id): id is string => typeof id === "string")
       : [];
@@ -1021,11 +1055,16 @@ export class MessageClient {
       this.#emit("onIncomingMessage", message);
     }
     // Confirmed again on a replay too: the replay means the server did not get the first confirmation.
-    if (recipientIds.includes(me)) {
-      const confirmation: Frame = { type: "message.received", messageId };
-      if (typeof frame.seq === "number") confirmation.seq = frame.seq;
-      this.#context.connection?.send(confirmation);
-    }
+    this.#confirm(frame);
+  }
+
+  /** Tells Callbox this user's client has the message (a copy of one's own message from another device is not). */
+  #confirm(frame: Frame): void {
+    const recipientIds = Array.isArray(frame.recipientIds) ? frame.recipientIds : [];
+    if (!recipientIds.includes(this.#context.userId())) return;
+    const confirmation: Frame = { type: "message.received", messageId: frame.messageId };
+    if (typeof frame.seq === "number") confirmation.seq = frame.seq;
+    this.#context.connection?.send(confirmation);
   }
 
   #receipt(frame: Frame): void {
@@ -1065,7 +1104,8 @@ export class Client {
   readonly #listeners = new Set<ClientListener>();
   /** Null where there is no WebSocket (Node without one given in `options.realtime`). */
   readonly #connection: RealtimeConnection | null;
-  #messageClient: MessageClient | null = null;
+  /** Made with the client, so that messages arriving before the app asks for it are held, not lost. */
+  readonly #messageClient: MessageClient;
 
   constructor(options: ClientOptions) {
     if (!options || typeof options.applicationKey !== "string" || options.applicationKey === "") {
@@ -1108,6 +1148,12 @@ export class Client {
           realtime,
         )
       : null;
+    this.#messageClient = new MessageClient({
+      client: this,
+      connection: this.#connection,
+      userId: () => this.#session?.userId ?? "",
+      log: this.#log,
+    });
   }
 
   /** Adds a listener for the client's life: started, failed, stopped, connection state. */
@@ -1249,14 +1295,6 @@ export class Client {
     if (!this.#session) throw localError("not_started", "start() the client first");
     if (!this.#session.capabilities.includes("messaging")) {
       throw localError("capability_not_granted", "this session was not granted the messaging capability");
-    }
-    if (!this.#messageClient) {
-      this.#messageClient = new MessageClient({
-        client: this,
-        connection: this.#connection,
-        userId: () => this.#session?.userId ?? "",
-        log: this.#log,
-      });
     }
     return this.#messageClient;
   }

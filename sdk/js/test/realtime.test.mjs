@@ -475,3 +475,29 @@ test("realtime: without messaging asked for, or without a WebSocket, no connecti
   await sleep(50);
   assert.equal(server.state.connections.length, 0);
 });
+
+test("messaging: messages that arrive before any onIncomingMessage listener are held unconfirmed, then handed to the first one", async (t) => {
+  const server = await fakeCallbox({
+    onReady: (conn) => {
+      for (const seq of [1, 2]) {
+        conn.send({ type: "message", messageId: `early-${seq}`, seq, senderId: "bob", recipientIds: ["alice"], text: `early ${seq}`, timestamp: "2026-12-03T06:00:00Z" });
+      }
+      // A replay of a held one while still held.
+      conn.send({ type: "message", messageId: "early-1", seq: 1, senderId: "bob", recipientIds: ["alice"], text: "early 1", timestamp: "2026-12-03T06:00:00Z" });
+    },
+  });
+  const { client } = await startedClient(t, server);
+  await until(() => server.ready(0), "connected");
+  await sleep(100);
+  const confirmations = () => server.ready(0).frames.filter((f) => f.type === "message.received").map((f) => f.messageId);
+  assert.deepEqual(confirmations(), [], "nothing confirmed while nobody listens");
+  const messaging = client.getMessageClient();
+  messaging.addEventListener({ onMessageDelivered: () => {} }); // not a message listener: still held
+  await sleep(20);
+  assert.deepEqual(confirmations(), []);
+  const incoming = [];
+  messaging.addEventListener({ onIncomingMessage: (m) => incoming.push(m.textBody) });
+  assert.deepEqual(incoming, ["early 1", "early 2"], "handed over at once, in order, once each");
+  await until(() => confirmations().length === 2, "confirmations");
+  assert.deepEqual(confirmations(), ["early-1", "early-2"]);
+});
