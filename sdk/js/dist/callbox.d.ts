@@ -171,6 +171,8 @@ export interface ReadyFrame extends Frame {
     capabilities: string[];
     expiresAt: string;
     heartbeatSeconds: number;
+    /** The highest sequence number in this user's inbox when the connection opened. */
+    lastSeq?: number;
     limits: Record<string, number>;
 }
 /** What the connection needs from the client that owns it. */

@@ -1129,13 +1129,14 @@ var MessageClient = class {
     }
     this.#confirm(frame);
   }
-  /** Tells Callbox this user's client has the message (a copy of one's own message from another device is not). */
+  /**
+   * Tells Callbox this user's client has the message. Only a recipient's copy carries the `seq` that names it in
+   * the inbox; the copy of one's own message sent from another device has none and is not confirmed.
+   */
   #confirm(frame) {
     const recipientIds = Array.isArray(frame.recipientIds) ? frame.recipientIds : [];
-    if (!recipientIds.includes(this.#context.userId())) return;
-    const confirmation = { type: "message.received", messageId: frame.messageId };
-    if (typeof frame.seq === "number") confirmation.seq = frame.seq;
-    this.#context.connection?.send(confirmation);
+    if (typeof frame.seq !== "number" || !recipientIds.includes(this.#context.userId())) return;
+    this.#context.connection?.send({ type: "message.received", messageId: frame.messageId, seq: frame.seq });
   }
   #receipt(frame) {
     const { messageId, recipientId, status } = frame;

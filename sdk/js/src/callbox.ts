@@ -392,6 +392,8 @@ export interface ReadyFrame extends Frame {
   capabilities: string[];
   expiresAt: string;
   heartbeatSeconds: number;
+  /** The highest sequence number in this user's inbox when the connection opened. */
+  lastSeq?: number;
   limits: Record<string, number>;
 }
 
@@ -1058,13 +1060,14 @@ export class MessageClient {
     this.#confirm(frame);
   }
 
-  /** Tells Callbox this user's client has the message (a copy of one's own message from another device is not). */
+  /**
+   * Tells Callbox this user's client has the message. Only a recipient's copy carries the `seq` that names it in
+   * the inbox; the copy of one's own message sent from another device has none and is not confirmed.
+   */
   #confirm(frame: Frame): void {
     const recipientIds = Array.isArray(frame.recipientIds) ? frame.recipientIds : [];
-    if (!recipientIds.includes(this.#context.userId())) return;
-    const confirmation: Frame = { type: "message.received", messageId: frame.messageId };
-    if (typeof frame.seq === "number") confirmation.seq = frame.seq;
-    this.#context.connection?.send(confirmation);
+    if (typeof frame.seq !== "number" || !recipientIds.includes(this.#context.userId())) return;
+    this.#context.connection?.send({ type: "message.received", messageId: frame.messageId, seq: frame.seq });
   }
 
   #receipt(frame: Frame): void {

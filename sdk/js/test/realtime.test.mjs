@@ -501,3 +501,21 @@ test("messaging: messages that arrive before any onIncomingMessage listener are 
   await until(() => confirmations().length === 2, "confirmations");
   assert.deepEqual(confirmations(), ["early-1", "early-2"]);
 });
+
+test("messaging: the copy of one's own message sent from another device is shown but not confirmed", async (t) => {
+  const server = await fakeCallbox({
+    onReady: (conn) => {
+      // No seq: the sender's other devices get a copy that is not in their inbox.
+      conn.send({ type: "message", messageId: "mine", senderId: "alice", recipientIds: ["bob"], text: "from my phone", headers: {}, timestamp: "2026-12-03T06:00:00Z" });
+      conn.send({ type: "message", messageId: "theirs", seq: 4, senderId: "bob", recipientIds: ["alice"], text: "answer", headers: {}, timestamp: "2026-12-03T06:00:01Z" });
+    },
+  });
+  const { client } = await startedClient(t, server);
+  const incoming = [];
+  client.getMessageClient().addEventListener({ onIncomingMessage: (m) => incoming.push([m.senderId, m.textBody]) });
+  await until(() => incoming.length === 2, "both");
+  await until(() => server.ready(0).frames.some((f) => f.type === "message.received"), "a confirmation");
+  await sleep(30);
+  assert.deepEqual(incoming, [["alice", "from my phone"], ["bob", "answer"]]);
+  assert.deepEqual(server.ready(0).frames.filter((f) => f.type === "message.received"), [{ type: "message.received", messageId: "theirs", seq: 4 }]);
+});
