@@ -114,7 +114,7 @@ function send(page, recipients, texts) {
 
 const seen = (page) => page.evaluate(() => window.seen);
 
-test("two browsers chat: delivery with receipts, offline delivery in order after a reconnect, revocation closes the socket", async () => {
+test("two browsers chat: delivery with receipts, offline delivery in order after a reconnect, revocation closes the socket", async (t) => {
   const ticket = JSON.parse(await cli("ticket", "mint", "--key", app.key, "--secret", app.secret, "--user", "alice"));
   const alice = await openChat(ticket);
   assert.equal(alice.session.userId, "alice");
@@ -169,7 +169,9 @@ test("two browsers chat: delivery with receipts, offline delivery in order after
   assert.equal(bobSeen.clientFailed.length, 1);
   assert.equal(bobSeen.clientFailed[0].reason, "session_revoked");
   assert.equal(bobSeen.clientFailed[0].code, 40100);
-  assert.ok(bobSeen.clientFailed[0].at - revokedAt < 2000, `closed ${bobSeen.clientFailed[0].at - revokedAt} ms after the CLI call returned`);
+  const closedAfter = bobSeen.clientFailed[0].at - revokedAt;
+  t.diagnostic(`bob's SDK reported the revocation ${closedAfter} ms after the CLI was started`);
+  assert.ok(closedAfter < 2000, `closed ${closedAfter} ms after the CLI was started`);
   assert.deepEqual(bobSeen.clientStopped, ["session_revoked"]);
   assert.equal(bobSeen.states.at(-1), "stopped");
   assert.equal(await bob.page.evaluate(() => window.chat.getSession()), null);
