@@ -152,6 +152,8 @@ export interface RealtimeOptions {
     backoffInitialMs?: number;
     /** Ceiling of the reconnect delay (default 30000 ms). */
     backoffMaxMs?: number;
+    /** A request (such as a message send) not answered within this time fails with `timeout` (default 30000 ms). */
+    requestTimeoutMs?: number;
 }
 /**
  * `idle` before the first connection, `connecting` until the server said `ready`, `connected`, `reconnecting`

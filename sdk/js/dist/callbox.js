@@ -648,6 +648,7 @@ function errorFromFrame(frame) {
 function connectionLost() {
   return new CallboxError(0, "connection_lost", "the realtime connection was lost before Callbox answered", true);
 }
+var MAX_QUEUED = 1e3;
 function stoppedError() {
   return localError("not_started", "the realtime connection is stopped: start() the client first");
 }
@@ -661,6 +662,7 @@ var RealtimeConnection = class {
   #deadAfterMs;
   #backoffInitialMs;
   #backoffMaxMs;
+  #requestTimeoutMs;
   #handlers = /* @__PURE__ */ new Map();
   /** Requests by ref, in the order they were made (a Map keeps insertion order: the queue is flushed in it). */
   #pending = /* @__PURE__ */ new Map();
@@ -684,6 +686,7 @@ var RealtimeConnection = class {
     this.#deadAfterMs = options.deadAfterMs ?? 35e3;
     this.#backoffInitialMs = options.backoffInitialMs ?? 500;
     this.#backoffMaxMs = options.backoffMaxMs ?? 3e4;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 3e4;
   }
   get state() {
     return this.#state;
@@ -722,10 +725,34 @@ var RealtimeConnection = class {
    */
   request(frame) {
     if (this.#state === "stopped" || this.#state === "idle") return Promise.reject(stoppedError());
+    let queued = 0;
+    for (const pending of this.#pending.values()) if (!pending.sent) queued += 1;
+    if (queued >= MAX_QUEUED) {
+      return Promise.reject(new CallboxError(0, "queue_full", `${MAX_QUEUED} requests already wait for the connection`, true));
+    }
     const ref = `r${++this.#refCounter}`;
     const withRef = { ...frame, ref };
     return new Promise((resolve, reject) => {
-      const pending = { frame: withRef, sent: false, resolve, reject };
+      const timer = unrefTimer(
+        setTimeout(() => {
+          if (this.#pending.get(ref) !== pending) return;
+          this.#pending.delete(ref);
+          const message = pending.sent ? "Callbox did not answer in time (the request may or may not have been taken)" : "no connection to send the request on in time";
+          reject(new CallboxError(0, "timeout", message, true));
+        }, this.#requestTimeoutMs)
+      );
+      const pending = {
+        frame: withRef,
+        sent: false,
+        resolve: (answer) => {
+          clearTimeout(timer);
+          resolve(answer);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        }
+      };
       this.#pending.set(ref, pending);
       if (this.send(withRef)) pending.sent = true;
     });
@@ -798,8 +825,9 @@ var RealtimeConnection = class {
     if (socket) {
       socket.onmessage = null;
       socket.onclose = null;
-      socket.onerror = null;
       socket.onopen = null;
+      socket.onerror = () => {
+      };
     }
     return socket;
   }

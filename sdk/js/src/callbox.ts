@@ -370,6 +370,8 @@ export interface RealtimeOptions {
   backoffInitialMs?: number;
   /** Ceiling of the reconnect delay (default 30000 ms). */
   backoffMaxMs?: number;
+  /** A request (such as a message send) not answered within this time fails with `timeout` (default 30000 ms). */
+  requestTimeoutMs?: number;
 }
 
 /**
@@ -445,6 +447,9 @@ function connectionLost(): CallboxError {
   return new CallboxError(0, "connection_lost", "the realtime connection was lost before Callbox answered", true);
 }
 
+/** How many requests may wait for a connection; more fail at once with `queue_full` (memory stays bounded). */
+const MAX_QUEUED = 1000;
+
 function stoppedError(): CallboxError {
   return localError("not_started", "the realtime connection is stopped: start() the client first");
 }
@@ -473,6 +478,7 @@ export class RealtimeConnection {
   readonly #deadAfterMs: number;
   readonly #backoffInitialMs: number;
   readonly #backoffMaxMs: number;
+  readonly #requestTimeoutMs: number;
   readonly #handlers = new Map<string, Set<(frame: Frame) => void>>();
   /** Requests by ref, in the order they were made (a Map keeps insertion order: the queue is flushed in it). */
   readonly #pending = new Map<string, PendingRequest>();
@@ -497,6 +503,7 @@ export class RealtimeConnection {
     this.#deadAfterMs = options.deadAfterMs ?? 35000;
     this.#backoffInitialMs = options.backoffInitialMs ?? 500;
     this.#backoffMaxMs = options.backoffMaxMs ?? 30000;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 30000;
   }
 
   get state(): ConnectionState {
@@ -541,10 +548,36 @@ export class RealtimeConnection {
    */
   request(frame: Frame): Promise<Frame> {
     if (this.#state === "stopped" || this.#state === "idle") return Promise.reject(stoppedError());
+    let queued = 0;
+    for (const pending of this.#pending.values()) if (!pending.sent) queued += 1;
+    if (queued >= MAX_QUEUED) {
+      return Promise.reject(new CallboxError(0, "queue_full", `${MAX_QUEUED} requests already wait for the connection`, true));
+    }
     const ref = `r${++this.#refCounter}`;
     const withRef = { ...frame, ref };
     return new Promise<Frame>((resolve, reject) => {
-      const pending: PendingRequest = { frame: withRef, sent: false, resolve, reject };
+      const timer = unrefTimer(
+        setTimeout(() => {
+          if (this.#pending.get(ref) !== pending) return;
+          this.#pending.delete(ref);
+          const message = pending.sent
+            ? "Callbox did not answer in time (the request may or may not have been taken)"
+            : "no connection to send the request on in time";
+          reject(new CallboxError(0, "timeout", message, true));
+        }, this.#requestTimeoutMs),
+      );
+      const pending: PendingRequest = {
+        frame: withRef,
+        sent: false,
+        resolve: (answer) => {
+          clearTimeout(timer);
+          resolve(answer);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
       this.#pending.set(ref, pending);
       if (this.send(withRef)) pending.sent = true;
     });
@@ -626,8 +659,9 @@ export class RealtimeConnection {
     if (socket) {
       socket.onmessage = null;
       socket.onclose = null;
-      socket.onerror = null;
       socket.onopen = null;
+      // Not null: Node's `ws` throws an error event nobody listens to (closing a socket still connecting).
+      socket.onerror = () => {};
     }
     return socket;
   }

@@ -46,6 +46,10 @@ async function fakeCallbox({ expiresInSeconds = 3600, onReady = () => {}, onFram
     ws.on("close", (code, reason) => {
       conn.closed = { code, reason: String(reason) };
     });
+    if (state.dropAll) {
+      ws.close(1013, "try_again_later");
+      return;
+    }
     if (onConnection && onConnection(conn) === false) return;
     conn.send({ type: "challenge", nonce: conn.nonce, serverTime: new Date().toISOString() });
     ws.on("message", (data) => {
@@ -518,4 +522,54 @@ test("messaging: the copy of one's own message sent from another device is shown
   await sleep(30);
   assert.deepEqual(incoming, [["alice", "from my phone"], ["bob", "answer"]]);
   assert.deepEqual(server.ready(0).frames.filter((f) => f.type === "message.received"), [{ type: "message.received", messageId: "theirs", seq: 4 }]);
+});
+
+test("messaging: a send Callbox never answers fails with the retryable timeout; one queued past the limit with queue_full", async (t) => {
+  const server = await fakeCallbox(); // takes message.send and never answers
+  const { client } = await startedClient(t, server, { realtime: { requestTimeoutMs: 200 } });
+  await until(() => client.getConnectionState() === "connected", "connected");
+  const messaging = client.getMessageClient();
+  const started = Date.now();
+  const error = await messaging.send(messaging.newMessage("bob", "into the void")).then(() => null, (e) => e);
+  assert.equal(error.reason, "timeout");
+  assert.equal(error.retryable, true);
+  assert.ok(Date.now() - started >= 190, "not before the timeout");
+  assert.equal(server.ready(0).frames.filter((f) => f.type === "message.send").length, 1);
+
+  // Disconnected for good (every new connection is dropped): the queue fills up to its limit, then refuses.
+  server.state.dropAll = true;
+  server.ready(0).ws.close(1012, "service_restart");
+  await until(() => client.getConnectionState() === "reconnecting", "reconnecting");
+  const waiting = Array.from({ length: 1000 }, () => messaging.send(messaging.newMessage("bob", "queued")).then(() => "sent", (e) => e.reason));
+  const refused = await messaging.send(messaging.newMessage("bob", "one too many")).then(() => "sent", (e) => e.reason);
+  assert.equal(refused, "queue_full");
+  const outcomes = new Set(await Promise.all(waiting));
+  assert.deepEqual([...outcomes], ["timeout"], "the queued ones time out without a connection");
+});
+
+test("terminate() while the socket is still connecting closes it quietly", async (t) => {
+  // A listener that accepts TCP and never answers the upgrade: the socket stays in CONNECTING.
+  const { createServer } = await import("node:net");
+  const sockets = [];
+  const tcp = createServer((socket) => sockets.push(socket));
+  await new Promise((r) => tcp.listen(0, "127.0.0.1", r));
+  const server = await fakeCallbox();
+  const client = new Client({
+    applicationKey: "k",
+    capabilities: { messaging: true },
+    url: `http://127.0.0.1:${tcp.address().port}`,
+    fetch: server.fetch,
+    realtime: { WebSocket },
+  });
+  t.after(async () => {
+    for (const socket of sockets) socket.destroy();
+    tcp.close();
+    await server.close();
+  });
+  await client.start({ userTicket: TICKET });
+  await until(() => sockets.length === 1, "the upgrade request");
+  assert.equal(client.getConnectionState(), "connecting");
+  await client.terminate();
+  await sleep(100); // an unhandled error event would end this process here
+  assert.equal(client.getConnectionState(), "stopped");
 });
