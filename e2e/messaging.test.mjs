@@ -1,7 +1,8 @@
 // Browser end-to-end test of realtime messaging (issue 11), in Debian's Chromium (playwright-core) against a real
 // `callbox serve`: alice starts with a backend ticket (minted with `callbox ticket mint`), bob is platform-managed
 // (signed up and logged in through the SDK). Alice sends, bob receives, alice hears the delivery; bob goes away,
-// alice sends three more, bob comes back and receives the three in order; revoking bob's session with
+// alice sends three more, bob comes back and receives the three in order (and, before that, a network cut: bob's SDK
+// reconnects and resumes, nothing lost or shown twice); revoking bob's session with
 // `callbox session revoke` closes his connection and fires the SDK's onClientFailed / onClientStopped.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -47,6 +48,33 @@ async function cli(...args) {
  */
 async function openChat(credentials) {
   const context = await browser.newContext();
+  // The page's WebSocket, wrapped before any script runs so the test can cut the network: `net.drop()` closes the
+  // live socket and makes new ones fail (as an unplugged cable would), `net.restore()` lets them through again.
+  // `net.auth` records what each auth frame asked to resume after (nothing else of it).
+  await context.addInitScript(() => {
+    const Native = window.WebSocket;
+    const net = { sockets: [], blocked: false, auth: [] };
+    net.drop = () => {
+      net.blocked = true;
+      for (const socket of net.sockets) socket.close();
+    };
+    net.restore = () => {
+      net.blocked = false;
+    };
+    window.net = net;
+    window.WebSocket = class extends Native {
+      constructor(url) {
+        // Blocked: a path of the same server that refuses the upgrade (404), so the attempt fails at once.
+        super(net.blocked ? String(url).replace("/v1/realtime", "/v1/unplugged") : url);
+        net.sockets.push(this);
+      }
+      send(data) {
+        const frame = JSON.parse(data);
+        if (frame.type === "auth") net.auth.push("resumeAfter" in frame ? frame.resumeAfter : null);
+        super.send(data);
+      }
+    };
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
   const errors = [];
@@ -138,6 +166,27 @@ test("two browsers chat: delivery with receipts, offline delivery in order after
   await alice.page.waitForFunction((id) => window.seen.delivered.some((d) => d.messageId === id), hello.messageId);
   assert.deepEqual((await seen(alice.page)).delivered, [{ messageId: hello.messageId, recipientId: "bob" }]);
 
+  // Bob's network drops; alice sends two while he is cut off; when it is back, his SDK reconnects (with backoff),
+  // resumes after the last seq it saw, and shows the two, once each, without the first one again.
+  await bob.page.evaluate(() => window.net.drop());
+  await bob.page.waitForFunction(() => window.chat.getConnectionState() === "reconnecting");
+  const away = await send(alice.page, "bob", ["away 1", "away 2"]);
+  await new Promise((r) => setTimeout(r, 1000)); // attempts fail meanwhile
+  await bob.page.evaluate(() => window.net.restore());
+  await bob.page.waitForFunction(() => window.seen.incoming.length >= 3);
+  await bob.page.waitForFunction(() => window.chat.getConnectionState() === "connected");
+  await new Promise((r) => setTimeout(r, 300));
+  const resumed = await seen(bob.page);
+  assert.deepEqual(resumed.incoming.map((m) => m.textBody), ["hello bob", "away 1", "away 2"]);
+  assert.deepEqual(resumed.incoming.slice(1).map((m) => m.messageId), away.map((m) => m.messageId));
+  const auths = await bob.page.evaluate(() => window.net.auth);
+  const attempts = await bob.page.evaluate(() => window.net.sockets.length);
+  assert.ok(attempts >= 3, `failed attempts while cut off, then one that got through: ${attempts} sockets`);
+  assert.equal(auths[0], null, "the first connection of a page asks for every unconfirmed message");
+  assert.ok(Number.isInteger(auths.at(-1)) && auths.at(-1) > 0, `the reconnect resumes after a seq: ${auths}`);
+  assert.ok(resumed.states.includes("reconnecting"));
+  await alice.page.waitForFunction(() => window.seen.delivered.length === 3);
+
   // A recipient nobody signed up: a failed receipt, no delivery.
   const [stray] = await send(alice.page, "nobody-here", ["anyone?"]);
   await alice.page.waitForFunction(() => window.seen.failed.length === 1);
@@ -155,9 +204,9 @@ test("two browsers chat: delivery with receipts, offline delivery in order after
   const back = (await seen(bob.page)).incoming;
   assert.deepEqual(back.map((m) => m.textBody), ["one", "two", "three"]);
   assert.deepEqual(back.map((m) => m.messageId), three.map((m) => m.messageId));
-  await alice.page.waitForFunction(() => window.seen.delivered.length === 4);
+  await alice.page.waitForFunction(() => window.seen.delivered.length === 6);
   assert.deepEqual(
-    (await seen(alice.page)).delivered.slice(1).map((d) => d.messageId).sort(),
+    (await seen(alice.page)).delivered.slice(3).map((d) => d.messageId).sort(),
     three.map((m) => m.messageId).sort(),
   );
 
