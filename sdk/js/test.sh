@@ -22,6 +22,10 @@ fi
 echo "== sdk/js: unit tests"
 node --test test/sdk.test.mjs test/realtime.test.mjs
 
+echo "== sdk/js: legacy-shaped code type-checks against dist/callbox.d.ts"
+node node_modules/typescript/bin/tsc --noEmit --strict --target ES2022 --module ES2022 --moduleResolution bundler \
+  --lib ES2022,DOM --skipLibCheck test/types.ts
+
 cd "$root"
 bash scripts/install-browser.sh
 echo "== building callbox and partner-backend"

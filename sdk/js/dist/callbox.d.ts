@@ -74,6 +74,9 @@ export type CredentialsProvider = () => Promise<Ticket> | Ticket;
 export type StartCredentials = Ticket | PasswordCredential | SavedSession | CredentialsProvider;
 /** A Promise that also has `.fail()` (an alias of `.catch()`), as the legacy SDK's promises do. */
 export declare class CallboxPromise<T> extends Promise<T> {
+    then<R1 = T, R2 = never>(onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null, onRejected?: ((reason: any) => R2 | PromiseLike<R2>) | null): CallboxPromise<R1 | R2>;
+    catch<R = never>(onRejected?: ((reason: any) => R | PromiseLike<R>) | null): CallboxPromise<T | R>;
+    finally(onFinally?: (() => void) | null): CallboxPromise<T>;
     /** Same as `.catch()`. */
     fail<R = never>(onRejected?: ((reason: any) => R | PromiseLike<R>) | null): CallboxPromise<T | R>;
     static from<T>(promise: PromiseLike<T>): CallboxPromise<T>;

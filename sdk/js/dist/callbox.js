@@ -465,6 +465,17 @@ var require_spark_md5 = __commonJS({
 var import_spark_md5 = __toESM(require_spark_md5(), 1);
 var VERSION = "0.1.0";
 var CallboxPromise = class _CallboxPromise extends Promise {
+  // `then`, `catch` and `finally` already return a CallboxPromise at run time (the species is the subclass);
+  // these signatures say so, so that `send(m).then(ok).fail(err)` type-checks as legacy code writes it.
+  then(onFulfilled, onRejected) {
+    return super.then(onFulfilled, onRejected);
+  }
+  catch(onRejected) {
+    return super.catch(onRejected);
+  }
+  finally(onFinally) {
+    return super.finally(onFinally);
+  }
   /** Same as `.catch()`. */
   fail(onRejected) {
     return this.catch(onRejected);

@@ -92,6 +92,23 @@ export type StartCredentials = Ticket | PasswordCredential | SavedSession | Cred
 
 /** A Promise that also has `.fail()` (an alias of `.catch()`), as the legacy SDK's promises do. */
 export class CallboxPromise<T> extends Promise<T> {
+  // `then`, `catch` and `finally` already return a CallboxPromise at run time (the species is the subclass);
+  // these signatures say so, so that `send(m).then(ok).fail(err)` type-checks as legacy code writes it.
+  then<R1 = T, R2 = never>(
+    onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onRejected?: ((reason: any) => R2 | PromiseLike<R2>) | null,
+  ): CallboxPromise<R1 | R2> {
+    return super.then(onFulfilled, onRejected) as CallboxPromise<R1 | R2>;
+  }
+
+  catch<R = never>(onRejected?: ((reason: any) => R | PromiseLike<R>) | null): CallboxPromise<T | R> {
+    return super.catch(onRejected) as CallboxPromise<T | R>;
+  }
+
+  finally(onFinally?: (() => void) | null): CallboxPromise<T> {
+    return super.finally(onFinally) as CallboxPromise<T>;
+  }
+
   /** Same as `.catch()`. */
   fail<R = never>(onRejected?: ((reason: any) => R | PromiseLike<R>) | null): CallboxPromise<T | R> {
     return this.catch(onRejected) as CallboxPromise<T | R>;
