@@ -1680,9 +1680,7 @@ var Client = class {
     }
     if (error.reason === "session_expired" && this.#provider) {
       try {
-        const before = this.#session.sessionId;
         await this.refresh();
-        if (this.#session && this.#session.sessionId !== before) this.#connection?.open();
         return true;
       } catch {
         return false;

@@ -1685,11 +1685,10 @@ export class Client {
       return true;
     }
     if (error.reason === "session_expired" && this.#provider) {
+      // Refreshed, or replaced by a new session when past renewal: either way the next auth frame signs with
+      // what it brought, and the resume cursor stays valid (the inbox is the user's, not the session's).
       try {
-        const before = this.#session.sessionId;
         await this.refresh();
-        // A brand-new session (the old one was past renewal) connects from scratch.
-        if (this.#session && this.#session.sessionId !== before) this.#connection?.open();
         return true;
       } catch {
         return false;

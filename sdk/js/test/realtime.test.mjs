@@ -91,6 +91,12 @@ async function fakeCallbox({ expiresInSeconds = 3600, onReady = () => {}, onFram
     if (call.method === "POST" && call.path === "/v1/instance" && auth.startsWith("User ")) {
       return json(200, { id: "sess1", secret: state.secret, expiresIn: expiresInSeconds });
     }
+    if (call.method === "PUT" && call.path === "/v1/instances/id/sess1/authorization" && auth.startsWith("User ")) {
+      // Re-authorization with a fresh ticket: a new secret.
+      state.generation += 1;
+      state.secret = Buffer.from(`0123456789abcdef0123456789abcde${state.generation}`).toString("base64");
+      return json(200, { id: "sess1", secret: state.secret, expiresIn: 3600 });
+    }
     const m = /^Instance ([^:]+):(.+)$/.exec(auth);
     if (!m) return json(401, { errorCode: 40100, reason: "missing_authorization", message: "m", retryable: false });
     const contentType = call.headers["Content-Type"] ?? "";
@@ -572,4 +578,39 @@ test("terminate() while the socket is still connecting closes it quietly", async
   await client.terminate();
   await sleep(100); // an unhandled error event would end this process here
   assert.equal(client.getConnectionState(), "stopped");
+});
+
+test("realtime: a session_expired close of a session from a credentials provider refreshes it and reconnects, resuming", async (t) => {
+  let readies = 0;
+  const server = await fakeCallbox({
+    onReady: (conn) => {
+      readies += 1;
+      if (readies > 1) return;
+      conn.send({ type: "message", messageId: "m5", seq: 5, senderId: "bob", recipientIds: ["alice"], text: "five", timestamp: "2026-12-03T06:00:00Z" });
+      setTimeout(() => {
+        conn.send({ type: "error", errorCode: 40100, reason: "session_expired", message: "m", retryable: false });
+        conn.ws.close(4401, "session_expired");
+      }, 30);
+    },
+  });
+  let tickets = 0;
+  const failed = [];
+  const client = new Client({ applicationKey: "k", capabilities: { messaging: true }, url: server.url, fetch: server.fetch, realtime: { WebSocket, backoffInitialMs: 20 } });
+  client.addListener({ onClientFailed: (_c, e) => failed.push(e.reason) });
+  t.after(async () => {
+    await client.terminate().catch(() => {});
+    await server.close();
+  });
+  await client.start(() => {
+    tickets += 1;
+    return { userTicket: TICKET };
+  });
+  const firstSecret = server.state.secret;
+  await until(() => server.ready(1), "reconnected after the refresh");
+  assert.equal(tickets, 2, "the provider was asked for a fresh ticket");
+  assert.notEqual(server.state.secret, firstSecret);
+  assert.equal(server.state.connections.length, 2, "the second connection signed with the refreshed secret at once");
+  assert.equal(server.ready(1).auth.resumeAfter, 5);
+  assert.deepEqual(failed, []);
+  assert.equal(client.getConnectionState(), "connected");
 });
