@@ -46,7 +46,7 @@ async function cli(...args) {
  * A page of Callbox's origin with the script-tag bundle and a client `window.chat` whose every event is recorded
  * in `window.seen`; `credentials` is what to start with, or "signup" for a new platform-managed user.
  */
-async function openChat(credentials) {
+async function openChat(credentials, key = app.key) {
   const context = await browser.newContext();
   // The page's WebSocket, wrapped before any script runs so the test can cut the network: `net.drop()` closes the
   // live socket and makes new ones fail (as an unplugged cable would), `net.restore()` lets them through again.
@@ -113,7 +113,7 @@ async function openChat(credentials) {
         return session;
       });
     },
-    [app.key, credentials, PASSWORD],
+    [key, credentials, PASSWORD],
   );
   await page.waitForFunction(() => window.chat.getConnectionState() === "connected");
   return { context, page, session, errors };
@@ -233,4 +233,45 @@ test("two browsers chat: delivery with receipts, offline delivery in order after
   assert.deepEqual(bob.errors, []);
   await alice.context.close();
   await bob.context.close();
+});
+
+test("a session renewed before it expires keeps its connection open past the old expiry (heartbeats both ways)", async (t) => {
+  // The shortest session Callbox allows: the SDK renews it at half its life with a signed POST /v1/instance.
+  const short = await callbox.createApp({
+    name: "Short sessions",
+    allowedOrigins: ["*"],
+    platformUserAuth: true,
+    capabilities: ["messaging"],
+    sessionTtl: 60,
+  });
+  const dave = await openChat("signup", short.key);
+  t.after(() => dave.context.close());
+  const [before] = (await callbox.admin("GET", `/admin/v1/apps/${short.key}/sessions?userId=bob`)).sessions;
+  const firstExpiry = Date.parse(before.expiresAt);
+  const firstSecret = dave.session.sessionSecret;
+  // Past the first expiry, with margin for the server's recheck at that moment.
+  await new Promise((r) => setTimeout(r, firstExpiry - Date.now() + 5000));
+  const [after] = (await callbox.admin("GET", `/admin/v1/apps/${short.key}/sessions?userId=bob`)).sessions;
+  assert.equal(after.id, before.id, "the same session");
+  assert.ok(Date.parse(after.expiresAt) > firstExpiry, "renewed: its expiry moved");
+  const state = await dave.page.evaluate(() => ({
+    connection: window.chat.getConnectionState(),
+    sockets: window.net.sockets.length,
+    states: window.seen.states,
+    stopped: window.seen.clientStopped,
+    secret: window.chat.getSession().sessionSecret,
+  }));
+  assert.deepEqual(
+    { connection: state.connection, sockets: state.sockets, states: state.states, stopped: state.stopped },
+    { connection: "connected", sockets: 1, states: ["connecting", "connected"], stopped: [] },
+    "one socket all along: no reconnect for the renewal, none for heartbeats",
+  );
+  assert.notEqual(state.secret, firstSecret, "the renewal brought a new secret");
+  // The connection is live and the new secret signs calls.
+  const [stray] = await send(dave.page, "nobody-here", ["still there?"]);
+  await dave.page.waitForFunction(() => window.seen.failed.length === 1);
+  assert.equal((await seen(dave.page)).failed[0].messageId, stray.messageId);
+  const profile = await dave.page.evaluate(() => window.chat.getUserProfile());
+  assert.deepEqual(profile, { identities: [{ type: "username", endpoint: "bob" }] });
+  assert.deepEqual(dave.errors, []);
 });
