@@ -25,6 +25,7 @@ pub mod http;
 pub mod limits;
 pub mod openapi;
 pub mod passwords;
+pub mod realtime;
 pub mod service;
 pub mod store;
 
@@ -160,6 +161,12 @@ pub async fn open(config: &Config) -> Result<(Callbox, Bootstrapped), ServeError
     check_master_key(&*store, &master).await?;
     let callbox = Callbox::new(store.clone(), master, config.clone(), shared_limits)
         .map_err(|e| ServeError::Argon2(e.to_string()))?;
+    let redis_url = config.redis_url.as_ref().map(|url| url.0.as_str());
+    callbox
+        .realtime
+        .start(redis_url)
+        .await
+        .map_err(|error| ServeError::Bootstrap(format!("realtime fan-out: {error}")))?;
     if config.demo_app && store.get_meta("demo_app_created").await?.is_none() {
         let settings = AppSettingsPatch { allowed_origins: Some(vec!["*".into()]), ..AppSettingsPatch::default() };
         let created = callbox

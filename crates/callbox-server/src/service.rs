@@ -7,6 +7,7 @@ use crate::crypto::{new_app_secret, random_token, MasterKey};
 use crate::error::ApiError;
 use crate::limits::{AttemptLimiter, Limits, SharedLimits};
 use crate::passwords::{check_password_length, PasswordHasher};
+use crate::realtime::SessionEvent;
 use crate::store::{AppRecord, Capability, SecretRecord, SessionRecord, Store, StoreError, UserRecord};
 use callbox_core::credential::Identity;
 use callbox_core::signing::{self, SignedParts};
@@ -259,6 +260,8 @@ pub struct Callbox {
     pub config: Arc<Config>,
     secret_touches: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
     auth_counters: Arc<AuthCounters>,
+    /// This node's live realtime connections; told of every session revocation below.
+    pub realtime: crate::realtime::Hub,
 }
 
 /// `callbox_auth_total{kind,outcome,reason}` handles, made once per label set: building one through
@@ -301,6 +304,7 @@ impl Callbox {
             passwords: PasswordHasher::new(&config.passwords)?,
             limiter: Limits { local: AttemptLimiter::new(&config.login), shared: shared_limits },
             audit: AuditLog::default(),
+            realtime: crate::realtime::Hub::new(store.clone(), config.realtime.clone()),
             store,
             master,
             config: Arc::new(config),
@@ -385,6 +389,7 @@ impl Callbox {
     /// Deletes an application and everything in it.
     pub async fn delete_app(&self, key: &str) -> Result<(), ApiError> {
         self.store.delete_app(key).await?;
+        self.realtime.session_event(SessionEvent::AppDeleted { app_key: key.to_owned() });
         self.audit.forget(key);
         Ok(())
     }
@@ -694,6 +699,7 @@ impl Callbox {
     /// Ends a session (its own signed `DELETE`).
     pub async fn end_session(&self, session: &SessionRecord) -> Result<(), ApiError> {
         self.store.revoke_session(&session.app_key, &session.id, now()).await?;
+        self.realtime.session_event(SessionEvent::session(&session.app_key, &session.id));
         Ok(())
     }
 
@@ -898,6 +904,7 @@ impl Callbox {
         self.store.set_user_disabled(app_key, user_id, disabled).await?;
         if disabled {
             let revoked = self.store.revoke_user_sessions(app_key, user_id, now()).await?;
+            self.realtime.session_event(SessionEvent::user(app_key, user_id, Reason::UserDisabled));
             tracing::info!(app = %app_key, user = %user_id, revoked, "user disabled; sessions revoked");
         }
         Ok(self.store.get_user(app_key, user_id).await?)
@@ -907,24 +914,31 @@ impl Callbox {
     pub async fn remove_user(&self, app_key: &str, user_id: &str) -> Result<(), ApiError> {
         self.store.delete_user(app_key, user_id).await?;
         self.store.revoke_user_sessions(app_key, user_id, now()).await?;
+        self.realtime.session_event(SessionEvent::user(app_key, user_id, Reason::SessionRevoked));
         Ok(())
     }
 
     /// Admin: revokes one session of an application.
     pub async fn revoke_session(&self, app_key: &str, session_id: &str) -> Result<(), ApiError> {
-        Ok(self.store.revoke_session(app_key, session_id, now()).await?)
+        self.store.revoke_session(app_key, session_id, now()).await?;
+        self.realtime.session_event(SessionEvent::session(app_key, session_id));
+        Ok(())
     }
 
     /// Admin: revokes all of a user's sessions.
     pub async fn revoke_user_sessions(&self, app_key: &str, user_id: &str) -> Result<u64, ApiError> {
         self.store.get_app(app_key).await?;
-        Ok(self.store.revoke_user_sessions(app_key, user_id, now()).await?)
+        let revoked = self.store.revoke_user_sessions(app_key, user_id, now()).await?;
+        self.realtime.session_event(SessionEvent::user(app_key, user_id, Reason::SessionRevoked));
+        Ok(revoked)
     }
 
     /// Admin: revokes all of an application's sessions created before `before`.
     pub async fn revoke_sessions_before(&self, app_key: &str, before: DateTime<Utc>) -> Result<u64, ApiError> {
         self.store.get_app(app_key).await?;
-        Ok(self.store.revoke_app_sessions_before(app_key, before, now()).await?)
+        let revoked = self.store.revoke_app_sessions_before(app_key, before, now()).await?;
+        self.realtime.session_event(SessionEvent::Before { app_key: app_key.to_owned(), before });
+        Ok(revoked)
     }
 
     /// Admin: the ticket debugger against the application's active secrets and settings.

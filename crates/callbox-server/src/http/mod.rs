@@ -42,7 +42,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/instances/id/{id}/authorization", put(client::reauthorize))
         .route("/v1/instances/id/{id}", get(client::get_instance).delete(client::delete_instance))
         .route("/v1/user/profile", get(client::profile))
-        .route("/v1/configuration/user", get(client::configuration));
+        .route("/v1/configuration/user", get(client::configuration))
+        .route("/v1/realtime", get(crate::realtime::connection::upgrade));
 
     let admin = Router::new()
         .route("/admin/v1/apps", post(admin::create_app).get(admin::list_apps))
