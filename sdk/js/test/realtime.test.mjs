@@ -614,3 +614,20 @@ test("realtime: a session_expired close of a session from a credentials provider
   assert.deepEqual(failed, []);
   assert.equal(client.getConnectionState(), "connected");
 });
+
+test("realtime: a 4429 rate_limited close waits out retryAfter before connecting again", async (t) => {
+  const server = await fakeCallbox({
+    onConnection: (conn) => {
+      if (server.state.connections.length === 1) {
+        conn.send({ type: "error", errorCode: 42900, reason: "rate_limited", message: "m", retryable: true, retryAfter: 1 });
+        conn.ws.close(4429, "rate_limited");
+        return false;
+      }
+      return true;
+    },
+  });
+  const { client } = await startedClient(t, server); // backoff alone would retry within 20 ms
+  await until(() => client.getConnectionState() === "connected", "connected", 4000);
+  const waited = server.state.connections[1].at - server.state.connections[0].at;
+  assert.ok(waited >= 950, `waited ${waited} ms, the server asked for 1 s`);
+});
