@@ -128,17 +128,15 @@ export interface CallResult<T = unknown> {
     status: number;
     body: T;
 }
-/** The part of the browser's `WebSocket` the SDK uses; the `ws` package's class has it too. */
+/**
+ * The part of the browser's `WebSocket` the SDK uses; the `ws` package's class has it too. (Handlers take `any`
+ * so that both classes, whose event types differ, fit.)
+ */
 export interface WebSocketLike {
     readonly readyState: number;
     onopen: ((event: any) => void) | null;
-    onmessage: ((event: {
-        data: unknown;
-    }) => void) | null;
-    onclose: ((event: {
-        code: number;
-        reason: string;
-    }) => void) | null;
+    onmessage: ((event: any) => void) | null;
+    onclose: ((event: any) => void) | null;
     onerror: ((event: any) => void) | null;
     send(data: string): void;
     close(code?: number, reason?: string): void;

@@ -363,12 +363,15 @@ export interface CallResult<T = unknown> {
 // requests (a frame whose answer carries the same `ref`); the connection owns authentication, heartbeats,
 // reconnecting with backoff and the resume cursor.
 
-/** The part of the browser's `WebSocket` the SDK uses; the `ws` package's class has it too. */
+/**
+ * The part of the browser's `WebSocket` the SDK uses; the `ws` package's class has it too. (Handlers take `any`
+ * so that both classes, whose event types differ, fit.)
+ */
 export interface WebSocketLike {
   readonly readyState: number;
   onopen: ((event: any) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
   onerror: ((event: any) => void) | null;
   send(data: string): void;
   close(code?: number, reason?: string): void;
@@ -657,10 +660,10 @@ export class RealtimeConnection {
     this.#socket = socket;
     this.#lastReceived = Date.now();
     this.#armDeadTimer();
-    socket.onmessage = (event) => {
+    socket.onmessage = (event: { data: unknown }) => {
       if (this.#socket === socket) this.#receive(event.data);
     };
-    socket.onclose = (event) => {
+    socket.onclose = (event: { code: number; reason: string }) => {
       if (this.#socket === socket) this.#closed(event.code, event.reason);
     };
     socket.onerror = () => {

@@ -63,3 +63,6 @@ const lifecycle: ClientListener = {
 };
 client.addListener(lifecycle);
 client.removeListener(lifecycle);
+
+// The browser's own WebSocket class fits the realtime option (as does the `ws` package's, used by the tests).
+new SinchClient({ applicationKey: "key", realtime: { WebSocket, deadAfterMs: 35000 } });
