@@ -55,6 +55,10 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/apps/{key}/users/{user}/password", put(admin::set_password))
         .route("/admin/v1/apps/{key}/users/{user}/disable", post(admin::disable_user))
         .route("/admin/v1/apps/{key}/users/{user}/enable", post(admin::enable_user))
+        .route(
+            "/admin/v1/apps/{key}/users/{user}/connections",
+            get(crate::realtime::admin::list_connections).delete(crate::realtime::admin::drop_connections),
+        )
         .route("/admin/v1/apps/{key}/sessions", get(admin::list_sessions))
         .route("/admin/v1/apps/{key}/sessions/revoke", post(admin::revoke_sessions))
         .route("/admin/v1/apps/{key}/sessions/{id}", delete(admin::revoke_session))

@@ -21,9 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// A socket write that takes longer than this means the peer stopped reading: the connection is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Inbox entries read from the store at a time (replay and gap filling).
 const PAGE: u32 = 200;
 
@@ -73,29 +70,31 @@ struct Authenticated {
 
 struct Socket {
     ws: WebSocket,
+    /// A write that takes longer means the peer stopped reading: the connection is dropped.
+    write_timeout: Duration,
 }
 
 impl Socket {
     async fn send(&mut self, frame: &str) -> bool {
-        matches!(tokio::time::timeout(WRITE_TIMEOUT, self.ws.send(Message::Text(frame.into()))).await, Ok(Ok(())))
+        matches!(tokio::time::timeout(self.write_timeout, self.ws.send(Message::Text(frame.into()))).await, Ok(Ok(())))
     }
 
     /// The last error frame, then the close frame.
     async fn close(&mut self, reference: Option<&str>, closing: &Closing) {
         if self.send(&frames::error(reference, closing.reason, &closing.message, None)).await {
             let frame = CloseFrame { code: closing.code, reason: closing.word.into() };
-            let _ = tokio::time::timeout(WRITE_TIMEOUT, self.ws.send(Message::Close(Some(frame)))).await;
+            let _ = tokio::time::timeout(self.write_timeout, self.ws.send(Message::Close(Some(frame)))).await;
         }
     }
 }
 
 async fn run(ws: WebSocket, callbox: Arc<Callbox>, meta: RequestMeta) {
-    let mut socket = Socket { ws };
+    let config = callbox.realtime.config().clone();
+    let mut socket = Socket { ws, write_timeout: Duration::from_secs(config.write_timeout_seconds.max(1)) };
     let nonce = crate::crypto::random_token(18);
     if !socket.send(&frames::challenge(&nonce)).await {
         return;
     }
-    let config = callbox.realtime.config().clone();
     let authenticated = match authenticate(&mut socket, &callbox, &nonce, &meta, &config).await {
         Ok(Some(authenticated)) => authenticated,
         Ok(None) => return,

@@ -13,6 +13,7 @@
 //! sequence (a lost or late publish) reads the gap from the store, and a reconnecting client resumes after the
 //! last sequence number it saw.
 
+pub mod admin;
 pub mod cluster;
 pub mod connection;
 pub mod frames;
@@ -46,6 +47,9 @@ pub struct RealtimeConfig {
     pub messages_per_second: u32,
     /// Messages a session may send in a burst above the sustained rate.
     pub message_burst: u32,
+    /// A socket write that takes longer than this means the peer stopped reading: the connection is dropped,
+    /// seconds.
+    pub write_timeout_seconds: u64,
     /// Frames waiting to be written to one connection; a reader slower than that is closed (4503).
     pub outbound_queue: usize,
     /// Messages older than this are purged from inboxes, seconds.
@@ -71,6 +75,7 @@ impl Default for RealtimeConfig {
             max_frame_bytes: 32 * 1024,
             messages_per_second: 20,
             message_burst: 40,
+            write_timeout_seconds: 10,
             outbound_queue: 256,
             retention_seconds: 30 * 24 * 3600,
             retention_per_user: 1000,

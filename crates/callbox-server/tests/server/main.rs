@@ -8,6 +8,7 @@ mod client_api;
 mod dashboard;
 mod hostile;
 mod platform;
+mod realtime;
 mod scale;
 mod store;
 mod support;
