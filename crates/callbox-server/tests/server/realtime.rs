@@ -768,3 +768,96 @@ async fn the_operator_lists_and_drops_a_users_connections() {
     let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("callbox_realtime_connections"), "{metrics}");
 }
+
+// ----- two nodes on PostgreSQL + Redis -----------------------------------------------------------------------
+
+mod two_nodes {
+    use super::*;
+    use crate::scale::{engines, two_nodes, SERIAL};
+
+    #[tokio::test]
+    async fn alice_on_a_and_bob_on_b_exchange_messages_and_receipts_and_bob_resumes_on_a() {
+        let Some(engines) = engines() else { return };
+        let _serial = SERIAL.lock().await;
+        let (a, b, _dirs) = two_nodes(&engines).await;
+        assert!(a.callbox.realtime.clustered() && b.callbox.realtime.clustered());
+        let app = a.create_app(json!({})).await;
+        let alice = a.session(&app.ticket("alice")).await;
+        let bob = b.session(&app.ticket("bob")).await;
+        let mut alice_a = connect(&a, &alice, None).await;
+        let mut alice_b = connect(&b, &alice, None).await; // alice's second device, on the other node
+        let mut bob_b = connect(&b, &bob, None).await;
+
+        let mut ids = Vec::new();
+        for n in 0..10 {
+            let accepted = alice_a.send_message(&format!("r{n}"), json!(["bob"]), &format!("m{n}")).await;
+            ids.push(accepted["messageId"].clone());
+        }
+        for (n, id) in ids.iter().enumerate() {
+            let incoming = bob_b.expect("message").await;
+            assert_eq!(&incoming["messageId"], id, "in order across nodes");
+            assert_eq!(incoming["seq"], n as u64 + 1);
+            assert_eq!(&alice_b.expect("message").await["messageId"], id, "the other device, on node B");
+            bob_b.send(json!({ "type": "message.received", "messageId": id, "seq": n + 1 })).await;
+        }
+        for (n, id) in ids.iter().enumerate() {
+            let receipt = alice_a.expect("message.receipt").await;
+            assert_eq!(&receipt["messageId"], id);
+            assert_eq!(receipt["status"], "delivered");
+            assert_eq!(receipt["seq"], n as u64 + 1);
+        }
+        // Bob replies from B; alice's devices on both nodes get it.
+        bob_b.send_message("reply", json!(["alice"]), "hi alice").await;
+        for device in [&mut alice_a, &mut alice_b] {
+            loop {
+                let frame = device.next().await;
+                if frame["type"] == "message" && frame["senderId"] == "bob" {
+                    assert_eq!(frame["text"], "hi alice");
+                    break;
+                }
+            }
+        }
+        // Bob goes offline on B; three more; he comes back on A and resumes after what he saw.
+        drop(bob_b);
+        for n in 0..3 {
+            alice_a.send_message(&format!("o{n}"), json!(["bob"]), &format!("offline {n}")).await;
+        }
+        let mut bob_a = connect(&a, &bob, Some(10)).await;
+        for n in 0..3 {
+            let incoming = bob_a.expect("message").await;
+            assert_eq!(incoming["text"], format!("offline {n}"));
+            assert_eq!(incoming["seq"], 11 + n);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_revocation_on_node_a_closes_the_socket_on_node_b_within_a_second() {
+        let Some(engines) = engines() else { return };
+        let _serial = SERIAL.lock().await;
+        let (a, b, _dirs) = two_nodes(&engines).await;
+        let app = a.create_app(json!({})).await;
+        let bob = b.session(&app.ticket("bob")).await;
+        let carol = b.session(&app.ticket("carol")).await;
+        let bob_b = connect(&b, &bob, None).await;
+        let carol_b = connect(&b, &carol, None).await;
+
+        let started = Instant::now();
+        let path = format!("/admin/v1/apps/{}/sessions/{}", app.key, bob.id);
+        assert_eq!(a.admin(Method::DELETE, &path, None).await.status(), 204);
+        assert_closed(&bob_b.closed_within(Duration::from_secs(1)).await, 4401, "session_revoked");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+
+        // A user revoke on A, too.
+        let started = Instant::now();
+        let path = format!("/admin/v1/apps/{}/sessions/revoke", app.key);
+        assert_eq!(a.admin(Method::POST, &path, Some(json!({ "userId": "carol" }))).await.status(), 200);
+        assert_closed(&carol_b.closed_within(Duration::from_secs(1)).await, 4401, "session_revoked");
+        assert!(started.elapsed() < Duration::from_secs(1));
+
+        // Deleting the app on A closes its sockets on B.
+        let dave = b.session(&app.ticket("dave")).await;
+        let dave_b = connect(&b, &dave, None).await;
+        assert_eq!(a.admin(Method::DELETE, &format!("/admin/v1/apps/{}", app.key), None).await.status(), 204);
+        assert_closed(&dave_b.closed_within(Duration::from_secs(1)).await, 4401, "unknown_application");
+    }
+}
