@@ -635,11 +635,12 @@ function servicesFor(capabilities) {
   if (capabilities.video) services.video = true;
   return services;
 }
-var SESSION_ENDED_REASONS = /* @__PURE__ */ new Set([
+var FINAL_REFUSALS = /* @__PURE__ */ new Set([
   "session_revoked",
   "session_expired",
   "user_disabled",
   "unknown_application",
+  "origin_not_allowed",
   "capability_not_granted",
   "unauthorized",
   "forbidden"
@@ -888,6 +889,7 @@ var RealtimeConnection = class {
       this.#hooks.log("warn", "realtime: ignored a frame without a type");
       return;
     }
+    if (frame.type !== "error") this.#lastError = null;
     switch (frame.type) {
       case "ping":
         this.#sendRaw({ type: "pong" });
@@ -1087,9 +1089,10 @@ var MessageClient = class {
   }
   /**
    * Sends a message; resolves to it, with `messageId` and `timestamp` set, once Callbox stored it. Sent while
-   * the connection is down, it goes out when it is back. `.fail()` receives a `CallboxError` such as
-   * `too_many_recipients`, `payload_too_large`, `rate_limited` (with `retryAfter`), or the retryable
-   * `connection_lost` when the connection dropped before Callbox answered.
+   * the connection is down, it goes out when it is back (within `requestTimeoutMs`, 30 s). `.fail()` receives a
+   * `CallboxError` such as `payload_too_large` (text, headers, or too many recipients), `rate_limited` (with `retryAfter`; the message
+   * was not taken), or the retryable `connection_lost` or `timeout` when Callbox did not answer: the message may
+   * or may not have been taken, and sending it again makes a second one if it was.
    */
   send(message) {
     return CallboxPromise.from(
@@ -1686,7 +1689,7 @@ var Client = class {
         return false;
       }
     }
-    return !SESSION_ENDED_REASONS.has(error.reason);
+    return !FINAL_REFUSALS.has(error.reason);
   }
   /** The server ended the session: forget it and tell the listeners. */
   #ended(error) {

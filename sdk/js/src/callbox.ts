@@ -436,12 +436,16 @@ interface RealtimeHooks {
   ended(error: CallboxError): void;
 }
 
-/** The reasons after which connecting again can only fail the same way. */
-const SESSION_ENDED_REASONS = new Set([
+/**
+ * Refusals after which connecting again can only fail the same way: the session ended (docs/realtime.md §5), or
+ * this page may not use the application (its origin is not allowed).
+ */
+const FINAL_REFUSALS = new Set([
   "session_revoked",
   "session_expired",
   "user_disabled",
   "unknown_application",
+  "origin_not_allowed",
   "capability_not_granted",
   "unauthorized",
   "forbidden",
@@ -736,6 +740,8 @@ export class RealtimeConnection {
       this.#hooks.log("warn", "realtime: ignored a frame without a type");
       return;
     }
+    // Only an error frame right before a close says why the server closed.
+    if (frame.type !== "error") this.#lastError = null;
     switch (frame.type) {
       case "ping":
         this.#sendRaw({ type: "pong" });
@@ -1019,9 +1025,10 @@ export class MessageClient {
 
   /**
    * Sends a message; resolves to it, with `messageId` and `timestamp` set, once Callbox stored it. Sent while
-   * the connection is down, it goes out when it is back. `.fail()` receives a `CallboxError` such as
-   * `too_many_recipients`, `payload_too_large`, `rate_limited` (with `retryAfter`), or the retryable
-   * `connection_lost` when the connection dropped before Callbox answered.
+   * the connection is down, it goes out when it is back (within `requestTimeoutMs`, 30 s). `.fail()` receives a
+   * `CallboxError` such as `payload_too_large` (text, headers, or too many recipients), `rate_limited` (with `retryAfter`; the message
+   * was not taken), or the retryable `connection_lost` or `timeout` when Callbox did not answer: the message may
+   * or may not have been taken, and sending it again makes a second one if it was.
    */
   send(message: Message): CallboxPromise<Message> {
     return CallboxPromise.from(
@@ -1697,7 +1704,7 @@ export class Client {
         return false;
       }
     }
-    return !SESSION_ENDED_REASONS.has(error.reason);
+    return !FINAL_REFUSALS.has(error.reason);
   }
 
   /** The server ended the session: forget it and tell the listeners. */

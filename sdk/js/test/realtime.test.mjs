@@ -187,7 +187,7 @@ test("messaging: send() resolves on message.accepted; an error frame with its re
     onFrame: (conn, frame) => {
       if (frame.type !== "message.send") return;
       if (frame.recipients.length > 3) {
-        conn.send({ type: "error", ref: frame.ref, errorCode: 40000, reason: "too_many_recipients", message: "at most 3 recipients", retryable: false });
+        conn.send({ type: "error", ref: frame.ref, errorCode: 41300, reason: "payload_too_large", message: "too many recipients: at most 3", retryable: false });
       } else {
         conn.send({ type: "message.accepted", ref: frame.ref, messageId: `m-${frame.text}`, timestamp: "2026-12-03T06:00:01.250Z" });
       }
@@ -215,8 +215,9 @@ test("messaging: send() resolves on message.accepted; an error frame with its re
     messaging.send(messaging.newMessage(["b", "c", "d", "e"], "too many")).then(() => resolve("sent")).fail(resolve);
   });
   assert.ok(refused instanceof CallboxError);
-  assert.equal(refused.reason, "too_many_recipients");
-  assert.equal(refused.code, 40000);
+  assert.equal(refused.reason, "payload_too_large");
+  assert.equal(refused.code, 41300);
+  assert.equal(refused.message, "too many recipients: at most 3");
   assert.throws(() => messaging.newMessage([], "x"), (e) => e.reason === "invalid_argument");
   assert.throws(() => messaging.newMessage("bob", 42), (e) => e.reason === "invalid_argument");
 });
@@ -630,4 +631,22 @@ test("realtime: a 4429 rate_limited close waits out retryAfter before connecting
   await until(() => client.getConnectionState() === "connected", "connected", 4000);
   const waited = server.state.connections[1].at - server.state.connections[0].at;
   assert.ok(waited >= 950, `waited ${waited} ms, the server asked for 1 s`);
+});
+
+test("realtime: a page whose origin the application does not allow (4403 origin_not_allowed) stops instead of retrying", async (t) => {
+  const server = await fakeCallbox({
+    onConnection: (conn) => {
+      conn.send({ type: "error", errorCode: 40300, reason: "origin_not_allowed", message: "m", retryable: false });
+      conn.ws.close(4403, "origin_not_allowed");
+      return false;
+    },
+  });
+  const failed = [];
+  const { client } = await startedClient(t, server);
+  client.addListener({ onClientFailed: (_c, error) => failed.push(error.reason) });
+  await until(() => failed.length === 1, "failed");
+  await sleep(200);
+  assert.deepEqual(failed, ["origin_not_allowed"]);
+  assert.equal(server.state.connections.length, 1);
+  assert.equal(client.getConnectionState(), "stopped");
 });
