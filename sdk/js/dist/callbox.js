@@ -1090,9 +1090,9 @@ var MessageClient = class {
   /**
    * Sends a message; resolves to it, with `messageId` and `timestamp` set, once Callbox stored it. Sent while
    * the connection is down, it goes out when it is back (within `requestTimeoutMs`, 30 s). `.fail()` receives a
-   * `CallboxError` such as `payload_too_large` (text, headers, or too many recipients), `rate_limited` (with `retryAfter`; the message
-   * was not taken), or the retryable `connection_lost` or `timeout` when Callbox did not answer: the message may
-   * or may not have been taken, and sending it again makes a second one if it was.
+   * `CallboxError` such as `payload_too_large` (text, headers, or too many recipients), `rate_limited` (with
+   * `retryAfter`; the message was not taken), or the retryable `connection_lost` or `timeout` when Callbox did
+   * not answer: the message may or may not have been taken, and sending it again makes a second one if it was.
    */
   send(message) {
     return CallboxPromise.from(
