@@ -740,7 +740,8 @@ var RealtimeConnection = class {
     let queued = 0;
     for (const pending of this.#pending.values()) if (!pending.sent) queued += 1;
     if (queued >= MAX_QUEUED) {
-      return Promise.reject(new CallboxError(0, "queue_full", `${MAX_QUEUED} requests already wait for the connection`, true));
+      const message = `${MAX_QUEUED} requests already wait for the connection`;
+      return Promise.reject(new CallboxError(0, "queue_full", message, true));
     }
     const ref = `r${++this.#refCounter}`;
     const withRef = { ...frame, ref };
@@ -1158,7 +1159,8 @@ var MessageClient = class {
     const recipientIds = Array.isArray(frame.recipientIds) ? frame.recipientIds.filter((id) => typeof id === "string") : [];
     const fresh = this.#seenMessages.add(messageId);
     if (fresh) {
-      const headers = frame.headers && typeof frame.headers === "object" && !Array.isArray(frame.headers) ? frame.headers : {};
+      const isObject = frame.headers && typeof frame.headers === "object" && !Array.isArray(frame.headers);
+      const headers = isObject ? frame.headers : {};
       const message = new Message(
         messageId,
         typeof frame.senderId === "string" ? frame.senderId : "",

@@ -575,7 +575,8 @@ export class RealtimeConnection {
     let queued = 0;
     for (const pending of this.#pending.values()) if (!pending.sent) queued += 1;
     if (queued >= MAX_QUEUED) {
-      return Promise.reject(new CallboxError(0, "queue_full", `${MAX_QUEUED} requests already wait for the connection`, true));
+      const message = `${MAX_QUEUED} requests already wait for the connection`;
+      return Promise.reject(new CallboxError(0, "queue_full", message, true));
     }
     const ref = `r${++this.#refCounter}`;
     const withRef = { ...frame, ref };
@@ -1070,7 +1071,10 @@ export class MessageClient {
     return CallboxPromise.from(this.#context.client.call("GET", "/v1/configuration/user").then((r) => r.body));
   }
 
-  #emit<K extends keyof MessageClientListener>(name: K, value: Parameters<NonNullable<MessageClientListener[K]>>[0]): void {
+  #emit<K extends keyof MessageClientListener>(
+    name: K,
+    value: Parameters<NonNullable<MessageClientListener[K]>>[0],
+  ): void {
     for (const listener of [...this.#listeners]) {
       const fn = listener[name] as ((v: typeof value) => void) | undefined;
       if (typeof fn !== "function") continue;
@@ -1106,7 +1110,8 @@ export class MessageClient {
       : [];
     const fresh = this.#seenMessages.add(messageId);
     if (fresh) {
-      const headers = frame.headers && typeof frame.headers === "object" && !Array.isArray(frame.headers) ? frame.headers : {};
+      const isObject = frame.headers && typeof frame.headers === "object" && !Array.isArray(frame.headers);
+      const headers = isObject ? frame.headers : {};
       const message = new Message(
         messageId,
         typeof frame.senderId === "string" ? frame.senderId : "",
@@ -1625,7 +1630,10 @@ export class Client {
     // A renewal goes at the margin before expiry, but never before half the lifetime left: a session shorter
     // than the margin is not renewed in a tight loop.
     const delay =
-      retryMs ?? (provider ? Math.max(0, remaining - this.#refreshMarginMs) : Math.max(remaining - this.#refreshMarginMs, remaining / 2, 0));
+      retryMs ??
+      (provider
+        ? Math.max(0, remaining - this.#refreshMarginMs)
+        : Math.max(remaining - this.#refreshMarginMs, remaining / 2, 0));
     // Timers beyond ~24.8 days overflow; a session that long is refreshed on the next call instead.
     if (delay > 2 ** 31 - 1) return;
     const timer = setTimeout(() => {
