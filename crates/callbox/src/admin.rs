@@ -55,7 +55,7 @@ pub struct Connection {
     data: PathBuf,
     /// Print the server's JSON answer instead of text (commands whose answer is empty print nothing).
     #[arg(long, global = true, help_heading = "Admin API")]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 fn hidden_text(text: &str) -> Result<SecretText, std::convert::Infallible> {
@@ -376,7 +376,7 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// An authenticated admin API client.
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     /// The server URL without a trailing slash.
     base: String,
@@ -386,7 +386,7 @@ struct Client {
 }
 
 impl Client {
-    fn new(connection: &Connection) -> anyhow::Result<Self> {
+    pub(crate) fn new(connection: &Connection) -> anyhow::Result<Self> {
         let url = reqwest::Url::parse(&connection.server)
             .map_err(|error| usage(format!("--server {}: not a URL ({error})", connection.server)))?;
         match url.scheme() {
@@ -434,7 +434,7 @@ impl Client {
     }
 
     /// Sends one admin call; `Ok(None)` for an empty answer (204).
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -467,7 +467,7 @@ impl Client {
         Err(self.api_error(status, &bytes))
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
+    pub(crate) async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
         self.call(Method::GET, path, query, None).await?.ok_or_else(|| self.empty_answer(path))
     }
 
@@ -526,7 +526,7 @@ fn snippet(bytes: &[u8]) -> String {
 }
 
 /// Percent-encodes one path segment (an application key, user id, secret or session id).
-fn segment(what: &str, value: &str) -> anyhow::Result<String> {
+pub(crate) fn segment(what: &str, value: &str) -> anyhow::Result<String> {
     if value.is_empty() {
         return Err(usage(format!("the {what} must not be empty")));
     }
@@ -537,17 +537,17 @@ fn segment(what: &str, value: &str) -> anyhow::Result<String> {
     Ok(utf8_percent_encode(value, SEGMENT).to_string())
 }
 
-fn app_path(key: &str) -> anyhow::Result<String> {
+pub(crate) fn app_path(key: &str) -> anyhow::Result<String> {
     Ok(format!("/apps/{}", segment("application key", key)?))
 }
 
-fn print_json(value: &Value) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
 /// A JSON value as a table cell: strings bare, null as `-`, arrays comma-separated.
-fn cell(value: Option<&Value>) -> String {
+pub(crate) fn cell(value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Null) => "-".into(),
         Some(Value::String(text)) => text.clone(),
@@ -559,7 +559,7 @@ fn cell(value: Option<&Value>) -> String {
     }
 }
 
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|header| header.chars().count()).collect();
     for row in rows {
         for (width, value) in widths.iter_mut().zip(row) {
@@ -576,7 +576,7 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-fn list<'a>(body: &'a Value, field: &str) -> &'a [Value] {
+pub(crate) fn list<'a>(body: &'a Value, field: &str) -> &'a [Value] {
     body.get(field).and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
 

@@ -331,6 +331,9 @@ fn every_command_has_help() {
         &["session", "--help"],
         &["session", "list", "--help"],
         &["session", "revoke", "--help"],
+        &["connection", "--help"],
+        &["connection", "list", "--help"],
+        &["connection", "drop", "--help"],
     ] {
         let output = callbox(path, None);
         assert_eq!(code(&output), 0, "{path:?}");
@@ -341,4 +344,5 @@ fn every_command_has_help() {
 mod admin_e2e;
 mod cluster;
 mod crash;
+mod realtime;
 mod served;
