@@ -905,6 +905,8 @@ impl Store for SqlStore {
         at: DateTime<Utc>,
     ) -> StoreResult<Option<(String, InboxEntry)>> {
         let seq_value = to_i64(seq, "inbox sequence")?;
+        // The entry handed back is the one stored: milliseconds, like a later read of it.
+        let at = from_millis(to_millis(at))?;
         let _writer = self.sqlite_writer().await;
         let mut tx = self.begin_write().await?;
         // One statement decides "first confirmation" on both engines (no read-then-write window).

@@ -288,6 +288,35 @@ async fn order_is_kept_per_pair_and_offline_messages_arrive_on_the_next_connecti
 }
 
 #[tokio::test]
+async fn an_entry_whose_live_copy_was_lost_is_read_from_the_store_and_order_holds() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let alice = server.session(&app.ticket("alice")).await;
+    let bob = server.session(&app.ticket("bob")).await;
+    let mut a = connect(&server, &alice, None).await;
+    let mut b = connect(&server, &bob, None).await;
+    a.send_message("r1", json!(["bob"]), "one").await;
+    assert_eq!(b.expect("message").await["seq"], 1);
+    // Committed without any fan-out: what a publish lost between nodes looks like to bob's connection.
+    let lost = callbox_server::store::MessageRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        app_key: app.key.clone(),
+        sender_id: "carol".into(),
+        recipient_ids: vec!["bob".into()],
+        text: "two".into(),
+        headers: "{}".into(),
+        created_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap(),
+    };
+    assert_eq!(server.callbox.store.append_message(&lost).await.unwrap(), [2]);
+    a.send_message("r3", json!(["bob"]), "three").await;
+    let second = b.expect("message").await;
+    assert_eq!((second["seq"].as_u64(), second["text"].as_str()), (Some(2), Some("two")));
+    assert_eq!(second["messageId"], lost.id.as_str());
+    let third = b.expect("message").await;
+    assert_eq!((third["seq"].as_u64(), third["text"].as_str()), (Some(3), Some("three")));
+}
+
+#[tokio::test]
 async fn unknown_recipients_and_users_of_other_apps_fail_alike_when_the_app_has_platform_users() {
     let server = start().await;
     let app = server.create_app(json!({})).await;
@@ -605,6 +634,68 @@ async fn retention_purges_by_age_and_by_count_per_user() {
     assert_eq!(b.expect("message").await["seq"], 6);
 }
 
+/// The inbox operations of a store, whatever the engine: sequence numbers, atomic confirmation with exactly one
+/// receipt, reads with and without confirmed entries, retention.
+pub async fn inbox_conformance(store: &dyn callbox_server::store::Store, app_key: &str) {
+    use callbox_server::store::{InboxItem, MessageRecord, StoreError};
+    let message = |text: &str, to: &[&str]| MessageRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        app_key: app_key.to_owned(),
+        sender_id: "alice".into(),
+        recipient_ids: to.iter().map(|r| (*r).to_owned()).collect(),
+        text: text.into(),
+        headers: r#"{"k":1}"#.into(),
+        created_at: chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap(),
+    };
+    let first = message("one", &["bob", "carol"]);
+    assert_eq!(store.append_message(&first).await.unwrap(), [1, 1]);
+    let second = message("two", &["carol", "bob"]);
+    assert_eq!(store.append_message(&second).await.unwrap(), [2, 2], "in the caller's order");
+    assert_eq!(store.inbox_last_seq(app_key, "bob").await.unwrap(), 2);
+    assert_eq!(store.inbox_last_seq(app_key, "nobody").await.unwrap(), 0);
+    let read = store.read_inbox(app_key, "bob", 0, 10, false).await.unwrap();
+    assert_eq!(read.len(), 2);
+    assert_eq!(read[0].item, InboxItem::Message(first.clone()), "stored exactly");
+
+    let (sender, receipt) = store.confirm_delivery(app_key, "bob", 1, &first.id, Utc::now()).await.unwrap().unwrap();
+    assert_eq!(sender, "alice");
+    assert_eq!(receipt.seq, 1, "the first entry of alice's inbox");
+    assert!(matches!(&receipt.item, InboxItem::Receipt { message_id, recipient_id, .. }
+        if message_id == &first.id && recipient_id == "bob"));
+    assert_eq!(store.confirm_delivery(app_key, "bob", 1, &first.id, Utc::now()).await.unwrap(), None, "once");
+    assert!(matches!(
+        store.confirm_delivery(app_key, "bob", 1, &second.id, Utc::now()).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.confirm_delivery(app_key, "bob", 9, &first.id, Utc::now()).await,
+        Err(StoreError::NotFound)
+    ));
+    let unconfirmed = store.read_inbox(app_key, "bob", 0, 10, true).await.unwrap();
+    assert_eq!(unconfirmed.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    assert_eq!(store.read_inbox(app_key, "alice", 0, 10, false).await.unwrap(), [receipt]);
+    assert_eq!(store.read_inbox(app_key, "bob", 1, 10, false).await.unwrap().len(), 1, "after a cursor");
+
+    // Retention: keep one per user (bob 2 → 1, carol 2 → 1, alice 1). Purges are store-wide: a shared database
+    // may hold other tests' entries too, so the counts are lower bounds.
+    assert!(store.purge_inbox(Utc::now() - chrono::Duration::days(1), 1).await.unwrap() >= 2);
+    assert_eq!(store.read_inbox(app_key, "bob", 0, 10, false).await.unwrap()[0].seq, 2);
+    assert_eq!(store.read_inbox(app_key, "alice", 0, 10, false).await.unwrap().len(), 1);
+    assert_eq!(store.read_inbox(app_key, "carol", 0, 10, false).await.unwrap()[0].seq, 2);
+    assert!(store.purge_inbox(Utc::now() + chrono::Duration::seconds(1), 1000).await.unwrap() >= 3);
+    assert!(store.read_inbox(app_key, "alice", 0, 10, false).await.unwrap().is_empty());
+    assert!(store.read_inbox(app_key, "bob", 0, 10, false).await.unwrap().is_empty());
+    assert_eq!(store.append_message(&message("three", &["bob"])).await.unwrap(), [3], "never reused");
+    assert_eq!(store.known_users(app_key, &["bob".into(), "zed".into()]).await.unwrap(), ["bob"], "bob has an inbox");
+}
+
+#[tokio::test]
+async fn the_sqlite_store_keeps_inboxes_as_documented() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    inbox_conformance(&*server.callbox.store, &app.key).await;
+}
+
 // ----- revocation reaches the socket -------------------------------------------------------------------------
 
 async fn revocation_case(
@@ -828,6 +919,15 @@ mod two_nodes {
             assert_eq!(incoming["text"], format!("offline {n}"));
             assert_eq!(incoming["seq"], 11 + n);
         }
+    }
+
+    #[tokio::test]
+    async fn the_postgres_store_keeps_inboxes_as_documented() {
+        let Some(engines) = engines() else { return };
+        let _serial = SERIAL.lock().await;
+        let (a, _b, _dirs) = two_nodes(&engines).await;
+        let app = a.create_app(json!({})).await;
+        inbox_conformance(&*a.callbox.store, &app.key).await;
     }
 
     #[tokio::test]
