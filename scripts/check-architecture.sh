@@ -2,7 +2,8 @@
 # Fails when an import points the wrong way between the floors of docs/architecture.md:
 #   http/ (handlers)  ->  domain/ (+ audit, passwords, limits, crypto)  ->  store/  ;  everything -> callbox-core
 # - the domain and its services speak no HTTP: no axum, tower, hyper, utoipa or callbox-wire, no serde derives;
-# - handlers reach the store only through the domain: nothing in http/ names crate::store or a `.store` field;
+# - handlers (http/, and the realtime connection) reach the store only through the domain: they name no
+#   crate::store and no `.store` field;
 # - the pure core reads no clock and does no I/O: it builds alone without chrono's `clock` feature, tokio or sqlx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,9 @@ domain_files=("$server"/domain "$server"/audit.rs "$server"/passwords.rs "$serve
 if hits=$(grep -rnE '\b(axum|tower|tower_http|hyper|utoipa|callbox_wire)::|derive\([^)]*(Serialize|Deserialize|ToSchema)' "${domain_files[@]}"); then
   fail "the domain must not speak HTTP or the wire (axum/tower/hyper/utoipa/callbox_wire/serde derives):"; echo "$hits" >&2
 fi
-if hits=$(grep -rnE 'crate::store\b|\.store\b|callbox_server::store|\bStore\b' "$server"/http); then
-  fail "http/ must reach the store only through the domain:"; echo "$hits" >&2
+front_ends=("$server"/http "$server"/realtime/connection.rs "$server"/realtime/admin.rs "$server"/realtime/frames.rs)
+if hits=$(grep -rnE 'crate::store\b|\.store\b|callbox_server::store|\bStore\b' "${front_ends[@]}"); then
+  fail "http/ and the realtime connection must reach the store only through the domain:"; echo "$hits" >&2
 fi
 if hits=$(grep -rnE 'Utc::now|Local::now|SystemTime::now|\btokio\b|\bsqlx\b|std::fs|std::net' crates/callbox-core/src); then
   fail "the core must not read the clock or do I/O:"; echo "$hits" >&2

@@ -2,6 +2,8 @@
 //!
 //! Loopback only: [`target`] refuses any URL whose host is not `127.0.0.1`, `::1` or `localhost`.
 
+pub mod realtime;
+
 use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
 use callbox_core::signing::{self, SignedParts};

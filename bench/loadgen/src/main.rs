@@ -64,6 +64,49 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Holds idle authenticated realtime connections and reports the server's memory per connection.
+    RealtimeIdle {
+        /// Base URL of the Callbox under test (loopback only).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Admin token (an app is created for the run).
+        #[arg(long, env = "CALLBOX_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+        /// Connections to open (one session each).
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        /// The server's process id, to sample its RSS before and after.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Seconds to hold them after the sample.
+        #[arg(long, default_value_t = 0.0)]
+        hold: f64,
+        /// Also write the JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// 1:1 realtime messages (acknowledged after the commit, confirmed by the receiver): delivered a second and
+    /// delivery latency.
+    RealtimeMessages {
+        /// Base URL of the Callbox under test (loopback only).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Admin token (an app is created for the run).
+        #[arg(long, env = "CALLBOX_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+        /// Sender → receiver pairs.
+        #[arg(long, default_value_t = 16)]
+        pairs: usize,
+        /// Unacknowledged messages each sender keeps in flight.
+        #[arg(long, default_value_t = 4)]
+        window: usize,
+        /// Seconds to send.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Also write the JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Prints the resident set size of a process as JSON.
     Rss {
         /// Process id.
@@ -153,6 +196,13 @@ async fn main() -> anyhow::Result<()> {
             let result = run_scenario(scenario, &options).await?;
             write_out(&result, out.as_ref())
         }
+        Command::RealtimeIdle { url, admin_token, connections, pid, hold, out } => {
+            write_out(&callbox_loadgen::realtime::idle(&url, &admin_token, connections, pid, hold).await?, out.as_ref())
+        }
+        Command::RealtimeMessages { url, admin_token, pairs, window, duration, out } => write_out(
+            &callbox_loadgen::realtime::messages(&url, &admin_token, pairs, window, duration).await?,
+            out.as_ref(),
+        ),
         Command::Rss { pid, label, sessions, out } => write_out(&rss(pid, &label, sessions)?, out.as_ref()),
         Command::Sessions { db } => {
             println!("{}", live_sessions(&db).await?);

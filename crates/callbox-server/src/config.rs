@@ -38,6 +38,8 @@ pub struct Config {
     pub login: LoginConfig,
     /// The read cache of sessions and applications.
     pub cache: CacheConfig,
+    /// The realtime connection (`/v1/realtime`): limits, heartbeats, message retention (docs/realtime.md).
+    pub realtime: crate::realtime::RealtimeConfig,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             passwords: PasswordConfig::default(),
             login: LoginConfig::default(),
             cache: CacheConfig::default(),
+            realtime: crate::realtime::RealtimeConfig::default(),
         }
     }
 }

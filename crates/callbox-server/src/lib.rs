@@ -29,6 +29,7 @@ pub mod http;
 pub mod limits;
 pub mod openapi;
 pub mod passwords;
+pub mod realtime;
 pub mod store;
 
 use crate::config::{Config, LogFormat};
@@ -170,6 +171,12 @@ pub async fn open_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<(
     // domain exists.
     let callbox = Callbox::new(store, master, config.clone(), shared_limits, clock)
         .map_err(|e| ServeError::Argon2(e.to_string()))?;
+    let redis_url = config.redis_url.as_ref().map(|url| url.0.as_str());
+    callbox
+        .realtime()
+        .start(redis_url)
+        .await
+        .map_err(|error| ServeError::Bootstrap(format!("realtime fan-out: {error}")))?;
     if config.demo_app {
         if let Some(created) =
             callbox.bootstrap_demo_app().await.map_err(|e| ServeError::Bootstrap(e.message.to_string()))?

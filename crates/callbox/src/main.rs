@@ -1,6 +1,7 @@
 //! `callbox`: the Callbox server, the ticket debugger and the admin client, in one binary.
 
 mod admin;
+mod realtime_cli;
 mod serve;
 mod ticket;
 
@@ -32,6 +33,8 @@ enum Command {
     User(admin::UserArgs),
     /// List and revoke client sessions through the admin API.
     Session(admin::SessionArgs),
+    /// List and drop a user's live realtime connections through the admin API.
+    Connection(realtime_cli::ConnectionArgs),
 }
 
 /// An error in how the command was called (exit status 2), as opposed to a failed operation (exit status 1).
@@ -60,6 +63,7 @@ async fn main() -> ExitCode {
         Command::App(args) => admin::run_app(args).await,
         Command::User(args) => admin::run_user(args).await,
         Command::Session(args) => admin::run_session(args).await,
+        Command::Connection(args) => realtime_cli::run(args).await,
     };
     match outcome {
         Ok(code) => code,

@@ -24,6 +24,22 @@ export interface ClientOptions {
     refreshMarginSeconds?: number;
     /** The `fetch` to use (default the global one); for tests and unusual environments. */
     fetch?: typeof fetch;
+    /** The realtime connection's WebSocket class and timings (docs/realtime.md); the defaults suit browsers. */
+    realtime?: RealtimeOptions;
+}
+/** What `client.addListener()` takes; every member is optional. */
+export interface ClientListener {
+    /** `start()` succeeded. */
+    onClientStarted?(client: Client): void;
+    /**
+     * The session ended on the server's side (revoked, expired, user disabled, application deleted): the realtime
+     * connection was closed with this error and is not reopened. `onClientStopped` follows.
+     */
+    onClientFailed?(client: Client, error: CallboxError): void;
+    /** The client stopped: `error` is null after `terminate()`, else why the server ended the session. */
+    onClientStopped?(client: Client, error: CallboxError | null): void;
+    /** The realtime connection's state changed. */
+    onConnectionStateChanged?(client: Client, state: ConnectionState): void;
 }
 /** A session that `start()` can resume from, as `getSession()` returns it. */
 export interface SavedSession {
@@ -58,6 +74,9 @@ export type CredentialsProvider = () => Promise<Ticket> | Ticket;
 export type StartCredentials = Ticket | PasswordCredential | SavedSession | CredentialsProvider;
 /** A Promise that also has `.fail()` (an alias of `.catch()`), as the legacy SDK's promises do. */
 export declare class CallboxPromise<T> extends Promise<T> {
+    then<R1 = T, R2 = never>(onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null, onRejected?: ((reason: any) => R2 | PromiseLike<R2>) | null): CallboxPromise<R1 | R2>;
+    catch<R = never>(onRejected?: ((reason: any) => R | PromiseLike<R>) | null): CallboxPromise<T | R>;
+    finally(onFinally?: (() => void) | null): CallboxPromise<T>;
     /** Same as `.catch()`. */
     fail<R = never>(onRejected?: ((reason: any) => R | PromiseLike<R>) | null): CallboxPromise<T | R>;
     static from<T>(promise: PromiseLike<T>): CallboxPromise<T>;
@@ -90,6 +109,11 @@ export declare function contentMd5(body: string): string;
 export declare function stringToSign(method: string, md5: string, contentType: string, timestamp: string, path: string): string;
 /** `base64(HMAC-SHA256(base64decode(secret), UTF-8 message))` with WebCrypto. */
 export declare function hmacSha256Base64(secretBase64: string, message: string): Promise<string>;
+/**
+ * The signature of a realtime `auth` frame (docs/realtime.md): PROTOCOL §4 over
+ * `GET`, empty Content-MD5 and Content-Type, the timestamp, and the path `/v1/realtime/{nonce}`.
+ */
+export declare function signRealtimeAuth(secretBase64: string, nonce: string, timestamp: string): Promise<string>;
 /** What a signed request carries, for the given parts. */
 export interface SignedHeaders {
     contentMd5: string;
@@ -104,10 +128,163 @@ export interface CallResult<T = unknown> {
     status: number;
     body: T;
 }
-/** Messaging, for a session granted the `messaging` capability. */
+/**
+ * The part of the browser's `WebSocket` the SDK uses; the `ws` package's class has it too. (Handlers take `any`
+ * so that both classes, whose event types differ, fit.)
+ */
+export interface WebSocketLike {
+    readonly readyState: number;
+    onopen: ((event: any) => void) | null;
+    onmessage: ((event: any) => void) | null;
+    onclose: ((event: any) => void) | null;
+    onerror: ((event: any) => void) | null;
+    send(data: string): void;
+    close(code?: number, reason?: string): void;
+}
+/** A `WebSocket` constructor (the browser's by default). */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+/** Tuning of the realtime connection; the defaults suit browsers. */
+export interface RealtimeOptions {
+    /** The WebSocket class to use (default the global `WebSocket`); for Node and tests. */
+    WebSocket?: WebSocketConstructor;
+    /** A connection that sends no frame for this long is taken for dead and replaced (default 35000 ms). */
+    deadAfterMs?: number;
+    /** First reconnect delay (default 500 ms); it doubles with each failed attempt, with jitter. */
+    backoffInitialMs?: number;
+    /** Ceiling of the reconnect delay (default 30000 ms). */
+    backoffMaxMs?: number;
+    /** A request (such as a message send) not answered within this time fails with `timeout` (default 30000 ms). */
+    requestTimeoutMs?: number;
+}
+/**
+ * `idle` before the first connection, `connecting` until the server said `ready`, `connected`, `reconnecting`
+ * after a connection was lost (waiting out the backoff or connecting again), `stopped` for good.
+ */
+export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "stopped";
+/** One frame of the realtime connection: a JSON object with a `type`. */
+export interface Frame {
+    type: string;
+    [field: string]: unknown;
+}
+/** The `ready` frame: what the server granted this connection. */
+export interface ReadyFrame extends Frame {
+    type: "ready";
+    sessionId: string;
+    userId: string;
+    capabilities: string[];
+    expiresAt: string;
+    heartbeatSeconds: number;
+    /** The highest sequence number in this user's inbox when the connection opened. */
+    lastSeq?: number;
+    limits: Record<string, number>;
+}
+/** What the connection needs from the client that owns it. */
+interface RealtimeHooks {
+    url: string;
+    WebSocket: WebSocketConstructor;
+    /** The signed `auth` frame answering a challenge's nonce. */
+    authFrame(nonce: string, resumeAfter: number | null): Promise<Frame>;
+    log(level: LogMessage["level"], message: string): void;
+    stateChanged(state: ConnectionState): void;
+    /**
+     * The server refused or ended the session on this connection (close code 4401 or 4403). Resolves to true when
+     * the client mended it (clock resynchronized, session refreshed) and the connection should try again.
+     */
+    refused(error: CallboxError): Promise<boolean>;
+    /** The connection stopped for good after `refused` said not to try again. */
+    ended(error: CallboxError): void;
+}
+/** An `error` frame (a §7 body with `type` and maybe `ref`) as a `CallboxError`. */
+export declare function errorFromFrame(frame: Record<string, unknown>): CallboxError;
+/**
+ * The realtime connection of one client. Created by the client; features reach it through `on()`, `send()` and
+ * `request()`. Exported for the types; applications do not construct it.
+ */
+export declare class RealtimeConnection {
+    #private;
+    /** @internal */
+    constructor(hooks: RealtimeHooks, options?: RealtimeOptions);
+    get state(): ConnectionState;
+    /** What the server said in `ready` on the current connection, or null while not connected. */
+    get ready(): ReadyFrame | null;
+    /** The highest delivery sequence number handled so far (0 for none). */
+    get cursor(): number;
+    /** Calls `handler` with every frame of this `type`; returns the function that unsubscribes it. */
+    on(type: string, handler: (frame: Frame) => void): () => void;
+    /** Sends a frame on the authenticated connection; false (nothing sent) while not connected. */
+    send(frame: Frame): boolean;
+    /**
+     * Sends a frame with a fresh `ref` and resolves to the server's answer carrying that `ref` (an `error` answer
+     * rejects with its `CallboxError`). Made while not connected, it waits for the next connection; a connection
+     * lost after it was sent rejects it with the retryable `connection_lost` (it may or may not have been taken).
+     */
+    request(frame: Frame): Promise<Frame>;
+    /** Opens the connection (again, from a fresh cursor) for a new session. */
+    open(): void;
+    /** Closes the connection for good; requests not answered yet are rejected. */
+    stop(): void;
+}
+/** Small JSON headers of a message. */
+export type MessageHeaders = Record<string, unknown>;
+/** A message: made by `newMessage()` to send, or received. */
+export declare class Message {
+    /** Callbox's id: set once Callbox accepted the message (null before). */
+    messageId: string | null;
+    senderId: string;
+    recipientIds: string[];
+    textBody: string;
+    headers: MessageHeaders;
+    /** Callbox's time for the message (the local time of `newMessage()` until accepted). */
+    timestamp: Date;
+    /** @internal */
+    constructor(messageId: string | null, senderId: string, recipientIds: string[], textBody: string, headers: MessageHeaders, timestamp: Date);
+}
+/** A recipient received a message (its client confirmed it). */
+export interface MessageDeliveryInfo {
+    messageId: string;
+    recipientId: string;
+    timestamp: Date;
+}
+/** A message could not be delivered to a recipient, e.g. `unknown_user`. */
+export interface MessageFailureInfo {
+    messageId: string;
+    recipientId: string;
+    reason: string;
+    error: CallboxError;
+    timestamp: Date;
+}
+/** What `addEventListener` takes; every member is optional. */
+export interface MessageClientListener {
+    /** A message for this user, or one this user sent from another device. */
+    onIncomingMessage?(message: Message): void;
+    onMessageDelivered?(info: MessageDeliveryInfo): void;
+    onMessageFailed?(info: MessageFailureInfo): void;
+}
+/** What the client lends its message client. */
+interface MessagingContext {
+    client: Client;
+    connection: RealtimeConnection | null;
+    userId(): string;
+    log(level: LogMessage["level"], message: string): void;
+}
+/** Messaging, for a session granted the `messaging` capability; `client.getMessageClient()` returns it. */
 export declare class MessageClient {
     #private;
-    constructor(client: Client);
+    /** @internal */
+    constructor(context: MessagingContext);
+    /** A message to `recipients` (a user id or an array of them) with a text and optional small JSON headers. */
+    newMessage(recipients: string | string[], text: string, headers?: MessageHeaders): Message;
+    /**
+     * Sends a message; resolves to it, with `messageId` and `timestamp` set, once Callbox stored it. Sent while
+     * the connection is down, it goes out when it is back (within `requestTimeoutMs`, 30 s). `.fail()` receives a
+     * `CallboxError` such as `payload_too_large` (text, headers, or too many recipients), `rate_limited` (with
+     * `retryAfter`; the message was not taken), or the retryable `connection_lost` or `timeout` when Callbox did
+     * not answer: the message may or may not have been taken, and sending it again makes a second one if it was.
+     */
+    send(message: Message): CallboxPromise<Message>;
+    /** Adds a listener; the first one with `onIncomingMessage` also gets the messages that came before it. */
+    addEventListener(listener: MessageClientListener): void;
+    removeEventListener(listener: MessageClientListener): void;
     /** The realtime configuration Callbox hands this session (`GET /v1/configuration/user`). */
     getConfiguration(): CallboxPromise<unknown>;
 }
@@ -118,6 +295,11 @@ export declare class Client {
     readonly capabilities: Capabilities;
     readonly url: string;
     constructor(options: ClientOptions);
+    /** Adds a listener for the client's life: started, failed, stopped, connection state. */
+    addListener(listener: ClientListener): void;
+    removeListener(listener: ClientListener): void;
+    /** The realtime connection's state (`idle` when none was asked for, or no WebSocket is available). */
+    getConnectionState(): ConnectionState;
     /**
      * Starts a session from a ticket (`{userTicket}`, `{jwt}`, a bare JWT string), a username (or email, or
      * number) and password, a saved session (`getSession()`'s answer), or a credentials provider.
@@ -134,7 +316,10 @@ export declare class Client {
     newUser(user: PasswordCredential): CallboxPromise<UserTicket>;
     /** Ends the session on the server and forgets it here. */
     terminate(): CallboxPromise<void>;
-    /** Messaging; throws `capability_not_granted` when the session has no `messaging` capability. */
+    /**
+     * Messaging (the same object on every call); throws `capability_not_granted` when the session has no
+     * `messaging` capability.
+     */
     getMessageClient(): MessageClient;
     /** The user's identities (`GET /v1/user/profile`), a signed call. */
     getUserProfile(): CallboxPromise<unknown>;

@@ -465,6 +465,17 @@ var require_spark_md5 = __commonJS({
 var import_spark_md5 = __toESM(require_spark_md5(), 1);
 var VERSION = "0.1.0";
 var CallboxPromise = class _CallboxPromise extends Promise {
+  // `then`, `catch` and `finally` already return a CallboxPromise at run time (the species is the subclass);
+  // these signatures say so, so that `send(m).then(ok).fail(err)` type-checks as legacy code writes it.
+  then(onFulfilled, onRejected) {
+    return super.then(onFulfilled, onRejected);
+  }
+  catch(onRejected) {
+    return super.catch(onRejected);
+  }
+  finally(onFinally) {
+    return super.finally(onFinally);
+  }
   /** Same as `.catch()`. */
   fail(onRejected) {
     return this.catch(onRejected);
@@ -576,6 +587,9 @@ async function hmacSha256Base64(secretBase64, message) {
   const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(message));
   return bytesToBase64(new Uint8Array(mac));
 }
+function signRealtimeAuth(secretBase64, nonce, timestamp) {
+  return hmacSha256Base64(secretBase64, stringToSign("GET", "", "", timestamp, `/v1/realtime/${nonce}`));
+}
 async function signRequest(secretBase64, method, path, body, contentType, timestamp) {
   const md5 = contentMd5(body);
   const signature = await hmacSha256Base64(secretBase64, stringToSign(method, md5, contentType, timestamp, path));
@@ -621,14 +635,571 @@ function servicesFor(capabilities) {
   if (capabilities.video) services.video = true;
   return services;
 }
+var FINAL_REFUSALS = /* @__PURE__ */ new Set([
+  "session_revoked",
+  "session_expired",
+  "user_disabled",
+  "unknown_application",
+  "origin_not_allowed",
+  "capability_not_granted",
+  "unauthorized",
+  "forbidden"
+]);
+function errorCodeForClose(code) {
+  return code >= 4e3 && code < 5e3 ? (code - 4e3) * 100 : 0;
+}
+function errorFromFrame(frame) {
+  const code = typeof frame.errorCode === "number" ? frame.errorCode : 0;
+  const reason = typeof frame.reason === "string" ? frame.reason : "unknown_error";
+  const message = typeof frame.message === "string" ? frame.message : `Callbox refused: ${reason}`;
+  const retryable = typeof frame.retryable === "boolean" ? frame.retryable : reason === "rate_limited";
+  const retryAfter = typeof frame.retryAfter === "number" ? frame.retryAfter : null;
+  const serverTime = typeof frame.serverTime === "string" ? frame.serverTime : null;
+  return new CallboxError(code, reason, message, retryable, null, retryAfter, serverTime);
+}
+function connectionLost() {
+  return new CallboxError(0, "connection_lost", "the realtime connection was lost before Callbox answered", true);
+}
+var MAX_QUEUED = 1e3;
+function stoppedError() {
+  return localError("not_started", "the realtime connection is stopped: start() the client first");
+}
+function unrefTimer(timer) {
+  timer.unref?.();
+  return timer;
+}
+var OPEN = 1;
+var RealtimeConnection = class {
+  #hooks;
+  #deadAfterMs;
+  #backoffInitialMs;
+  #backoffMaxMs;
+  #requestTimeoutMs;
+  #handlers = /* @__PURE__ */ new Map();
+  /** Requests by ref, in the order they were made (a Map keeps insertion order: the queue is flushed in it). */
+  #pending = /* @__PURE__ */ new Map();
+  #state = "idle";
+  #socket = null;
+  #ready = null;
+  #readyAt = 0;
+  /** The highest `seq` handled: the `resumeAfter` of the next connection. */
+  #cursor = 0;
+  #attempt = 0;
+  #refCounter = 0;
+  /** The last `error` frame without a `ref`: it says why the server is about to close. */
+  #lastError = null;
+  #deadTimer = null;
+  #pingTimer = null;
+  #retryTimer = null;
+  #lastReceived = 0;
+  /** @internal */
+  constructor(hooks, options = {}) {
+    this.#hooks = hooks;
+    this.#deadAfterMs = options.deadAfterMs ?? 35e3;
+    this.#backoffInitialMs = options.backoffInitialMs ?? 500;
+    this.#backoffMaxMs = options.backoffMaxMs ?? 3e4;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 3e4;
+  }
+  get state() {
+    return this.#state;
+  }
+  /** What the server said in `ready` on the current connection, or null while not connected. */
+  get ready() {
+    return this.#ready;
+  }
+  /** The highest delivery sequence number handled so far (0 for none). */
+  get cursor() {
+    return this.#cursor;
+  }
+  /** Calls `handler` with every frame of this `type`; returns the function that unsubscribes it. */
+  on(type, handler) {
+    let set = this.#handlers.get(type);
+    if (!set) {
+      set = /* @__PURE__ */ new Set();
+      this.#handlers.set(type, set);
+    }
+    set.add(handler);
+    return () => {
+      set.delete(handler);
+    };
+  }
+  /** Sends a frame on the authenticated connection; false (nothing sent) while not connected. */
+  send(frame) {
+    const socket = this.#socket;
+    if (this.#state !== "connected" || !socket || socket.readyState !== OPEN) return false;
+    socket.send(JSON.stringify(frame));
+    return true;
+  }
+  /**
+   * Sends a frame with a fresh `ref` and resolves to the server's answer carrying that `ref` (an `error` answer
+   * rejects with its `CallboxError`). Made while not connected, it waits for the next connection; a connection
+   * lost after it was sent rejects it with the retryable `connection_lost` (it may or may not have been taken).
+   */
+  request(frame) {
+    if (this.#state === "stopped" || this.#state === "idle") return Promise.reject(stoppedError());
+    let queued = 0;
+    for (const pending of this.#pending.values()) if (!pending.sent) queued += 1;
+    if (queued >= MAX_QUEUED) {
+      const message = `${MAX_QUEUED} requests already wait for the connection`;
+      return Promise.reject(new CallboxError(0, "queue_full", message, true));
+    }
+    const ref = `r${++this.#refCounter}`;
+    const withRef = { ...frame, ref };
+    return new Promise((resolve, reject) => {
+      const timer = unrefTimer(
+        setTimeout(() => {
+          if (this.#pending.get(ref) !== pending) return;
+          this.#pending.delete(ref);
+          const message = pending.sent ? "Callbox did not answer in time (the request may or may not have been taken)" : "no connection to send the request on in time";
+          reject(new CallboxError(0, "timeout", message, true));
+        }, this.#requestTimeoutMs)
+      );
+      const pending = {
+        frame: withRef,
+        sent: false,
+        resolve: (answer) => {
+          clearTimeout(timer);
+          resolve(answer);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        }
+      };
+      this.#pending.set(ref, pending);
+      if (this.send(withRef)) pending.sent = true;
+    });
+  }
+  /** Opens the connection (again, from a fresh cursor) for a new session. */
+  open() {
+    this.#stopQuietly(stoppedError());
+    this.#cursor = 0;
+    this.#attempt = 0;
+    this.#setState("connecting");
+    this.#connect();
+  }
+  /** Closes the connection for good; requests not answered yet are rejected. */
+  stop() {
+    this.#stopQuietly(stoppedError());
+  }
+  // -- internals --------------------------------------------------------------------------------------------
+  #stopQuietly(error) {
+    const wasRunning = this.#state !== "idle" && this.#state !== "stopped";
+    this.#clearTimers();
+    if (this.#retryTimer !== null) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+    }
+    const socket = this.#detach();
+    if (socket) {
+      try {
+        socket.close(1e3, "terminated");
+      } catch {
+      }
+    }
+    for (const pending of this.#pending.values()) pending.reject(error);
+    this.#pending.clear();
+    if (wasRunning) this.#setState("stopped");
+  }
+  #setState(state) {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#hooks.stateChanged(state);
+  }
+  #connect() {
+    this.#retryTimer = null;
+    this.#ready = null;
+    this.#lastError = null;
+    let socket;
+    try {
+      socket = new this.#hooks.WebSocket(this.#hooks.url);
+    } catch {
+      this.#hooks.log("warn", "realtime: could not open a WebSocket");
+      this.#scheduleReconnect(0);
+      return;
+    }
+    this.#socket = socket;
+    this.#lastReceived = Date.now();
+    this.#armDeadTimer();
+    socket.onmessage = (event) => {
+      if (this.#socket === socket) this.#receive(event.data);
+    };
+    socket.onclose = (event) => {
+      if (this.#socket === socket) this.#closed(event.code, event.reason);
+    };
+    socket.onerror = () => {
+    };
+  }
+  /** Forgets the current socket (its late events are ignored from now on). */
+  #detach() {
+    const socket = this.#socket;
+    this.#socket = null;
+    this.#ready = null;
+    if (socket) {
+      socket.onmessage = null;
+      socket.onclose = null;
+      socket.onopen = null;
+      socket.onerror = () => {
+      };
+    }
+    return socket;
+  }
+  #clearTimers() {
+    if (this.#deadTimer !== null) {
+      clearTimeout(this.#deadTimer);
+      this.#deadTimer = null;
+    }
+    if (this.#pingTimer !== null) {
+      clearInterval(this.#pingTimer);
+      this.#pingTimer = null;
+    }
+  }
+  #armDeadTimer() {
+    if (this.#deadTimer !== null) clearTimeout(this.#deadTimer);
+    this.#deadTimer = unrefTimer(
+      setTimeout(() => {
+        this.#deadTimer = null;
+        this.#hooks.log("warn", `realtime: no frame for ${this.#deadAfterMs} ms, connecting again`);
+        const socket = this.#socket;
+        if (socket) {
+          this.#detach();
+          try {
+            socket.close(4408, "heartbeat_timeout");
+          } catch {
+          }
+        }
+        this.#closed(1006, "heartbeat_timeout");
+      }, this.#deadAfterMs)
+    );
+  }
+  #receive(data) {
+    this.#lastReceived = Date.now();
+    this.#armDeadTimer();
+    if (typeof data !== "string") {
+      this.#hooks.log("warn", "realtime: ignored a binary frame");
+      return;
+    }
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      this.#hooks.log("warn", "realtime: ignored a frame that is not JSON");
+      return;
+    }
+    if (!frame || typeof frame !== "object" || typeof frame.type !== "string") {
+      this.#hooks.log("warn", "realtime: ignored a frame without a type");
+      return;
+    }
+    if (frame.type !== "error") this.#lastError = null;
+    switch (frame.type) {
+      case "ping":
+        this.#sendRaw({ type: "pong" });
+        return;
+      case "pong":
+        return;
+      case "challenge":
+        this.#authenticate(frame);
+        return;
+      case "ready":
+        this.#becomeReady(frame);
+        break;
+      case "error":
+        if (this.#answer(frame)) return;
+        this.#lastError = frame;
+        this.#hooks.log("warn", `realtime: the server said ${String(frame.reason)}`);
+        break;
+      default:
+        if (this.#answer(frame)) return;
+    }
+    this.#dispatch(frame);
+  }
+  /** Settles the request this frame answers, if it carries a known `ref`. */
+  #answer(frame) {
+    if (typeof frame.ref !== "string") return false;
+    const pending = this.#pending.get(frame.ref);
+    if (!pending) return false;
+    this.#pending.delete(frame.ref);
+    if (frame.type === "error") pending.reject(errorFromFrame(frame));
+    else pending.resolve(frame);
+    return true;
+  }
+  #dispatch(frame) {
+    const handlers = this.#handlers.get(frame.type);
+    if (handlers) {
+      for (const handler of [...handlers]) {
+        try {
+          handler(frame);
+        } catch {
+          this.#hooks.log("error", `realtime: a ${frame.type} handler threw`);
+        }
+      }
+    }
+    if (typeof frame.seq === "number" && frame.seq > this.#cursor) this.#cursor = frame.seq;
+  }
+  #sendRaw(frame) {
+    const socket = this.#socket;
+    if (socket && socket.readyState === OPEN) socket.send(JSON.stringify(frame));
+  }
+  #authenticate(challenge) {
+    const socket = this.#socket;
+    const nonce = challenge.nonce;
+    if (typeof nonce !== "string" || nonce === "") {
+      this.#hooks.log("warn", "realtime: a challenge without a nonce");
+      return;
+    }
+    this.#hooks.authFrame(nonce, this.#cursor > 0 ? this.#cursor : null).then((auth) => {
+      if (this.#socket === socket) this.#sendRaw(auth);
+    }).catch(() => {
+      this.#hooks.log("error", "realtime: could not sign the auth frame");
+      if (this.#socket === socket) socket?.close(1e3, "no_session");
+    });
+  }
+  #becomeReady(ready) {
+    this.#ready = ready;
+    this.#readyAt = Date.now();
+    this.#hooks.log("info", "realtime: connected");
+    this.#setState("connected");
+    const heartbeatMs = 1e3 * (typeof ready.heartbeatSeconds === "number" ? ready.heartbeatSeconds : 15);
+    if (this.#pingTimer !== null) clearInterval(this.#pingTimer);
+    this.#pingTimer = unrefTimer(
+      setInterval(() => {
+        if (Date.now() - this.#lastReceived >= heartbeatMs) this.#sendRaw({ type: "ping" });
+      }, heartbeatMs)
+    );
+    for (const pending of this.#pending.values()) {
+      if (!pending.sent && this.send(pending.frame)) pending.sent = true;
+    }
+  }
+  #closed(code, reason) {
+    const wasReady = this.#ready !== null;
+    const readyFor = wasReady ? Date.now() - this.#readyAt : 0;
+    this.#clearTimers();
+    this.#detach();
+    for (const [ref, pending] of this.#pending) {
+      if (pending.sent) {
+        this.#pending.delete(ref);
+        pending.reject(connectionLost());
+      }
+    }
+    if (this.#state === "stopped" || this.#state === "idle") return;
+    if (readyFor >= 1e4) this.#attempt = 0;
+    const last = this.#lastError;
+    this.#lastError = null;
+    if (code === 4401 || code === 4403) {
+      const error = last && (last.reason === reason || !reason) ? errorFromFrame(last) : new CallboxError(errorCodeForClose(code), reason || "unauthorized", `the connection was closed: ${reason}`);
+      this.#hooks.log("warn", `realtime: closed with ${code} ${error.reason}`);
+      this.#setState("reconnecting");
+      this.#hooks.refused(error).then(
+        (again) => {
+          if (this.#state !== "reconnecting" || this.#socket !== null || this.#retryTimer !== null) return;
+          if (again) {
+            this.#scheduleReconnect(0);
+          } else {
+            this.#stopQuietly(error);
+            this.#hooks.ended(error);
+          }
+        },
+        () => {
+          this.#stopQuietly(error);
+          this.#hooks.ended(error);
+        }
+      );
+      return;
+    }
+    this.#hooks.log("info", `realtime: closed with ${code}${reason ? ` ${reason}` : ""}, connecting again`);
+    const retryAfter = last && typeof last.retryAfter === "number" ? last.retryAfter * 1e3 : 0;
+    this.#setState("reconnecting");
+    this.#scheduleReconnect(retryAfter);
+  }
+  #scheduleReconnect(atLeastMs) {
+    const base = Math.min(this.#backoffMaxMs, this.#backoffInitialMs * 2 ** this.#attempt);
+    this.#attempt += 1;
+    const delay = Math.max(atLeastMs, base / 2 + Math.random() * base / 2);
+    this.#hooks.log("debug", `realtime: reconnecting in ${Math.round(delay)} ms`);
+    this.#retryTimer = unrefTimer(setTimeout(() => this.#connect(), delay));
+  }
+};
+var Message = class {
+  /** Callbox's id: set once Callbox accepted the message (null before). */
+  messageId;
+  senderId;
+  recipientIds;
+  textBody;
+  headers;
+  /** Callbox's time for the message (the local time of `newMessage()` until accepted). */
+  timestamp;
+  /** @internal */
+  constructor(messageId, senderId, recipientIds, textBody, headers, timestamp) {
+    this.messageId = messageId;
+    this.senderId = senderId;
+    this.recipientIds = recipientIds;
+    this.textBody = textBody;
+    this.headers = headers;
+    this.timestamp = timestamp;
+  }
+};
+var SEEN_LIMIT = 1e4;
+var BACKLOG_LIMIT = 1e3;
+var RecentSet = class {
+  #keys = /* @__PURE__ */ new Set();
+  has(key) {
+    return this.#keys.has(key);
+  }
+  add(key) {
+    if (this.#keys.has(key)) return false;
+    this.#keys.add(key);
+    if (this.#keys.size > SEEN_LIMIT) {
+      const oldest = this.#keys.values().next().value;
+      if (oldest !== void 0) this.#keys.delete(oldest);
+    }
+    return true;
+  }
+};
+function dateOr(text, fallback) {
+  if (typeof text !== "string") return fallback;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? fallback : new Date(at);
+}
 var MessageClient = class {
-  #client;
-  constructor(client) {
-    this.#client = client;
+  #context;
+  #listeners = /* @__PURE__ */ new Set();
+  #seenMessages = new RecentSet();
+  #seenReceipts = new RecentSet();
+  /** Messages that came while nobody listened for them, by id, in arrival order. */
+  #backlog = /* @__PURE__ */ new Map();
+  /** @internal */
+  constructor(context) {
+    this.#context = context;
+    const connection = context.connection;
+    if (connection) {
+      connection.on("message", (frame) => this.#incoming(frame));
+      connection.on("message.receipt", (frame) => this.#receipt(frame));
+    }
+  }
+  /** A message to `recipients` (a user id or an array of them) with a text and optional small JSON headers. */
+  newMessage(recipients, text, headers) {
+    const ids = typeof recipients === "string" ? [recipients] : recipients;
+    if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === "string" && id !== "")) {
+      throw localError("invalid_argument", "newMessage() needs a user id or a non-empty array of them");
+    }
+    if (typeof text !== "string") throw localError("invalid_argument", "newMessage() needs a text");
+    if (headers !== void 0 && (headers === null || typeof headers !== "object" || Array.isArray(headers))) {
+      throw localError("invalid_argument", "newMessage() headers must be a JSON object");
+    }
+    return new Message(null, this.#context.userId(), [...ids], text, { ...headers ?? {} }, /* @__PURE__ */ new Date());
+  }
+  /**
+   * Sends a message; resolves to it, with `messageId` and `timestamp` set, once Callbox stored it. Sent while
+   * the connection is down, it goes out when it is back (within `requestTimeoutMs`, 30 s). `.fail()` receives a
+   * `CallboxError` such as `payload_too_large` (text, headers, or too many recipients), `rate_limited` (with
+   * `retryAfter`; the message was not taken), or the retryable `connection_lost` or `timeout` when Callbox did
+   * not answer: the message may or may not have been taken, and sending it again makes a second one if it was.
+   */
+  send(message) {
+    return CallboxPromise.from(
+      (async () => {
+        if (!(message instanceof Message)) throw localError("invalid_argument", "send() takes a newMessage()");
+        const connection = this.#context.connection;
+        if (!connection) throw new CallboxError(0, "realtime_unavailable", "no WebSocket in this environment", false);
+        const frame = { type: "message.send", recipients: message.recipientIds, text: message.textBody };
+        if (Object.keys(message.headers).length > 0) frame.headers = message.headers;
+        const accepted = await connection.request(frame);
+        if (typeof accepted.messageId !== "string") {
+          throw localError("malformed_response", "message.accepted without a messageId");
+        }
+        message.messageId = accepted.messageId;
+        message.timestamp = dateOr(accepted.timestamp, message.timestamp);
+        this.#seenMessages.add(accepted.messageId);
+        return message;
+      })()
+    );
+  }
+  /** Adds a listener; the first one with `onIncomingMessage` also gets the messages that came before it. */
+  addEventListener(listener) {
+    this.#listeners.add(listener);
+    if (typeof listener.onIncomingMessage === "function" && this.#backlog.size > 0) {
+      const held = [...this.#backlog.values()];
+      this.#backlog.clear();
+      for (const frame of held) this.#deliver(frame);
+    }
+  }
+  removeEventListener(listener) {
+    this.#listeners.delete(listener);
   }
   /** The realtime configuration Callbox hands this session (`GET /v1/configuration/user`). */
   getConfiguration() {
-    return CallboxPromise.from(this.#client.call("GET", "/v1/configuration/user").then((r) => r.body));
+    return CallboxPromise.from(this.#context.client.call("GET", "/v1/configuration/user").then((r) => r.body));
+  }
+  #emit(name, value) {
+    for (const listener of [...this.#listeners]) {
+      const fn = listener[name];
+      if (typeof fn !== "function") continue;
+      try {
+        fn.call(listener, value);
+      } catch {
+        this.#context.log("error", `messaging: ${name} threw`);
+      }
+    }
+  }
+  #incoming(frame) {
+    const messageId = frame.messageId;
+    if (typeof messageId !== "string" || messageId === "") return;
+    if (this.#backlog.has(messageId)) return;
+    const listening = [...this.#listeners].some((l) => typeof l.onIncomingMessage === "function");
+    if (listening) {
+      this.#deliver(frame);
+    } else if (this.#seenMessages.has(messageId)) {
+      this.#confirm(frame);
+    } else if (this.#backlog.size < BACKLOG_LIMIT) {
+      this.#backlog.set(messageId, frame);
+    }
+  }
+  #deliver(frame) {
+    const messageId = frame.messageId;
+    const recipientIds = Array.isArray(frame.recipientIds) ? frame.recipientIds.filter((id) => typeof id === "string") : [];
+    const fresh = this.#seenMessages.add(messageId);
+    if (fresh) {
+      const isObject = frame.headers && typeof frame.headers === "object" && !Array.isArray(frame.headers);
+      const headers = isObject ? frame.headers : {};
+      const message = new Message(
+        messageId,
+        typeof frame.senderId === "string" ? frame.senderId : "",
+        recipientIds,
+        typeof frame.text === "string" ? frame.text : "",
+        headers,
+        dateOr(frame.timestamp, /* @__PURE__ */ new Date())
+      );
+      this.#emit("onIncomingMessage", message);
+    }
+    this.#confirm(frame);
+  }
+  /**
+   * Tells Callbox this user's client has the message. Only a recipient's copy carries the `seq` that names it in
+   * the inbox; the copy of one's own message sent from another device has none and is not confirmed.
+   */
+  #confirm(frame) {
+    const recipientIds = Array.isArray(frame.recipientIds) ? frame.recipientIds : [];
+    if (typeof frame.seq !== "number" || !recipientIds.includes(this.#context.userId())) return;
+    this.#context.connection?.send({ type: "message.received", messageId: frame.messageId, seq: frame.seq });
+  }
+  #receipt(frame) {
+    const { messageId, recipientId, status } = frame;
+    if (typeof messageId !== "string" || typeof recipientId !== "string") return;
+    if (!this.#seenReceipts.add(`${status}
+${messageId}
+${recipientId}`)) return;
+    const timestamp = dateOr(frame.timestamp, /* @__PURE__ */ new Date());
+    if (status === "delivered") {
+      this.#emit("onMessageDelivered", { messageId, recipientId, timestamp });
+    } else if (status === "failed") {
+      const reason = typeof frame.reason === "string" ? frame.reason : "failed";
+      const error = new CallboxError(
+        typeof frame.errorCode === "number" ? frame.errorCode : 0,
+        reason,
+        `the message could not be delivered to ${recipientId}: ${reason}`
+      );
+      this.#emit("onMessageFailed", { messageId, recipientId, reason, error, timestamp });
+    }
   }
 };
 var JSON_TYPE = "application/json; charset=UTF-8";
@@ -644,6 +1215,11 @@ var Client = class {
   #provider = null;
   #refreshing = null;
   #timer = null;
+  #listeners = /* @__PURE__ */ new Set();
+  /** Null where there is no WebSocket (Node without one given in `options.realtime`). */
+  #connection;
+  /** Made with the client, so that messages arriving before the app asks for it are held, not lost. */
+  #messageClient;
   constructor(options) {
     if (!options || typeof options.applicationKey !== "string" || options.applicationKey === "") {
       throw localError("invalid_argument", "new Client({applicationKey}) needs the application key");
@@ -667,6 +1243,37 @@ var Client = class {
     if (!f) throw localError("invalid_argument", "no fetch available");
     this.#fetch = options.fetch ? f : (input, init) => globalThis.fetch(input, init);
     this.#refreshMarginMs = 1e3 * (options.refreshMarginSeconds ?? 60);
+    const realtime = options.realtime ?? {};
+    const WebSocketClass = realtime.WebSocket ?? globalThis.WebSocket ?? null;
+    this.#connection = WebSocketClass ? new RealtimeConnection(
+      {
+        url: `${this.url.replace(/^http/i, "ws")}/v1/realtime`,
+        WebSocket: WebSocketClass,
+        authFrame: (nonce, resumeAfter) => this.#authFrame(nonce, resumeAfter),
+        log: this.#log,
+        stateChanged: (state) => this.#emit("onConnectionStateChanged", state),
+        refused: (error) => this.#realtimeRefused(error),
+        ended: (error) => this.#ended(error)
+      },
+      realtime
+    ) : null;
+    this.#messageClient = new MessageClient({
+      client: this,
+      connection: this.#connection,
+      userId: () => this.#session?.userId ?? "",
+      log: this.#log
+    });
+  }
+  /** Adds a listener for the client's life: started, failed, stopped, connection state. */
+  addListener(listener) {
+    this.#listeners.add(listener);
+  }
+  removeListener(listener) {
+    this.#listeners.delete(listener);
+  }
+  /** The realtime connection's state (`idle` when none was asked for, or no WebSocket is available). */
+  getConnectionState() {
+    return this.#connection?.state ?? "idle";
   }
   /**
    * Starts a session from a ticket (`{userTicket}`, `{jwt}`, a bare JWT string), a username (or email, or
@@ -675,6 +1282,7 @@ var Client = class {
   start(credentials) {
     return CallboxPromise.from(
       this.#start(credentials).catch((error) => {
+        this.#connection?.stop();
         this.#stopTimer();
         this.#session = null;
         this.#provider = null;
@@ -683,6 +1291,7 @@ var Client = class {
     );
   }
   async #start(credentials) {
+    this.#connection?.stop();
     this.#stopTimer();
     this.#session = null;
     this.#provider = null;
@@ -723,8 +1332,10 @@ var Client = class {
       }
       await this.#exchange(exchange);
     }
+    this.#openRealtime();
     this.#schedule();
     this.#log("info", "session started");
+    this.#emit("onClientStarted");
     return this.getSession();
   }
   /** The current session, to save and pass to `start()` later; `null` before start and after terminate. */
@@ -761,6 +1372,7 @@ var Client = class {
       (async () => {
         this.#stopTimer();
         this.#provider = null;
+        this.#connection?.stop();
         const s = this.#session;
         if (!s) return;
         try {
@@ -768,17 +1380,21 @@ var Client = class {
         } finally {
           this.#session = null;
           this.#log("info", "session terminated");
+          this.#emit("onClientStopped", null);
         }
       })()
     );
   }
-  /** Messaging; throws `capability_not_granted` when the session has no `messaging` capability. */
+  /**
+   * Messaging (the same object on every call); throws `capability_not_granted` when the session has no
+   * `messaging` capability.
+   */
   getMessageClient() {
     if (!this.#session) throw localError("not_started", "start() the client first");
     if (!this.#session.capabilities.includes("messaging")) {
       throw localError("capability_not_granted", "this session was not granted the messaging capability");
     }
-    return new MessageClient(this);
+    return this.#messageClient;
   }
   /** The user's identities (`GET /v1/user/profile`), a signed call. */
   getUserProfile() {
@@ -981,21 +1597,121 @@ var Client = class {
     this.#log("debug", `${method} ${path.split("?")[0]}: ${response.status}`);
     return { status: response.status, body: parsed };
   }
-  #schedule() {
+  /** Whether this session keeps a realtime connection (asked for, granted, and a WebSocket to make it with). */
+  #wantsRealtime() {
+    const s = this.#session;
+    if (!s || !this.#connection) return false;
+    const asked = this.capabilities.messaging && s.capabilities.includes("messaging") || this.capabilities.calling && s.capabilities.includes("calling");
+    return !!asked;
+  }
+  #openRealtime() {
+    if (this.#wantsRealtime()) this.#connection?.open();
+    else if (this.#connection === null && (this.capabilities.messaging || this.capabilities.calling)) {
+      this.#log("warn", "no WebSocket in this environment: no realtime connection");
+    }
+  }
+  /**
+   * A session started from a credentials provider is refreshed with a fresh ticket before it expires; one with
+   * a realtime connection is renewed with a signed `POST /v1/instance`, the connection staying open.
+   */
+  #schedule(retryMs) {
     this.#stopTimer();
     const s = this.#session;
-    if (!this.#provider || !s || !Number.isFinite(s.expiresAt)) return;
-    const delay = Math.max(0, s.expiresAt - this.#now() - this.#refreshMarginMs);
+    if (!s || !Number.isFinite(s.expiresAt)) return;
+    const provider = this.#provider !== null;
+    if (!provider && !this.#wantsRealtime()) return;
+    const remaining = s.expiresAt - this.#now();
+    const delay = retryMs ?? (provider ? Math.max(0, remaining - this.#refreshMarginMs) : Math.max(remaining - this.#refreshMarginMs, remaining / 2, 0));
     if (delay > 2 ** 31 - 1) return;
     const timer = setTimeout(() => {
       this.#timer = null;
-      this.refresh().catch((error) => {
+      const renewal = provider ? this.refresh() : this.#renewOnce();
+      renewal.catch((error) => {
         const reason = error instanceof CallboxError ? error.reason : "unknown";
-        this.#log("error", `background refresh failed: ${reason}`);
+        this.#log("error", `background ${provider ? "refresh" : "renewal"} failed: ${reason}`);
+        if (error instanceof CallboxError && error.retryable && this.#session === s) {
+          this.#schedule(Math.min(3e4, Math.max(1e3, (s.expiresAt - this.#now()) / 2)));
+        }
       });
     }, delay);
     timer.unref?.();
     this.#timer = timer;
+  }
+  /** One renewal at a time, sharing the refresh guard (the realtime auth frame waits for it). */
+  #renewOnce() {
+    if (!this.#refreshing) {
+      this.#refreshing = this.#renew().finally(() => {
+        this.#refreshing = null;
+      });
+    }
+    return this.#refreshing;
+  }
+  /** Extends the session (signed `POST /v1/instance`): a new expiry and a new secret; the socket stays open. */
+  async #renew() {
+    const s = this.#session;
+    if (!s) return;
+    this.#log("info", "renewing the session");
+    const answer = await this.#signed(
+      "POST",
+      "/v1/instance",
+      this.#instanceBody()
+    );
+    const grant = answer.body;
+    if (typeof grant.secret !== "string") throw localError("malformed_response", "no secret in the answer");
+    if (this.#session !== s) return;
+    s.sessionSecret = grant.secret;
+    if (typeof grant.expiresIn === "number") s.expiresAt = this.#now() + 1e3 * grant.expiresIn;
+    this.#schedule();
+    this.#log("info", "session renewed");
+  }
+  /** The `auth` frame answering a realtime challenge: §4 signature over GET /v1/realtime/{nonce}. */
+  async #authFrame(nonce, resumeAfter) {
+    if (this.#refreshing) await this.#refreshing.catch(() => void 0);
+    const s = this.#session;
+    if (!s) throw localError("not_started", "no session");
+    const timestamp = isoSeconds(this.#serverNow());
+    const signature = await signRealtimeAuth(s.sessionSecret, nonce, timestamp);
+    const frame = { type: "auth", sessionId: s.sessionId, timestamp, signature };
+    if (resumeAfter !== null) frame.resumeAfter = resumeAfter;
+    return frame;
+  }
+  /** Decides whether a refused realtime connection may try again (see `RealtimeHooks.refused`). */
+  async #realtimeRefused(error) {
+    if (!this.#session) return false;
+    if (error.reason === "timestamp_skew") {
+      this.#offsetMs = null;
+      await this.#syncClock().catch(() => void 0);
+      return true;
+    }
+    if (error.reason === "session_expired" && this.#provider) {
+      try {
+        await this.refresh();
+        return true;
+      } catch {
+        return false;
+      }
+    }
+    return !FINAL_REFUSALS.has(error.reason);
+  }
+  /** The server ended the session: forget it and tell the listeners. */
+  #ended(error) {
+    this.#log("error", `the session ended: ${error.reason}`);
+    this.#stopTimer();
+    this.#provider = null;
+    this.#session = null;
+    this.#emit("onClientFailed", error);
+    this.#emit("onClientStopped", error);
+  }
+  #emit(name, value) {
+    for (const listener of [...this.#listeners]) {
+      const fn = listener[name];
+      if (typeof fn !== "function") continue;
+      try {
+        fn.call(listener, this, value);
+      } catch {
+        this.#log("error", `${name} threw`);
+      }
+    }
   }
   #stopTimer() {
     if (this.#timer !== null) {
@@ -1008,13 +1724,17 @@ export {
   CallboxError,
   CallboxPromise,
   Client,
+  Message,
   MessageClient,
+  RealtimeConnection,
   Client as SinchClient,
   VERSION,
   contentMd5,
+  errorFromFrame,
   errorFromResponse,
   hmacSha256Base64,
   isoSeconds,
+  signRealtimeAuth,
   signRequest,
   stringToSign
 };

@@ -39,6 +39,23 @@ export interface ClientOptions {
   refreshMarginSeconds?: number;
   /** The `fetch` to use (default the global one); for tests and unusual environments. */
   fetch?: typeof fetch;
+  /** The realtime connection's WebSocket class and timings (docs/realtime.md); the defaults suit browsers. */
+  realtime?: RealtimeOptions;
+}
+
+/** What `client.addListener()` takes; every member is optional. */
+export interface ClientListener {
+  /** `start()` succeeded. */
+  onClientStarted?(client: Client): void;
+  /**
+   * The session ended on the server's side (revoked, expired, user disabled, application deleted): the realtime
+   * connection was closed with this error and is not reopened. `onClientStopped` follows.
+   */
+  onClientFailed?(client: Client, error: CallboxError): void;
+  /** The client stopped: `error` is null after `terminate()`, else why the server ended the session. */
+  onClientStopped?(client: Client, error: CallboxError | null): void;
+  /** The realtime connection's state changed. */
+  onConnectionStateChanged?(client: Client, state: ConnectionState): void;
 }
 
 /** A session that `start()` can resume from, as `getSession()` returns it. */
@@ -75,6 +92,23 @@ export type StartCredentials = Ticket | PasswordCredential | SavedSession | Cred
 
 /** A Promise that also has `.fail()` (an alias of `.catch()`), as the legacy SDK's promises do. */
 export class CallboxPromise<T> extends Promise<T> {
+  // `then`, `catch` and `finally` already return a CallboxPromise at run time (the species is the subclass);
+  // these signatures say so, so that `send(m).then(ok).fail(err)` type-checks as legacy code writes it.
+  then<R1 = T, R2 = never>(
+    onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onRejected?: ((reason: any) => R2 | PromiseLike<R2>) | null,
+  ): CallboxPromise<R1 | R2> {
+    return super.then(onFulfilled, onRejected) as CallboxPromise<R1 | R2>;
+  }
+
+  catch<R = never>(onRejected?: ((reason: any) => R | PromiseLike<R>) | null): CallboxPromise<T | R> {
+    return super.catch(onRejected) as CallboxPromise<T | R>;
+  }
+
+  finally(onFinally?: (() => void) | null): CallboxPromise<T> {
+    return super.finally(onFinally) as CallboxPromise<T>;
+  }
+
   /** Same as `.catch()`. */
   fail<R = never>(onRejected?: ((reason: any) => R | PromiseLike<R>) | null): CallboxPromise<T | R> {
     return this.catch(onRejected) as CallboxPromise<T | R>;
@@ -226,6 +260,14 @@ export async function hmacSha256Base64(secretBase64: string, message: string): P
   return bytesToBase64(new Uint8Array(mac));
 }
 
+/**
+ * The signature of a realtime `auth` frame (docs/realtime.md): PROTOCOL §4 over
+ * `GET`, empty Content-MD5 and Content-Type, the timestamp, and the path `/v1/realtime/{nonce}`.
+ */
+export function signRealtimeAuth(secretBase64: string, nonce: string, timestamp: string): Promise<string> {
+  return hmacSha256Base64(secretBase64, stringToSign("GET", "", "", timestamp, `/v1/realtime/${nonce}`));
+}
+
 /** What a signed request carries, for the given parts. */
 export interface SignedHeaders {
   contentMd5: string;
@@ -315,17 +357,801 @@ export interface CallResult<T = unknown> {
   body: T;
 }
 
-/** Messaging, for a session granted the `messaging` capability. */
-export class MessageClient {
-  readonly #client: Client;
+// ---------------------------------------------------------------------------------------------------------------
+// The realtime connection (docs/realtime.md): one authenticated WebSocket per client, shared by every feature
+// that rides on it (messaging now, calls next). Features register handlers by frame `type` and send frames or
+// requests (a frame whose answer carries the same `ref`); the connection owns authentication, heartbeats,
+// reconnecting with backoff and the resume cursor.
 
-  constructor(client: Client) {
-    this.#client = client;
+/**
+ * The part of the browser's `WebSocket` the SDK uses; the `ws` package's class has it too. (Handlers take `any`
+ * so that both classes, whose event types differ, fit.)
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+/** A `WebSocket` constructor (the browser's by default). */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** Tuning of the realtime connection; the defaults suit browsers. */
+export interface RealtimeOptions {
+  /** The WebSocket class to use (default the global `WebSocket`); for Node and tests. */
+  WebSocket?: WebSocketConstructor;
+  /** A connection that sends no frame for this long is taken for dead and replaced (default 35000 ms). */
+  deadAfterMs?: number;
+  /** First reconnect delay (default 500 ms); it doubles with each failed attempt, with jitter. */
+  backoffInitialMs?: number;
+  /** Ceiling of the reconnect delay (default 30000 ms). */
+  backoffMaxMs?: number;
+  /** A request (such as a message send) not answered within this time fails with `timeout` (default 30000 ms). */
+  requestTimeoutMs?: number;
+}
+
+/**
+ * `idle` before the first connection, `connecting` until the server said `ready`, `connected`, `reconnecting`
+ * after a connection was lost (waiting out the backoff or connecting again), `stopped` for good.
+ */
+export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "stopped";
+
+/** One frame of the realtime connection: a JSON object with a `type`. */
+export interface Frame {
+  type: string;
+  [field: string]: unknown;
+}
+
+/** The `ready` frame: what the server granted this connection. */
+export interface ReadyFrame extends Frame {
+  type: "ready";
+  sessionId: string;
+  userId: string;
+  capabilities: string[];
+  expiresAt: string;
+  heartbeatSeconds: number;
+  /** The highest sequence number in this user's inbox when the connection opened. */
+  lastSeq?: number;
+  limits: Record<string, number>;
+}
+
+/** What the connection needs from the client that owns it. */
+interface RealtimeHooks {
+  url: string;
+  WebSocket: WebSocketConstructor;
+  /** The signed `auth` frame answering a challenge's nonce. */
+  authFrame(nonce: string, resumeAfter: number | null): Promise<Frame>;
+  log(level: LogMessage["level"], message: string): void;
+  stateChanged(state: ConnectionState): void;
+  /**
+   * The server refused or ended the session on this connection (close code 4401 or 4403). Resolves to true when
+   * the client mended it (clock resynchronized, session refreshed) and the connection should try again.
+   */
+  refused(error: CallboxError): Promise<boolean>;
+  /** The connection stopped for good after `refused` said not to try again. */
+  ended(error: CallboxError): void;
+}
+
+/**
+ * Refusals after which connecting again can only fail the same way: the session ended (docs/realtime.md §5), or
+ * this page may not use the application (its origin is not allowed).
+ */
+const FINAL_REFUSALS = new Set([
+  "session_revoked",
+  "session_expired",
+  "user_disabled",
+  "unknown_application",
+  "origin_not_allowed",
+  "capability_not_granted",
+  "unauthorized",
+  "forbidden",
+]);
+
+/** A WebSocket close code of the 4000 + HTTP status family, as a §7 error code (4401 → 40100). */
+function errorCodeForClose(code: number): number {
+  return code >= 4000 && code < 5000 ? (code - 4000) * 100 : 0;
+}
+
+/** An `error` frame (a §7 body with `type` and maybe `ref`) as a `CallboxError`. */
+export function errorFromFrame(frame: Record<string, unknown>): CallboxError {
+  const code = typeof frame.errorCode === "number" ? frame.errorCode : 0;
+  const reason = typeof frame.reason === "string" ? frame.reason : "unknown_error";
+  const message = typeof frame.message === "string" ? frame.message : `Callbox refused: ${reason}`;
+  const retryable = typeof frame.retryable === "boolean" ? frame.retryable : reason === "rate_limited";
+  const retryAfter = typeof frame.retryAfter === "number" ? frame.retryAfter : null;
+  const serverTime = typeof frame.serverTime === "string" ? frame.serverTime : null;
+  return new CallboxError(code, reason, message, retryable, null, retryAfter, serverTime);
+}
+
+function connectionLost(): CallboxError {
+  return new CallboxError(0, "connection_lost", "the realtime connection was lost before Callbox answered", true);
+}
+
+/** How many requests may wait for a connection; more fail at once with `queue_full` (memory stays bounded). */
+const MAX_QUEUED = 1000;
+
+function stoppedError(): CallboxError {
+  return localError("not_started", "the realtime connection is stopped: start() the client first");
+}
+
+/** Timers must not keep a Node process alive (browsers have no `unref`). */
+function unrefTimer<T>(timer: T): T {
+  (timer as { unref?: () => void }).unref?.();
+  return timer;
+}
+
+interface PendingRequest {
+  frame: Frame;
+  sent: boolean;
+  resolve: (frame: Frame) => void;
+  reject: (error: CallboxError) => void;
+}
+
+const OPEN = 1;
+
+/**
+ * The realtime connection of one client. Created by the client; features reach it through `on()`, `send()` and
+ * `request()`. Exported for the types; applications do not construct it.
+ */
+export class RealtimeConnection {
+  readonly #hooks: RealtimeHooks;
+  readonly #deadAfterMs: number;
+  readonly #backoffInitialMs: number;
+  readonly #backoffMaxMs: number;
+  readonly #requestTimeoutMs: number;
+  readonly #handlers = new Map<string, Set<(frame: Frame) => void>>();
+  /** Requests by ref, in the order they were made (a Map keeps insertion order: the queue is flushed in it). */
+  readonly #pending = new Map<string, PendingRequest>();
+  #state: ConnectionState = "idle";
+  #socket: WebSocketLike | null = null;
+  #ready: ReadyFrame | null = null;
+  #readyAt = 0;
+  /** The highest `seq` handled: the `resumeAfter` of the next connection. */
+  #cursor = 0;
+  #attempt = 0;
+  #refCounter = 0;
+  /** The last `error` frame without a `ref`: it says why the server is about to close. */
+  #lastError: Frame | null = null;
+  #deadTimer: ReturnType<typeof setTimeout> | null = null;
+  #pingTimer: ReturnType<typeof setInterval> | null = null;
+  #retryTimer: ReturnType<typeof setTimeout> | null = null;
+  #lastReceived = 0;
+
+  /** @internal */
+  constructor(hooks: RealtimeHooks, options: RealtimeOptions = {}) {
+    this.#hooks = hooks;
+    this.#deadAfterMs = options.deadAfterMs ?? 35000;
+    this.#backoffInitialMs = options.backoffInitialMs ?? 500;
+    this.#backoffMaxMs = options.backoffMaxMs ?? 30000;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 30000;
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** What the server said in `ready` on the current connection, or null while not connected. */
+  get ready(): ReadyFrame | null {
+    return this.#ready;
+  }
+
+  /** The highest delivery sequence number handled so far (0 for none). */
+  get cursor(): number {
+    return this.#cursor;
+  }
+
+  /** Calls `handler` with every frame of this `type`; returns the function that unsubscribes it. */
+  on(type: string, handler: (frame: Frame) => void): () => void {
+    let set = this.#handlers.get(type);
+    if (!set) {
+      set = new Set();
+      this.#handlers.set(type, set);
+    }
+    set.add(handler);
+    return () => {
+      set.delete(handler);
+    };
+  }
+
+  /** Sends a frame on the authenticated connection; false (nothing sent) while not connected. */
+  send(frame: Frame): boolean {
+    const socket = this.#socket;
+    if (this.#state !== "connected" || !socket || socket.readyState !== OPEN) return false;
+    socket.send(JSON.stringify(frame));
+    return true;
+  }
+
+  /**
+   * Sends a frame with a fresh `ref` and resolves to the server's answer carrying that `ref` (an `error` answer
+   * rejects with its `CallboxError`). Made while not connected, it waits for the next connection; a connection
+   * lost after it was sent rejects it with the retryable `connection_lost` (it may or may not have been taken).
+   */
+  request(frame: Frame): Promise<Frame> {
+    if (this.#state === "stopped" || this.#state === "idle") return Promise.reject(stoppedError());
+    let queued = 0;
+    for (const pending of this.#pending.values()) if (!pending.sent) queued += 1;
+    if (queued >= MAX_QUEUED) {
+      const message = `${MAX_QUEUED} requests already wait for the connection`;
+      return Promise.reject(new CallboxError(0, "queue_full", message, true));
+    }
+    const ref = `r${++this.#refCounter}`;
+    const withRef = { ...frame, ref };
+    return new Promise<Frame>((resolve, reject) => {
+      const timer = unrefTimer(
+        setTimeout(() => {
+          if (this.#pending.get(ref) !== pending) return;
+          this.#pending.delete(ref);
+          const message = pending.sent
+            ? "Callbox did not answer in time (the request may or may not have been taken)"
+            : "no connection to send the request on in time";
+          reject(new CallboxError(0, "timeout", message, true));
+        }, this.#requestTimeoutMs),
+      );
+      const pending: PendingRequest = {
+        frame: withRef,
+        sent: false,
+        resolve: (answer) => {
+          clearTimeout(timer);
+          resolve(answer);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.#pending.set(ref, pending);
+      if (this.send(withRef)) pending.sent = true;
+    });
+  }
+
+  /** Opens the connection (again, from a fresh cursor) for a new session. */
+  open(): void {
+    this.#stopQuietly(stoppedError());
+    this.#cursor = 0;
+    this.#attempt = 0;
+    this.#setState("connecting");
+    this.#connect();
+  }
+
+  /** Closes the connection for good; requests not answered yet are rejected. */
+  stop(): void {
+    this.#stopQuietly(stoppedError());
+  }
+
+  // -- internals --------------------------------------------------------------------------------------------
+
+  #stopQuietly(error: CallboxError): void {
+    const wasRunning = this.#state !== "idle" && this.#state !== "stopped";
+    this.#clearTimers();
+    if (this.#retryTimer !== null) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+    }
+    const socket = this.#detach();
+    if (socket) {
+      try {
+        socket.close(1000, "terminated");
+      } catch {
+        // Already closing.
+      }
+    }
+    for (const pending of this.#pending.values()) pending.reject(error);
+    this.#pending.clear();
+    if (wasRunning) this.#setState("stopped");
+  }
+
+  #setState(state: ConnectionState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#hooks.stateChanged(state);
+  }
+
+  #connect(): void {
+    this.#retryTimer = null;
+    this.#ready = null;
+    this.#lastError = null;
+    let socket: WebSocketLike;
+    try {
+      socket = new this.#hooks.WebSocket(this.#hooks.url);
+    } catch {
+      this.#hooks.log("warn", "realtime: could not open a WebSocket");
+      this.#scheduleReconnect(0);
+      return;
+    }
+    this.#socket = socket;
+    this.#lastReceived = Date.now();
+    this.#armDeadTimer();
+    socket.onmessage = (event: { data: unknown }) => {
+      if (this.#socket === socket) this.#receive(event.data);
+    };
+    socket.onclose = (event: { code: number; reason: string }) => {
+      if (this.#socket === socket) this.#closed(event.code, event.reason);
+    };
+    socket.onerror = () => {
+      // A close event follows; it decides what happens next.
+    };
+  }
+
+  /** Forgets the current socket (its late events are ignored from now on). */
+  #detach(): WebSocketLike | null {
+    const socket = this.#socket;
+    this.#socket = null;
+    this.#ready = null;
+    if (socket) {
+      socket.onmessage = null;
+      socket.onclose = null;
+      socket.onopen = null;
+      // Not null: Node's `ws` throws an error event nobody listens to (closing a socket still connecting).
+      socket.onerror = () => {};
+    }
+    return socket;
+  }
+
+  #clearTimers(): void {
+    if (this.#deadTimer !== null) {
+      clearTimeout(this.#deadTimer);
+      this.#deadTimer = null;
+    }
+    if (this.#pingTimer !== null) {
+      clearInterval(this.#pingTimer);
+      this.#pingTimer = null;
+    }
+  }
+
+  #armDeadTimer(): void {
+    if (this.#deadTimer !== null) clearTimeout(this.#deadTimer);
+    this.#deadTimer = unrefTimer(
+      setTimeout(() => {
+        this.#deadTimer = null;
+        this.#hooks.log("warn", `realtime: no frame for ${this.#deadAfterMs} ms, connecting again`);
+        const socket = this.#socket;
+        if (socket) {
+          // A dead peer may never complete the closing handshake: do not wait for the close event.
+          this.#detach();
+          try {
+            socket.close(4408, "heartbeat_timeout");
+          } catch {
+            // Never opened.
+          }
+        }
+        this.#closed(1006, "heartbeat_timeout");
+      }, this.#deadAfterMs),
+    );
+  }
+
+  #receive(data: unknown): void {
+    this.#lastReceived = Date.now();
+    this.#armDeadTimer();
+    if (typeof data !== "string") {
+      this.#hooks.log("warn", "realtime: ignored a binary frame");
+      return;
+    }
+    let frame: Frame;
+    try {
+      frame = JSON.parse(data) as Frame;
+    } catch {
+      this.#hooks.log("warn", "realtime: ignored a frame that is not JSON");
+      return;
+    }
+    if (!frame || typeof frame !== "object" || typeof frame.type !== "string") {
+      this.#hooks.log("warn", "realtime: ignored a frame without a type");
+      return;
+    }
+    // Only an error frame right before a close says why the server closed.
+    if (frame.type !== "error") this.#lastError = null;
+    switch (frame.type) {
+      case "ping":
+        this.#sendRaw({ type: "pong" });
+        return;
+      case "pong":
+        return;
+      case "challenge":
+        this.#authenticate(frame);
+        return;
+      case "ready":
+        this.#becomeReady(frame as ReadyFrame);
+        break;
+      case "error":
+        if (this.#answer(frame)) return;
+        this.#lastError = frame;
+        this.#hooks.log("warn", `realtime: the server said ${String(frame.reason)}`);
+        break;
+      default:
+        if (this.#answer(frame)) return;
+    }
+    this.#dispatch(frame);
+  }
+
+  /** Settles the request this frame answers, if it carries a known `ref`. */
+  #answer(frame: Frame): boolean {
+    if (typeof frame.ref !== "string") return false;
+    const pending = this.#pending.get(frame.ref);
+    if (!pending) return false;
+    this.#pending.delete(frame.ref);
+    if (frame.type === "error") pending.reject(errorFromFrame(frame));
+    else pending.resolve(frame);
+    return true;
+  }
+
+  #dispatch(frame: Frame): void {
+    const handlers = this.#handlers.get(frame.type);
+    if (handlers) {
+      for (const handler of [...handlers]) {
+        try {
+          handler(frame);
+        } catch {
+          this.#hooks.log("error", `realtime: a ${frame.type} handler threw`);
+        }
+      }
+    }
+    // Advanced only after the handlers saw it: a frame is not resumed past before it was handled.
+    if (typeof frame.seq === "number" && frame.seq > this.#cursor) this.#cursor = frame.seq;
+  }
+
+  #sendRaw(frame: Frame): void {
+    const socket = this.#socket;
+    if (socket && socket.readyState === OPEN) socket.send(JSON.stringify(frame));
+  }
+
+  #authenticate(challenge: Frame): void {
+    const socket = this.#socket;
+    const nonce = challenge.nonce;
+    if (typeof nonce !== "string" || nonce === "") {
+      this.#hooks.log("warn", "realtime: a challenge without a nonce");
+      return;
+    }
+    this.#hooks
+      .authFrame(nonce, this.#cursor > 0 ? this.#cursor : null)
+      .then((auth) => {
+        if (this.#socket === socket) this.#sendRaw(auth);
+      })
+      .catch(() => {
+        this.#hooks.log("error", "realtime: could not sign the auth frame");
+        if (this.#socket === socket) socket?.close(1000, "no_session");
+      });
+  }
+
+  #becomeReady(ready: ReadyFrame): void {
+    this.#ready = ready;
+    this.#readyAt = Date.now();
+    this.#hooks.log("info", "realtime: connected");
+    this.#setState("connected");
+    const heartbeatMs = 1000 * (typeof ready.heartbeatSeconds === "number" ? ready.heartbeatSeconds : 15);
+    if (this.#pingTimer !== null) clearInterval(this.#pingTimer);
+    // The server pings too; a ping of our own after a quiet spell makes a half-open connection show itself.
+    this.#pingTimer = unrefTimer(
+      setInterval(() => {
+        if (Date.now() - this.#lastReceived >= heartbeatMs) this.#sendRaw({ type: "ping" });
+      }, heartbeatMs),
+    );
+    for (const pending of this.#pending.values()) {
+      if (!pending.sent && this.send(pending.frame)) pending.sent = true;
+    }
+  }
+
+  #closed(code: number, reason: string): void {
+    const wasReady = this.#ready !== null;
+    const readyFor = wasReady ? Date.now() - this.#readyAt : 0;
+    this.#clearTimers();
+    this.#detach();
+    // What was sent may or may not have been taken; what was still queued goes out on the next connection.
+    for (const [ref, pending] of this.#pending) {
+      if (pending.sent) {
+        this.#pending.delete(ref);
+        pending.reject(connectionLost());
+      }
+    }
+    if (this.#state === "stopped" || this.#state === "idle") return;
+    // A connection that held for a while starts the backoff over; one that keeps failing backs off further.
+    if (readyFor >= 10000) this.#attempt = 0;
+    const last = this.#lastError;
+    this.#lastError = null;
+    if (code === 4401 || code === 4403) {
+      const error =
+        last && (last.reason === reason || !reason)
+          ? errorFromFrame(last)
+          : new CallboxError(errorCodeForClose(code), reason || "unauthorized", `the connection was closed: ${reason}`);
+      this.#hooks.log("warn", `realtime: closed with ${code} ${error.reason}`);
+      this.#setState("reconnecting");
+      this.#hooks.refused(error).then(
+        (again) => {
+          if (this.#state !== "reconnecting" || this.#socket !== null || this.#retryTimer !== null) return;
+          if (again) {
+            this.#scheduleReconnect(0);
+          } else {
+            this.#stopQuietly(error);
+            this.#hooks.ended(error);
+          }
+        },
+        () => {
+          this.#stopQuietly(error);
+          this.#hooks.ended(error);
+        },
+      );
+      return;
+    }
+    this.#hooks.log("info", `realtime: closed with ${code}${reason ? ` ${reason}` : ""}, connecting again`);
+    const retryAfter = last && typeof last.retryAfter === "number" ? last.retryAfter * 1000 : 0;
+    this.#setState("reconnecting");
+    this.#scheduleReconnect(retryAfter);
+  }
+
+  #scheduleReconnect(atLeastMs: number): void {
+    const base = Math.min(this.#backoffMaxMs, this.#backoffInitialMs * 2 ** this.#attempt);
+    this.#attempt += 1;
+    // Half fixed, half random: clients dropped together by a restart do not come back together.
+    const delay = Math.max(atLeastMs, base / 2 + (Math.random() * base) / 2);
+    this.#hooks.log("debug", `realtime: reconnecting in ${Math.round(delay)} ms`);
+    this.#retryTimer = unrefTimer(setTimeout(() => this.#connect(), delay));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Messaging (docs/realtime.md, capability `messaging`)
+
+/** Small JSON headers of a message. */
+export type MessageHeaders = Record<string, unknown>;
+
+/** A message: made by `newMessage()` to send, or received. */
+export class Message {
+  /** Callbox's id: set once Callbox accepted the message (null before). */
+  messageId: string | null;
+  senderId: string;
+  recipientIds: string[];
+  textBody: string;
+  headers: MessageHeaders;
+  /** Callbox's time for the message (the local time of `newMessage()` until accepted). */
+  timestamp: Date;
+
+  /** @internal */
+  constructor(
+    messageId: string | null,
+    senderId: string,
+    recipientIds: string[],
+    textBody: string,
+    headers: MessageHeaders,
+    timestamp: Date,
+  ) {
+    this.messageId = messageId;
+    this.senderId = senderId;
+    this.recipientIds = recipientIds;
+    this.textBody = textBody;
+    this.headers = headers;
+    this.timestamp = timestamp;
+  }
+}
+
+/** A recipient received a message (its client confirmed it). */
+export interface MessageDeliveryInfo {
+  messageId: string;
+  recipientId: string;
+  timestamp: Date;
+}
+
+/** A message could not be delivered to a recipient, e.g. `unknown_user`. */
+export interface MessageFailureInfo {
+  messageId: string;
+  recipientId: string;
+  reason: string;
+  error: CallboxError;
+  timestamp: Date;
+}
+
+/** What `addEventListener` takes; every member is optional. */
+export interface MessageClientListener {
+  /** A message for this user, or one this user sent from another device. */
+  onIncomingMessage?(message: Message): void;
+  onMessageDelivered?(info: MessageDeliveryInfo): void;
+  onMessageFailed?(info: MessageFailureInfo): void;
+}
+
+/** How many message ids (and receipts) are remembered to drop replays. */
+const SEEN_LIMIT = 10000;
+
+/**
+ * How many incoming messages are held, unconfirmed, while no `onIncomingMessage` listener is registered (offline
+ * messages arrive right after the connection opens, maybe before the app added its listener). Past this they are
+ * dropped unconfirmed: Callbox delivers them again on the next connection.
+ */
+const BACKLOG_LIMIT = 1000;
+
+/** Remembers the last `SEEN_LIMIT` keys; true when the key was new. */
+class RecentSet {
+  readonly #keys = new Set<string>();
+
+  has(key: string): boolean {
+    return this.#keys.has(key);
+  }
+
+  add(key: string): boolean {
+    if (this.#keys.has(key)) return false;
+    this.#keys.add(key);
+    if (this.#keys.size > SEEN_LIMIT) {
+      const oldest = this.#keys.values().next().value;
+      if (oldest !== undefined) this.#keys.delete(oldest);
+    }
+    return true;
+  }
+}
+
+function dateOr(text: unknown, fallback: Date): Date {
+  if (typeof text !== "string") return fallback;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? fallback : new Date(at);
+}
+
+/** What the client lends its message client. */
+interface MessagingContext {
+  client: Client;
+  connection: RealtimeConnection | null;
+  userId(): string;
+  log(level: LogMessage["level"], message: string): void;
+}
+
+/** Messaging, for a session granted the `messaging` capability; `client.getMessageClient()` returns it. */
+export class MessageClient {
+  readonly #context: MessagingContext;
+  readonly #listeners = new Set<MessageClientListener>();
+  readonly #seenMessages = new RecentSet();
+  readonly #seenReceipts = new RecentSet();
+  /** Messages that came while nobody listened for them, by id, in arrival order. */
+  readonly #backlog = new Map<string, Frame>();
+
+  /** @internal */
+  constructor(context: MessagingContext) {
+    this.#context = context;
+    const connection = context.connection;
+    if (connection) {
+      connection.on("message", (frame) => this.#incoming(frame));
+      connection.on("message.receipt", (frame) => this.#receipt(frame));
+    }
+  }
+
+  /** A message to `recipients` (a user id or an array of them) with a text and optional small JSON headers. */
+  newMessage(recipients: string | string[], text: string, headers?: MessageHeaders): Message {
+    const ids = typeof recipients === "string" ? [recipients] : recipients;
+    if (!Array.isArray(ids) || ids.length === 0 || !ids.every((id) => typeof id === "string" && id !== "")) {
+      throw localError("invalid_argument", "newMessage() needs a user id or a non-empty array of them");
+    }
+    if (typeof text !== "string") throw localError("invalid_argument", "newMessage() needs a text");
+    if (headers !== undefined && (headers === null || typeof headers !== "object" || Array.isArray(headers))) {
+      throw localError("invalid_argument", "newMessage() headers must be a JSON object");
+    }
+    return new Message(null, this.#context.userId(), [...ids], text, { ...(headers ?? {}) }, new Date());
+  }
+
+  /**
+   * Sends a message; resolves to it, with `messageId` and `timestamp` set, once Callbox stored it. Sent while
+   * the connection is down, it goes out when it is back (within `requestTimeoutMs`, 30 s). `.fail()` receives a
+   * `CallboxError` such as `payload_too_large` (text, headers, or too many recipients), `rate_limited` (with
+   * `retryAfter`; the message was not taken), or the retryable `connection_lost` or `timeout` when Callbox did
+   * not answer: the message may or may not have been taken, and sending it again makes a second one if it was.
+   */
+  send(message: Message): CallboxPromise<Message> {
+    return CallboxPromise.from(
+      (async () => {
+        if (!(message instanceof Message)) throw localError("invalid_argument", "send() takes a newMessage()");
+        const connection = this.#context.connection;
+        if (!connection) throw new CallboxError(0, "realtime_unavailable", "no WebSocket in this environment", false);
+        const frame: Frame = { type: "message.send", recipients: message.recipientIds, text: message.textBody };
+        if (Object.keys(message.headers).length > 0) frame.headers = message.headers;
+        const accepted = await connection.request(frame);
+        if (typeof accepted.messageId !== "string") {
+          throw localError("malformed_response", "message.accepted without a messageId");
+        }
+        message.messageId = accepted.messageId;
+        message.timestamp = dateOr(accepted.timestamp, message.timestamp);
+        // Our own message must not come back as new if the server also echoes it to this connection.
+        this.#seenMessages.add(accepted.messageId);
+        return message;
+      })(),
+    );
+  }
+
+  /** Adds a listener; the first one with `onIncomingMessage` also gets the messages that came before it. */
+  addEventListener(listener: MessageClientListener): void {
+    this.#listeners.add(listener);
+    if (typeof listener.onIncomingMessage === "function" && this.#backlog.size > 0) {
+      const held = [...this.#backlog.values()];
+      this.#backlog.clear();
+      for (const frame of held) this.#deliver(frame);
+    }
+  }
+
+  removeEventListener(listener: MessageClientListener): void {
+    this.#listeners.delete(listener);
   }
 
   /** The realtime configuration Callbox hands this session (`GET /v1/configuration/user`). */
   getConfiguration(): CallboxPromise<unknown> {
-    return CallboxPromise.from(this.#client.call("GET", "/v1/configuration/user").then((r) => r.body));
+    return CallboxPromise.from(this.#context.client.call("GET", "/v1/configuration/user").then((r) => r.body));
+  }
+
+  #emit<K extends keyof MessageClientListener>(
+    name: K,
+    value: Parameters<NonNullable<MessageClientListener[K]>>[0],
+  ): void {
+    for (const listener of [...this.#listeners]) {
+      const fn = listener[name] as ((v: typeof value) => void) | undefined;
+      if (typeof fn !== "function") continue;
+      try {
+        fn.call(listener, value);
+      } catch {
+        this.#context.log("error", `messaging: ${name} threw`);
+      }
+    }
+  }
+
+  #incoming(frame: Frame): void {
+    const messageId = frame.messageId;
+    if (typeof messageId !== "string" || messageId === "") return;
+    // A replay of one still held is confirmed when the held one is handed over.
+    if (this.#backlog.has(messageId)) return;
+    const listening = [...this.#listeners].some((l) => typeof l.onIncomingMessage === "function");
+    if (listening) {
+      this.#deliver(frame);
+    } else if (this.#seenMessages.has(messageId)) {
+      // Handed to a listener before (since removed): only confirmed again.
+      this.#confirm(frame);
+    } else if (this.#backlog.size < BACKLOG_LIMIT) {
+      // Not confirmed until someone gets it: a page closed before it listened has it delivered again.
+      this.#backlog.set(messageId, frame);
+    }
+  }
+
+  #deliver(frame: Frame): void {
+    const messageId = frame.messageId as string;
+    const recipientIds = Array.isArray(frame.recipientIds)
+      ? frame.recipientIds.filter((id): id is string => typeof id === "string")
+      : [];
+    const fresh = this.#seenMessages.add(messageId);
+    if (fresh) {
+      const isObject = frame.headers && typeof frame.headers === "object" && !Array.isArray(frame.headers);
+      const headers = isObject ? frame.headers : {};
+      const message = new Message(
+        messageId,
+        typeof frame.senderId === "string" ? frame.senderId : "",
+        recipientIds,
+        typeof frame.text === "string" ? frame.text : "",
+        headers as MessageHeaders,
+        dateOr(frame.timestamp, new Date()),
+      );
+      this.#emit("onIncomingMessage", message);
+    }
+    // Confirmed again on a replay too: the replay means the server did not get the first confirmation.
+    this.#confirm(frame);
+  }
+
+  /**
+   * Tells Callbox this user's client has the message. Only a recipient's copy carries the `seq` that names it in
+   * the inbox; the copy of one's own message sent from another device has none and is not confirmed.
+   */
+  #confirm(frame: Frame): void {
+    const recipientIds = Array.isArray(frame.recipientIds) ? frame.recipientIds : [];
+    if (typeof frame.seq !== "number" || !recipientIds.includes(this.#context.userId())) return;
+    this.#context.connection?.send({ type: "message.received", messageId: frame.messageId, seq: frame.seq });
+  }
+
+  #receipt(frame: Frame): void {
+    const { messageId, recipientId, status } = frame;
+    if (typeof messageId !== "string" || typeof recipientId !== "string") return;
+    if (!this.#seenReceipts.add(`${status}\n${messageId}\n${recipientId}`)) return;
+    const timestamp = dateOr(frame.timestamp, new Date());
+    if (status === "delivered") {
+      this.#emit("onMessageDelivered", { messageId, recipientId, timestamp });
+    } else if (status === "failed") {
+      const reason = typeof frame.reason === "string" ? frame.reason : "failed";
+      const error = new CallboxError(
+        typeof frame.errorCode === "number" ? frame.errorCode : 0,
+        reason,
+        `the message could not be delivered to ${recipientId}: ${reason}`,
+      );
+      this.#emit("onMessageFailed", { messageId, recipientId, reason, error, timestamp });
+    }
   }
 }
 
@@ -344,6 +1170,11 @@ export class Client {
   #provider: CredentialsProvider | null = null;
   #refreshing: Promise<void> | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
+  readonly #listeners = new Set<ClientListener>();
+  /** Null where there is no WebSocket (Node without one given in `options.realtime`). */
+  readonly #connection: RealtimeConnection | null;
+  /** Made with the client, so that messages arriving before the app asks for it are held, not lost. */
+  readonly #messageClient: MessageClient;
 
   constructor(options: ClientOptions) {
     if (!options || typeof options.applicationKey !== "string" || options.applicationKey === "") {
@@ -369,6 +1200,43 @@ export class Client {
     if (!f) throw localError("invalid_argument", "no fetch available");
     this.#fetch = options.fetch ? f : (input, init) => globalThis.fetch(input, init);
     this.#refreshMarginMs = 1000 * (options.refreshMarginSeconds ?? 60);
+    const realtime = options.realtime ?? {};
+    const WebSocketClass =
+      realtime.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ?? null;
+    this.#connection = WebSocketClass
+      ? new RealtimeConnection(
+          {
+            url: `${this.url.replace(/^http/i, "ws")}/v1/realtime`,
+            WebSocket: WebSocketClass,
+            authFrame: (nonce, resumeAfter) => this.#authFrame(nonce, resumeAfter),
+            log: this.#log,
+            stateChanged: (state) => this.#emit("onConnectionStateChanged", state),
+            refused: (error) => this.#realtimeRefused(error),
+            ended: (error) => this.#ended(error),
+          },
+          realtime,
+        )
+      : null;
+    this.#messageClient = new MessageClient({
+      client: this,
+      connection: this.#connection,
+      userId: () => this.#session?.userId ?? "",
+      log: this.#log,
+    });
+  }
+
+  /** Adds a listener for the client's life: started, failed, stopped, connection state. */
+  addListener(listener: ClientListener): void {
+    this.#listeners.add(listener);
+  }
+
+  removeListener(listener: ClientListener): void {
+    this.#listeners.delete(listener);
+  }
+
+  /** The realtime connection's state (`idle` when none was asked for, or no WebSocket is available). */
+  getConnectionState(): ConnectionState {
+    return this.#connection?.state ?? "idle";
   }
 
   /**
@@ -379,6 +1247,7 @@ export class Client {
     return CallboxPromise.from(
       this.#start(credentials).catch((error: unknown) => {
         // A start that failed half-way leaves nothing behind.
+        this.#connection?.stop();
         this.#stopTimer();
         this.#session = null;
         this.#provider = null;
@@ -388,6 +1257,7 @@ export class Client {
   }
 
   async #start(credentials: StartCredentials): Promise<SavedSession> {
+    this.#connection?.stop();
     this.#stopTimer();
     this.#session = null;
     this.#provider = null;
@@ -428,8 +1298,10 @@ export class Client {
       }
       await this.#exchange(exchange);
     }
+    this.#openRealtime();
     this.#schedule();
     this.#log("info", "session started");
+    this.#emit("onClientStarted");
     return this.getSession() as SavedSession;
   }
 
@@ -470,6 +1342,7 @@ export class Client {
       (async () => {
         this.#stopTimer();
         this.#provider = null;
+        this.#connection?.stop();
         const s = this.#session;
         if (!s) return;
         try {
@@ -477,18 +1350,22 @@ export class Client {
         } finally {
           this.#session = null;
           this.#log("info", "session terminated");
+          this.#emit("onClientStopped", null);
         }
       })(),
     );
   }
 
-  /** Messaging; throws `capability_not_granted` when the session has no `messaging` capability. */
+  /**
+   * Messaging (the same object on every call); throws `capability_not_granted` when the session has no
+   * `messaging` capability.
+   */
   getMessageClient(): MessageClient {
     if (!this.#session) throw localError("not_started", "start() the client first");
     if (!this.#session.capabilities.includes("messaging")) {
       throw localError("capability_not_granted", "this session was not granted the messaging capability");
     }
-    return new MessageClient(this);
+    return this.#messageClient;
   }
 
   /** The user's identities (`GET /v1/user/profile`), a signed call. */
@@ -723,22 +1600,145 @@ export class Client {
     return { status: response.status, body: parsed as T };
   }
 
-  #schedule(): void {
+  /** Whether this session keeps a realtime connection (asked for, granted, and a WebSocket to make it with). */
+  #wantsRealtime(): boolean {
+    const s = this.#session;
+    if (!s || !this.#connection) return false;
+    const asked = (this.capabilities.messaging && s.capabilities.includes("messaging")) ||
+      (this.capabilities.calling && s.capabilities.includes("calling"));
+    return !!asked;
+  }
+
+  #openRealtime(): void {
+    if (this.#wantsRealtime()) this.#connection?.open();
+    else if (this.#connection === null && (this.capabilities.messaging || this.capabilities.calling)) {
+      this.#log("warn", "no WebSocket in this environment: no realtime connection");
+    }
+  }
+
+  /**
+   * A session started from a credentials provider is refreshed with a fresh ticket before it expires; one with
+   * a realtime connection is renewed with a signed `POST /v1/instance`, the connection staying open.
+   */
+  #schedule(retryMs?: number): void {
     this.#stopTimer();
     const s = this.#session;
-    if (!this.#provider || !s || !Number.isFinite(s.expiresAt)) return;
-    const delay = Math.max(0, s.expiresAt - this.#now() - this.#refreshMarginMs);
+    if (!s || !Number.isFinite(s.expiresAt)) return;
+    const provider = this.#provider !== null;
+    if (!provider && !this.#wantsRealtime()) return;
+    const remaining = s.expiresAt - this.#now();
+    // A renewal goes at the margin before expiry, but never before half the lifetime left: a session shorter
+    // than the margin is not renewed in a tight loop.
+    const delay =
+      retryMs ??
+      (provider
+        ? Math.max(0, remaining - this.#refreshMarginMs)
+        : Math.max(remaining - this.#refreshMarginMs, remaining / 2, 0));
     // Timers beyond ~24.8 days overflow; a session that long is refreshed on the next call instead.
     if (delay > 2 ** 31 - 1) return;
     const timer = setTimeout(() => {
       this.#timer = null;
-      this.refresh().catch((error: unknown) => {
+      const renewal = provider ? this.refresh() : this.#renewOnce();
+      renewal.catch((error: unknown) => {
         const reason = error instanceof CallboxError ? error.reason : "unknown";
-        this.#log("error", `background refresh failed: ${reason}`);
+        this.#log("error", `background ${provider ? "refresh" : "renewal"} failed: ${reason}`);
+        // A network failure is tried again while the session lasts; a refusal ends it (the socket says so).
+        if (error instanceof CallboxError && error.retryable && this.#session === s) {
+          this.#schedule(Math.min(30000, Math.max(1000, (s.expiresAt - this.#now()) / 2)));
+        }
       });
     }, delay);
     (timer as { unref?: () => void }).unref?.();
     this.#timer = timer;
+  }
+
+  /** One renewal at a time, sharing the refresh guard (the realtime auth frame waits for it). */
+  #renewOnce(): Promise<void> {
+    if (!this.#refreshing) {
+      this.#refreshing = this.#renew().finally(() => {
+        this.#refreshing = null;
+      });
+    }
+    return this.#refreshing;
+  }
+
+  /** Extends the session (signed `POST /v1/instance`): a new expiry and a new secret; the socket stays open. */
+  async #renew(): Promise<void> {
+    const s = this.#session;
+    if (!s) return;
+    this.#log("info", "renewing the session");
+    const answer = await this.#signed<{ id?: unknown; secret?: unknown; expiresIn?: unknown }>(
+      "POST",
+      "/v1/instance",
+      this.#instanceBody(),
+    );
+    const grant = answer.body;
+    if (typeof grant.secret !== "string") throw localError("malformed_response", "no secret in the answer");
+    if (this.#session !== s) return;
+    s.sessionSecret = grant.secret;
+    if (typeof grant.expiresIn === "number") s.expiresAt = this.#now() + 1000 * grant.expiresIn;
+    this.#schedule();
+    this.#log("info", "session renewed");
+  }
+
+  /** The `auth` frame answering a realtime challenge: §4 signature over GET /v1/realtime/{nonce}. */
+  async #authFrame(nonce: string, resumeAfter: number | null): Promise<Frame> {
+    // A renewal in flight changes the secret: sign with the one it brings.
+    if (this.#refreshing) await this.#refreshing.catch(() => undefined);
+    const s = this.#session;
+    if (!s) throw localError("not_started", "no session");
+    const timestamp = isoSeconds(this.#serverNow());
+    const signature = await signRealtimeAuth(s.sessionSecret, nonce, timestamp);
+    const frame: Frame = { type: "auth", sessionId: s.sessionId, timestamp, signature };
+    if (resumeAfter !== null) frame.resumeAfter = resumeAfter;
+    return frame;
+  }
+
+  /** Decides whether a refused realtime connection may try again (see `RealtimeHooks.refused`). */
+  async #realtimeRefused(error: CallboxError): Promise<boolean> {
+    if (!this.#session) return false;
+    if (error.reason === "timestamp_skew") {
+      this.#offsetMs = null;
+      await this.#syncClock().catch(() => undefined);
+      return true;
+    }
+    if (error.reason === "session_expired" && this.#provider) {
+      // Refreshed, or replaced by a new session when past renewal: either way the next auth frame signs with
+      // what it brought, and the resume cursor stays valid (the inbox is the user's, not the session's).
+      try {
+        await this.refresh();
+        return true;
+      } catch {
+        return false;
+      }
+    }
+    return !FINAL_REFUSALS.has(error.reason);
+  }
+
+  /** The server ended the session: forget it and tell the listeners. */
+  #ended(error: CallboxError): void {
+    this.#log("error", `the session ended: ${error.reason}`);
+    this.#stopTimer();
+    this.#provider = null;
+    this.#session = null;
+    this.#emit("onClientFailed", error);
+    this.#emit("onClientStopped", error);
+  }
+
+  #emit(name: "onClientStarted"): void;
+  #emit(name: "onClientFailed", value: CallboxError): void;
+  #emit(name: "onClientStopped", value: CallboxError | null): void;
+  #emit(name: "onConnectionStateChanged", value: ConnectionState): void;
+  #emit(name: keyof ClientListener, value?: unknown): void {
+    for (const listener of [...this.#listeners]) {
+      const fn = listener[name] as ((client: Client, value?: unknown) => void) | undefined;
+      if (typeof fn !== "function") continue;
+      try {
+        fn.call(listener, this, value);
+      } catch {
+        this.#log("error", `${name} threw`);
+      }
+    }
   }
 
   #stopTimer(): void {

@@ -3,6 +3,7 @@
 
 use super::{Callbox, DomainError, DomainResult, ADMIN_TOKEN_META};
 use crate::audit::AuthEvent;
+use crate::realtime::SessionEvent;
 use crate::store::SessionRecord;
 use callbox_core::{Reason, Secret};
 use chrono::{DateTime, Utc};
@@ -39,19 +40,25 @@ impl Callbox {
 
     /// Admin: revokes one session of an application.
     pub async fn revoke_session(&self, app_key: &str, session_id: &str) -> DomainResult<()> {
-        Ok(self.store.revoke_session(app_key, session_id, self.now()).await?)
+        self.store.revoke_session(app_key, session_id, self.now()).await?;
+        self.realtime.session_event(SessionEvent::session(app_key, session_id));
+        Ok(())
     }
 
     /// Admin: revokes all of a user's sessions.
     pub async fn revoke_user_sessions(&self, app_key: &str, user_id: &str) -> DomainResult<u64> {
         self.store.get_app(app_key).await?;
-        Ok(self.store.revoke_user_sessions(app_key, user_id, self.now()).await?)
+        let revoked = self.store.revoke_user_sessions(app_key, user_id, self.now()).await?;
+        self.realtime.session_event(SessionEvent::user(app_key, user_id, Reason::SessionRevoked));
+        Ok(revoked)
     }
 
     /// Admin: revokes all of an application's sessions created before `before`.
     pub async fn revoke_sessions_before(&self, app_key: &str, before: DateTime<Utc>) -> DomainResult<u64> {
         self.store.get_app(app_key).await?;
-        Ok(self.store.revoke_app_sessions_before(app_key, before, self.now()).await?)
+        let revoked = self.store.revoke_app_sessions_before(app_key, before, self.now()).await?;
+        self.realtime.session_event(SessionEvent::Before { app_key: app_key.to_owned(), before });
+        Ok(revoked)
     }
 
     /// Admin: the ticket debugger against the application's active secrets (or `secret` instead, when given) and

@@ -6,6 +6,7 @@ use super::{
     SESSION_TTL_RANGE,
 };
 use crate::crypto::{new_app_secret, random_token};
+use crate::realtime::SessionEvent;
 use crate::store::{AppRecord, Capability, SecretRecord, StoreError};
 use callbox_core::{Reason, Secret, TicketPolicy};
 use chrono::Duration;
@@ -199,6 +200,7 @@ impl Callbox {
     /// Deletes an application and everything in it.
     pub async fn delete_app(&self, key: &str) -> DomainResult<()> {
         self.store.delete_app(key).await?;
+        self.realtime.session_event(SessionEvent::AppDeleted { app_key: key.to_owned() });
         self.audit.forget(key);
         Ok(())
     }

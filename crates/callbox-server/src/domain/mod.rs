@@ -7,16 +7,18 @@
 //! - [`sessions`]: ticket → session exchange, re-authorization, signed calls, renewal, ending a session.
 //! - [`users`]: platform-managed users (sign-up, login) and their administration.
 //! - [`admin`]: the admin token, revocation, listings, the audit trail, the ticket debugger, readiness.
+//! - [`messaging`]: realtime messages (what is stored for whom, durably before acknowledgement) and inboxes.
 
 pub mod admin;
 pub mod apps;
 pub mod clock;
 pub mod error;
+pub mod messaging;
 pub mod sessions;
 pub mod users;
 
 /// The records the domain answers with (handlers read them; only the domain reaches the store).
-pub use crate::store::{AppRecord, Capability, SecretRecord, SessionRecord, UserRecord};
+pub use crate::store::{AppRecord, Capability, InboxEntry, InboxItem, MessageRecord, SecretRecord, SessionRecord, UserRecord};
 pub use apps::{AppSettings, AppWithSecrets, CreatedApp, NewSecret};
 pub use clock::{Clock, SystemClock, TestClock};
 pub use error::{DomainError, DomainResult};
@@ -101,6 +103,8 @@ pub struct Callbox {
     clock: Arc<dyn Clock>,
     secret_touches: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
     auth_counters: Arc<AuthCounters>,
+    /// This node's live realtime connections; told of every session revocation.
+    realtime: crate::realtime::Hub,
 }
 
 /// `callbox_auth_total{kind,outcome,reason}` handles, made once per label set: building one through
@@ -141,6 +145,7 @@ impl Callbox {
             passwords: PasswordHasher::new(&config.passwords)?,
             limiter: Limits { local: AttemptLimiter::new(&config.login), shared: shared_limits },
             audit: AuditLog::default(),
+            realtime: crate::realtime::Hub::new(store.clone(), config.realtime.clone()),
             store,
             master,
             config: Arc::new(config),

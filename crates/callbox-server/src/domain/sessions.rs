@@ -3,6 +3,7 @@
 
 use super::{origin_allowed, seconds, AppContext, Callbox, DomainError, DomainResult, RequestMeta};
 use crate::audit::{event, AuthEvent, EventKind};
+use crate::realtime::SessionEvent;
 use crate::store::{Capability, SessionRecord, StoreError};
 use callbox_core::signing::{self, SignedParts};
 use callbox_core::{AnyTicket, Reason, TicketFormat, VerifiedCredential};
@@ -324,6 +325,7 @@ impl Callbox {
     /// Ends a session (its own signed `DELETE`).
     pub async fn end_session(&self, session: &SessionRecord) -> DomainResult<()> {
         self.store.revoke_session(&session.app_key, &session.id, self.now()).await?;
+        self.realtime.session_event(SessionEvent::session(&session.app_key, &session.id));
         Ok(())
     }
 

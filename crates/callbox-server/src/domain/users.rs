@@ -5,6 +5,7 @@ use super::{origin_allowed, AppContext, Callbox, DomainError, DomainResult, Requ
 use crate::audit::{event, EventKind};
 use crate::crypto::random_token;
 use crate::limits::Wait;
+use crate::realtime::SessionEvent;
 use crate::passwords::{check_password_length, MAX_PASSWORD_BYTES};
 use crate::store::{StoreError, UserRecord};
 use callbox_core::credential::Identity;
@@ -176,6 +177,7 @@ impl Callbox {
         self.store.set_user_disabled(app_key, user_id, disabled).await?;
         if disabled {
             let revoked = self.store.revoke_user_sessions(app_key, user_id, self.now()).await?;
+            self.realtime.session_event(SessionEvent::user(app_key, user_id, Reason::UserDisabled));
             tracing::info!(app = %app_key, user = %user_id, revoked, "user disabled; sessions revoked");
         }
         Ok(self.store.get_user(app_key, user_id).await?)
@@ -185,6 +187,7 @@ impl Callbox {
     pub async fn remove_user(&self, app_key: &str, user_id: &str) -> DomainResult<()> {
         self.store.delete_user(app_key, user_id).await?;
         self.store.revoke_user_sessions(app_key, user_id, self.now()).await?;
+        self.realtime.session_event(SessionEvent::user(app_key, user_id, Reason::SessionRevoked));
         Ok(())
     }
 

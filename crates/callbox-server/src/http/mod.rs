@@ -46,7 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/instances/id/{id}/authorization", put(client::reauthorize))
         .route("/v1/instances/id/{id}", get(client::get_instance).delete(client::delete_instance))
         .route("/v1/user/profile", get(client::profile))
-        .route("/v1/configuration/user", get(client::configuration));
+        .route("/v1/configuration/user", get(client::configuration))
+        .route("/v1/realtime", get(crate::realtime::connection::upgrade));
 
     let admin = Router::new()
         .route("/admin/v1/apps", post(admin::create_app).get(admin::list_apps))
@@ -58,6 +59,10 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/apps/{key}/users/{user}/password", put(admin::set_password))
         .route("/admin/v1/apps/{key}/users/{user}/disable", post(admin::disable_user))
         .route("/admin/v1/apps/{key}/users/{user}/enable", post(admin::enable_user))
+        .route(
+            "/admin/v1/apps/{key}/users/{user}/connections",
+            get(crate::realtime::admin::list_connections).delete(crate::realtime::admin::drop_connections),
+        )
         .route("/admin/v1/apps/{key}/sessions", get(admin::list_sessions))
         .route("/admin/v1/apps/{key}/sessions/revoke", post(admin::revoke_sessions))
         .route("/admin/v1/apps/{key}/sessions/{id}", delete(admin::revoke_session))

@@ -22,7 +22,9 @@
 //! (most exchanges are for users of the customer's backend, who are not platform users), and creating the user
 //! drops that answer.
 
-use super::{AppRecord, SecretRecord, SessionRecord, Store, StoreError, StoreResult, UserRecord};
+use super::{
+    AppRecord, InboxEntry, MessageRecord, SecretRecord, SessionRecord, Store, StoreError, StoreResult, UserRecord,
+};
 use crate::config::CacheConfig;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -306,6 +308,44 @@ impl Store for CachedStore {
 
     async fn use_nonce(&self, app_key: &str, nonce: &str, expires_at: DateTime<Utc>) -> StoreResult<bool> {
         self.inner.use_nonce(app_key, nonce, expires_at).await
+    }
+
+    async fn known_users(&self, app_key: &str, user_ids: &[String]) -> StoreResult<Vec<String>> {
+        self.inner.known_users(app_key, user_ids).await
+    }
+
+    async fn append_message(&self, message: &MessageRecord) -> StoreResult<Vec<u64>> {
+        self.inner.append_message(message).await
+    }
+
+    async fn confirm_delivery(
+        &self,
+        app_key: &str,
+        user_id: &str,
+        seq: u64,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<(String, InboxEntry)>> {
+        self.inner.confirm_delivery(app_key, user_id, seq, message_id, at).await
+    }
+
+    async fn read_inbox(
+        &self,
+        app_key: &str,
+        user_id: &str,
+        after_seq: u64,
+        limit: u32,
+        unconfirmed_only: bool,
+    ) -> StoreResult<Vec<InboxEntry>> {
+        self.inner.read_inbox(app_key, user_id, after_seq, limit, unconfirmed_only).await
+    }
+
+    async fn inbox_last_seq(&self, app_key: &str, user_id: &str) -> StoreResult<u64> {
+        self.inner.inbox_last_seq(app_key, user_id).await
+    }
+
+    async fn purge_inbox(&self, older_than: DateTime<Utc>, keep_per_user: u64) -> StoreResult<u64> {
+        self.inner.purge_inbox(older_than, keep_per_user).await
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {

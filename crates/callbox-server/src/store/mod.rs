@@ -158,6 +158,50 @@ pub struct SessionRecord {
     pub identity_type: IdentityType,
 }
 
+/// A message as stored in each recipient's inbox (the realtime layer, docs/realtime.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    /// Server-given id (UUIDv7), public.
+    pub id: String,
+    /// The application both ends belong to.
+    pub app_key: String,
+    /// Who sent it.
+    pub sender_id: String,
+    /// Every recipient the sender named that was accepted (each one's copy lists them all).
+    pub recipient_ids: Vec<String>,
+    /// The text body.
+    pub text: String,
+    /// The headers, a JSON object as text (`{}` when none).
+    pub headers: String,
+    /// Server time of acceptance.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One entry of a user's inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboxItem {
+    /// A message to this user.
+    Message(MessageRecord),
+    /// This user sent `message_id`; `recipient_id` confirmed it at `at`.
+    Receipt {
+        /// The message.
+        message_id: String,
+        /// The recipient who confirmed it.
+        recipient_id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// An inbox entry with its place in the user's sequence (the resume cursor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEntry {
+    /// Increasing per (application, user), from 1.
+    pub seq: u64,
+    /// What it is.
+    pub item: InboxItem,
+}
+
 /// The persistence operations Callbox needs. Every method is tenant-scoped where a tenant applies: a row of
 /// another application is [`StoreError::NotFound`].
 #[async_trait]
@@ -240,6 +284,40 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     // Nonces.
     /// Records a nonce as used until `expires_at`. `Ok(true)` the first time, `Ok(false)` for a replay.
     async fn use_nonce(&self, app_key: &str, nonce: &str, expires_at: DateTime<Utc>) -> StoreResult<bool>;
+    // Realtime messaging (docs/realtime.md).
+    /// Which of `user_ids` are known in the application: a platform-managed user, a user who has (or had, until
+    /// purged) a session, or a user with an inbox. Order of the answer is unspecified.
+    async fn known_users(&self, app_key: &str, user_ids: &[String]) -> StoreResult<Vec<String>>;
+    /// Appends `message` to the inbox of each of its recipients, atomically; durable when this returns. Returns
+    /// each recipient's sequence number, in `recipient_ids` order.
+    async fn append_message(&self, message: &MessageRecord) -> StoreResult<Vec<u64>>;
+    /// Marks entry `seq` of `user_id`'s inbox (a message with id `message_id`) as confirmed and, the first time
+    /// only, appends the receipt to the sender's inbox, atomically. Returns the sender and the receipt's entry,
+    /// or `None` when it was confirmed before. [`StoreError::NotFound`] when no such message entry exists.
+    async fn confirm_delivery(
+        &self,
+        app_key: &str,
+        user_id: &str,
+        seq: u64,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<(String, InboxEntry)>>;
+    /// `user_id`'s inbox entries after `after_seq`, in sequence order, at most `limit`; with `unconfirmed_only`,
+    /// only messages the user has not confirmed.
+    async fn read_inbox(
+        &self,
+        app_key: &str,
+        user_id: &str,
+        after_seq: u64,
+        limit: u32,
+        unconfirmed_only: bool,
+    ) -> StoreResult<Vec<InboxEntry>>;
+    /// The last sequence number given in `user_id`'s inbox (0 when it has none).
+    async fn inbox_last_seq(&self, app_key: &str, user_id: &str) -> StoreResult<u64>;
+    /// Retention: removes inbox entries created before `older_than`, and of each user all but the newest
+    /// `keep_per_user`; returns how many.
+    async fn purge_inbox(&self, older_than: DateTime<Utc>, keep_per_user: u64) -> StoreResult<u64>;
+
     /// Forgets nonces that expired before `now` and sessions that expired more than 7 days before it (kept that long
     /// so that their holders are told `session_expired`, not `session_revoked`); returns rows removed.
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;

@@ -45,7 +45,10 @@ use sqlx::error::ErrorKind;
 use sqlx::AnyPool;
 use sqlx::{Executor, Row};
 
-use super::{AppRecord, Capability, SecretRecord, SessionRecord, Store, StoreError, StoreResult, UserRecord};
+use super::{
+    AppRecord, Capability, InboxEntry, InboxItem, MessageRecord, SecretRecord, SessionRecord, Store, StoreError,
+    StoreResult, UserRecord,
+};
 
 /// Connections in the pool. SQLite runs one writer at a time whatever the pool size; a few connections let
 /// readers proceed beside it (WAL).
@@ -842,6 +845,165 @@ impl Store for SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn known_users(&self, app_key: &str, user_ids: &[String]) -> StoreResult<Vec<String>> {
+        // One indexed probe per id (users' primary key, sessions_by_user, inbox_counters' primary key): a message
+        // names at most a few dozen recipients.
+        let mut known = Vec::with_capacity(user_ids.len());
+        for user_id in user_ids {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM users WHERE app_key = $1 AND user_id = $2 \
+                 UNION ALL SELECT 1 FROM sessions WHERE app_key = $1 AND user_id = $2 \
+                 UNION ALL SELECT 1 FROM inbox_counters WHERE app_key = $1 AND user_id = $2 LIMIT 1",
+            )
+            .bind(app_key)
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if found.is_some() {
+                known.push(user_id.clone());
+            }
+        }
+        Ok(known)
+    }
+
+    async fn append_message(&self, message: &MessageRecord) -> StoreResult<Vec<u64>> {
+        let recipients = serde_json::to_string(&message.recipient_ids)
+            .map_err(|error| StoreError::Unavailable(format!("cannot encode recipients: {error}")))?;
+        let _writer = self.sqlite_writer().await;
+        let mut tx = self.begin_write().await?;
+        // Recipients in a fixed (sorted) order so that two PostgreSQL transactions locking the same counters
+        // cannot deadlock; the answer is given back in the caller's order.
+        let mut ordered: Vec<(usize, &String)> = message.recipient_ids.iter().enumerate().collect();
+        ordered.sort_by(|a, b| a.1.cmp(b.1));
+        let mut by_index = vec![0u64; message.recipient_ids.len()];
+        for (index, recipient) in ordered {
+            let seq = next_seq(&mut tx, &message.app_key, recipient).await?;
+            insert_inbox_row(
+                &mut tx,
+                &message.app_key,
+                recipient,
+                seq,
+                "message",
+                message,
+                &recipients,
+                None,
+                message.created_at,
+            )
+            .await?;
+            by_index[index] = seq;
+        }
+        tx.commit().await?;
+        Ok(by_index)
+    }
+
+    async fn confirm_delivery(
+        &self,
+        app_key: &str,
+        user_id: &str,
+        seq: u64,
+        message_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<(String, InboxEntry)>> {
+        let seq_value = to_i64(seq, "inbox sequence")?;
+        // The entry handed back is the one stored: milliseconds, like a later read of it.
+        let at = from_millis(to_millis(at))?;
+        let _writer = self.sqlite_writer().await;
+        let mut tx = self.begin_write().await?;
+        // One statement decides "first confirmation" on both engines (no read-then-write window).
+        let sender: Option<String> = sqlx::query_scalar(
+            "UPDATE inbox SET delivered_at = $5 WHERE app_key = $1 AND user_id = $2 AND seq = $3 \
+             AND message_id = $4 AND kind = 'message' AND delivered_at IS NULL RETURNING sender_id",
+        )
+        .bind(app_key)
+        .bind(user_id)
+        .bind(seq_value)
+        .bind(message_id)
+        .bind(to_millis(at))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(sender) = sender else {
+            let exists: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM inbox WHERE app_key = $1 AND user_id = $2 AND seq = $3 AND message_id = $4 \
+                 AND kind = 'message'",
+            )
+            .bind(app_key)
+            .bind(user_id)
+            .bind(seq_value)
+            .bind(message_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            return exists.map(|_| None).ok_or(StoreError::NotFound);
+        };
+        let receipt_seq = next_seq(&mut tx, app_key, &sender).await?;
+        let receipt = MessageRecord {
+            id: message_id.to_owned(),
+            app_key: app_key.to_owned(),
+            sender_id: sender.clone(),
+            recipient_ids: Vec::new(),
+            text: String::new(),
+            headers: "{}".to_owned(),
+            created_at: at,
+        };
+        insert_inbox_row(&mut tx, app_key, &sender, receipt_seq, "receipt", &receipt, "[]", Some(user_id), at).await?;
+        tx.commit().await?;
+        let entry = InboxEntry {
+            seq: receipt_seq,
+            item: InboxItem::Receipt { message_id: message_id.to_owned(), recipient_id: user_id.to_owned(), at },
+        };
+        Ok(Some((sender, entry)))
+    }
+
+    async fn read_inbox(
+        &self,
+        app_key: &str,
+        user_id: &str,
+        after_seq: u64,
+        limit: u32,
+        unconfirmed_only: bool,
+    ) -> StoreResult<Vec<InboxEntry>> {
+        let only = if unconfirmed_only { " AND kind = 'message' AND delivered_at IS NULL" } else { "" };
+        let rows = sqlx::query(&format!(
+            "SELECT {INBOX_COLUMNS} FROM inbox WHERE app_key = $1 AND user_id = $2 AND seq > $3{only} \
+             ORDER BY seq LIMIT $4"
+        ))
+        .bind(app_key)
+        .bind(user_id)
+        .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+        .bind(clamp_limit(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| inbox_from_row(row, app_key)).collect()
+    }
+
+    async fn inbox_last_seq(&self, app_key: &str, user_id: &str) -> StoreResult<u64> {
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT last_seq FROM inbox_counters WHERE app_key = $1 AND user_id = $2")
+                .bind(app_key)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        u64::try_from(last.unwrap_or(0)).map_err(|_| corrupt("inbox sequence"))
+    }
+
+    async fn purge_inbox(&self, older_than: DateTime<Utc>, keep_per_user: u64) -> StoreResult<u64> {
+        let keep = to_i64(keep_per_user, "keep_per_user")?;
+        let _writer = self.sqlite_writer().await;
+        let by_age = sqlx::query("DELETE FROM inbox WHERE created_at < $1")
+            .bind(to_millis(older_than))
+            .execute(&self.pool)
+            .await?;
+        // Sequence numbers of a user are contiguous and entries only leave from the old end, so "all but the
+        // newest N" is "seq <= last_seq - N".
+        let by_count = sqlx::query(
+            "DELETE FROM inbox WHERE EXISTS (SELECT 1 FROM inbox_counters c WHERE c.app_key = inbox.app_key \
+             AND c.user_id = inbox.user_id AND inbox.seq <= c.last_seq - $1)",
+        )
+        .bind(keep)
+        .execute(&self.pool)
+        .await?;
+        Ok(by_age.rows_affected() + by_count.rows_affected())
+    }
+
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let now = to_millis(now);
         let mut tx = self.begin_write().await?;
@@ -853,6 +1015,85 @@ impl Store for SqlStore {
         tx.commit().await?;
         Ok(nonces.rows_affected() + sessions.rows_affected())
     }
+}
+
+// ----- realtime inbox ----------------------------------------------------------------------------------------
+
+const INBOX_COLUMNS: &str = "seq, kind, message_id, sender_id, recipients, body, headers, peer_id, created_at";
+
+/// Takes the next sequence number of a user's inbox inside `tx`. On PostgreSQL the counter row stays locked until
+/// the transaction ends, so a user's entries commit in sequence order (a reader never sees N+1 before N).
+async fn next_seq(connection: &mut sqlx::AnyConnection, app_key: &str, user_id: &str) -> StoreResult<u64> {
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO inbox_counters (app_key, user_id, last_seq) VALUES ($1, $2, 1) \
+         ON CONFLICT (app_key, user_id) DO UPDATE SET last_seq = inbox_counters.last_seq + 1 RETURNING last_seq",
+    )
+    .bind(app_key)
+    .bind(user_id)
+    .fetch_one(connection)
+    .await
+    .map_err(insert_error)?;
+    u64::try_from(seq).map_err(|_| corrupt("inbox sequence"))
+}
+
+/// Appends one row to a user's inbox.
+#[allow(clippy::too_many_arguments)]
+async fn insert_inbox_row(
+    connection: &mut sqlx::AnyConnection,
+    app_key: &str,
+    user_id: &str,
+    seq: u64,
+    kind: &str,
+    message: &MessageRecord,
+    recipients: &str,
+    peer_id: Option<&str>,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO inbox (app_key, user_id, seq, kind, message_id, sender_id, recipients, body, headers, peer_id, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(app_key)
+    .bind(user_id)
+    .bind(to_i64(seq, "inbox sequence")?)
+    .bind(kind)
+    .bind(&message.id)
+    .bind(&message.sender_id)
+    .bind(recipients)
+    .bind(&message.text)
+    .bind(&message.headers)
+    .bind(peer_id)
+    .bind(to_millis(at))
+    .execute(connection)
+    .await
+    .map_err(insert_error)?;
+    Ok(())
+}
+
+fn inbox_from_row(row: &AnyRow, app_key: &str) -> StoreResult<InboxEntry> {
+    let kind: String = row.try_get("kind")?;
+    let created_at = get_time(row, "created_at")?;
+    let item = match kind.as_str() {
+        "message" => {
+            let recipients: String = row.try_get("recipients")?;
+            InboxItem::Message(MessageRecord {
+                id: row.try_get("message_id")?,
+                app_key: app_key.to_owned(),
+                sender_id: row.try_get("sender_id")?,
+                recipient_ids: serde_json::from_str(&recipients).map_err(|_| corrupt("inbox recipients"))?,
+                text: row.try_get("body")?,
+                headers: row.try_get("headers")?,
+                created_at,
+            })
+        }
+        "receipt" => InboxItem::Receipt {
+            message_id: row.try_get("message_id")?,
+            recipient_id: row.try_get::<Option<String>, _>("peer_id")?.ok_or_else(|| corrupt("receipt"))?,
+            at: created_at,
+        },
+        _ => return Err(corrupt("inbox kind")),
+    };
+    Ok(InboxEntry { seq: get_u64(row, "seq")?, item })
 }
 
 /// Inserts a secret row on a connection or in a transaction.

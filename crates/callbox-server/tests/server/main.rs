@@ -9,6 +9,7 @@ mod config_reference;
 mod dashboard;
 mod hostile;
 mod platform;
+mod realtime;
 mod scale;
 mod store;
 mod support;

@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Engines {
+pub(crate) struct Engines {
     database_url: String,
     redis_url: String,
 }
 
-fn engines() -> Option<Engines> {
+pub(crate) fn engines() -> Option<Engines> {
     match (std::env::var("CALLBOX_TEST_DATABASE_URL"), std::env::var("CALLBOX_TEST_REDIS_URL")) {
         (Ok(database_url), Ok(redis_url)) => Some(Engines { database_url, redis_url }),
         _ => {
@@ -37,7 +37,7 @@ fn engines() -> Option<Engines> {
 }
 
 /// Two nodes on the same engines and master key, each with its own data directory.
-async fn two_nodes(engines: &Engines) -> (Server, Server, Vec<TempDir>) {
+pub(crate) async fn two_nodes(engines: &Engines) -> (Server, Server, Vec<TempDir>) {
     // One key for every node of every test: the shared database remembers the key it was started with.
     let master_key = "c2NhbGUtdGVzdHMtbWFzdGVyLWtleS0zMi1ieXRlcyE=".to_owned();
     let mut dirs = Vec::new();

@@ -18,6 +18,8 @@ pub struct Server {
     pub token: String,
     pub demo_key: Option<String>,
     pub data: PathBuf,
+    /// The shared database, when not the data directory's SQLite file.
+    pub database_url: Option<String>,
     pub callbox: Callbox,
     /// The domain's clock: tests move it to expire sessions and lockouts.
     pub clock: TestClock,
@@ -70,6 +72,7 @@ pub async fn start_with(config: Config) -> Server {
         token,
         demo_key: made.demo_app.map(|(key, _)| key),
         data: config.data.clone(),
+        database_url: config.database_url.as_ref().map(|url| url.0.clone()),
         callbox,
         clock,
         http: reqwest::Client::new(),
@@ -185,6 +188,17 @@ impl Server {
     /// A session-signed call, signed exactly as PROTOCOL §4 says, stamped with the server's (test) clock.
     pub async fn signed(&self, method: Method, path: &str, body: Option<Value>, session: &Session) -> Response {
         self.signed_at(method, path, body, session, self.now()).await
+    }
+
+    /// A second handle on the server's database, behind the domain's back: for a write made by "another node"
+    /// (no fan-out here) and for running the store's own conformance checks. Caches of this server do not see
+    /// its writes.
+    pub async fn raw_store(&self) -> std::sync::Arc<dyn callbox_server::store::Store> {
+        use callbox_server::store::sql::SqlStore;
+        match &self.database_url {
+            Some(url) => std::sync::Arc::new(SqlStore::connect_postgres(url).await.unwrap()),
+            None => std::sync::Arc::new(SqlStore::open(&self.data.join("callbox.db")).await.unwrap()),
+        }
     }
 
     /// The server's time (its test clock).

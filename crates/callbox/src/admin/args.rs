@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 /// How to reach the admin API; shared by `app`, `user` and `session`.
 #[derive(Debug, Args)]
-pub(super) struct Connection {
+pub(crate) struct Connection {
     /// Base URL of the Callbox server. Plain http:// only for now: this build has no TLS client, so reach a
     /// remote server through an SSH tunnel or a private network.
     #[arg(
@@ -26,7 +26,7 @@ pub(super) struct Connection {
         env = "CALLBOX_URL",
         default_value = "http://127.0.0.1:8080"
     )]
-    pub(super) server: String,
+    pub(crate) server: String,
     /// Admin token. When absent, it is read from DIR/admin-token (see --data).
     #[arg(
         long,
@@ -37,7 +37,7 @@ pub(super) struct Connection {
         hide_env_values = true,
         value_parser = hidden_text
     )]
-    pub(super) admin_token: Option<SecretText>,
+    pub(crate) admin_token: Option<SecretText>,
     /// The server's data directory, whose admin-token file holds the admin token (read only when no
     /// --admin-token is given).
     #[arg(
@@ -48,10 +48,10 @@ pub(super) struct Connection {
         env = "CALLBOX_DATA",
         default_value = "./callbox-data"
     )]
-    pub(super) data: PathBuf,
+    pub(crate) data: PathBuf,
     /// Print the server's JSON answer instead of text (commands whose answer is empty print nothing).
     #[arg(long, global = true, help_heading = "Admin API")]
-    pub(super) json: bool,
+    pub(crate) json: bool,
 }
 
 /// Reads a credential argument into a value that `Debug` redacts.
@@ -63,31 +63,31 @@ fn hidden_text(text: &str) -> Result<SecretText, std::convert::Infallible> {
 #[derive(Debug, Args)]
 pub struct AppArgs {
     #[command(flatten)]
-    pub(super) connection: Connection,
+    pub(crate) connection: Connection,
     #[command(subcommand)]
-    pub(super) command: AppCommand,
+    pub(crate) command: AppCommand,
 }
 
 /// `callbox user`.
 #[derive(Debug, Args)]
 pub struct UserArgs {
     #[command(flatten)]
-    pub(super) connection: Connection,
+    pub(crate) connection: Connection,
     #[command(subcommand)]
-    pub(super) command: UserCommand,
+    pub(crate) command: UserCommand,
 }
 
 /// `callbox session`.
 #[derive(Debug, Args)]
 pub struct SessionArgs {
     #[command(flatten)]
-    pub(super) connection: Connection,
+    pub(crate) connection: Connection,
     #[command(subcommand)]
-    pub(super) command: SessionCommand,
+    pub(crate) command: SessionCommand,
 }
 
 #[derive(Debug, Subcommand)]
-pub(super) enum AppCommand {
+pub(crate) enum AppCommand {
     /// Create an application and print its key and its first secret (shown this once).
     ///
     /// With --json, prints the application object with `applicationSecret` and `secretId` added.
@@ -147,7 +147,7 @@ pub(super) enum AppCommand {
 
 /// Application settings; each one given is sent, the others are left alone.
 #[derive(Debug, Args)]
-pub(super) struct Settings {
+pub(crate) struct Settings {
     /// Platform-managed users: whether browsers may sign users up and log them in with a password. While on,
     /// anyone who knows the application key can create an account; switch it off before going live.
     #[arg(long, value_name = "BOOL", value_parser = clap::value_parser!(bool))]
@@ -179,7 +179,7 @@ pub(super) struct Settings {
 impl Settings {
     /// The settings given, as the body of `PATCH /admin/v1/apps/{key}` (or, without the name, the settings of
     /// `POST /admin/v1/apps`).
-    pub(super) fn into_patch(self, name: Option<String>) -> AppSettingsPatch {
+    pub(crate) fn into_patch(self, name: Option<String>) -> AppSettingsPatch {
         let allowed_origins = if self.clear_allowed_origins {
             Some(Vec::new())
         } else if self.allowed_origins.is_empty() {
@@ -221,7 +221,7 @@ fn capability_parser() -> impl TypedValueParser<Value = Capability> {
 /// Where a user's password comes from.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
-pub(super) struct PasswordSource {
+pub(crate) struct PasswordSource {
     /// Read the password from the first line of standard input.
     #[arg(long)]
     password_stdin: bool,
@@ -232,7 +232,7 @@ pub(super) struct PasswordSource {
 
 impl PasswordSource {
     /// The password, from the command line or the first line of standard input; never empty.
-    pub(super) fn read(self) -> anyhow::Result<SecretString> {
+    pub(crate) fn read(self) -> anyhow::Result<SecretString> {
         let password = match self.password {
             Some(password) => SecretString::new(password.expose()),
             None => {
@@ -255,7 +255,7 @@ impl PasswordSource {
 }
 
 #[derive(Debug, Subcommand)]
-pub(super) enum UserCommand {
+pub(crate) enum UserCommand {
     /// Create a platform-managed user.
     Add {
         /// Application key.
@@ -303,17 +303,17 @@ pub(super) enum UserCommand {
 
 /// A user of an application.
 #[derive(Debug, Args)]
-pub(super) struct UserTarget {
+pub(crate) struct UserTarget {
     /// Application key.
     #[arg(long = "app", value_name = "KEY")]
-    pub(super) app: String,
+    pub(crate) app: String,
     /// User id.
     #[arg(value_name = "USER", allow_hyphen_values = true)]
-    pub(super) user: String,
+    pub(crate) user: String,
 }
 
 #[derive(Debug, Subcommand)]
-pub(super) enum SessionCommand {
+pub(crate) enum SessionCommand {
     /// List live sessions.
     List {
         /// Application key.

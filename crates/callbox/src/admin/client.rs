@@ -37,7 +37,7 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// An authenticated admin API client.
-pub(super) struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     /// The server URL without a trailing slash.
     base: String,
@@ -48,7 +48,7 @@ pub(super) struct Client {
 
 /// A successful JSON answer. `--json` prints it as it came ([`Answer::json`]); the text mode reads it into a
 /// callbox-wire type ([`Answer::typed`]).
-pub(super) struct Answer {
+pub(crate) struct Answer {
     body: Value,
     /// Where it came from, for the message when it does not have the expected shape.
     origin: String,
@@ -56,18 +56,18 @@ pub(super) struct Answer {
 
 impl Answer {
     /// The answer as the server sent it.
-    pub(super) fn json(&self) -> &Value {
+    pub(crate) fn json(&self) -> &Value {
         &self.body
     }
 
     /// The answer read as `T`.
-    pub(super) fn typed<T: DeserializeOwned>(&self) -> anyhow::Result<T> {
+    pub(crate) fn typed<T: DeserializeOwned>(&self) -> anyhow::Result<T> {
         T::deserialize(&self.body).map_err(|error| anyhow!("{} is not what this callbox expects: {error}", self.origin))
     }
 }
 
 impl Client {
-    pub(super) fn new(connection: &Connection) -> anyhow::Result<Self> {
+    pub(crate) fn new(connection: &Connection) -> anyhow::Result<Self> {
         let url = reqwest::Url::parse(&connection.server)
             .map_err(|error| usage(format!("--server {}: not a URL ({error})", connection.server)))?;
         match url.scheme() {
@@ -115,7 +115,7 @@ impl Client {
     }
 
     /// Sends one admin call; `Ok(None)` for an empty answer (204).
-    pub(super) async fn call<B: Serialize>(
+    pub(crate) async fn call<B: Serialize>(
         &self,
         method: Method,
         path: &str,
@@ -151,17 +151,17 @@ impl Client {
     }
 
     /// A call without a body whose answer must not be empty.
-    pub(super) async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Answer> {
+    pub(crate) async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Answer> {
         self.call::<()>(Method::GET, path, query, None).await?.ok_or_else(|| self.empty_answer(path))
     }
 
     /// A call with a JSON body whose answer must not be empty.
-    pub(super) async fn send<B: Serialize>(&self, method: Method, path: &str, body: &B) -> anyhow::Result<Answer> {
+    pub(crate) async fn send<B: Serialize>(&self, method: Method, path: &str, body: &B) -> anyhow::Result<Answer> {
         self.call(method, path, &[], Some(body)).await?.ok_or_else(|| self.empty_answer(path))
     }
 
     /// A `DELETE`; its answer is normally empty.
-    pub(super) async fn delete(&self, path: &str) -> anyhow::Result<Option<Answer>> {
+    pub(crate) async fn delete(&self, path: &str) -> anyhow::Result<Option<Answer>> {
         self.call::<()>(Method::DELETE, path, &[], None).await
     }
 
@@ -213,7 +213,7 @@ fn snippet(bytes: &[u8]) -> String {
 }
 
 /// Percent-encodes one path segment (an application key, user id, secret or session id).
-pub(super) fn segment(what: &str, value: &str) -> anyhow::Result<String> {
+pub(crate) fn segment(what: &str, value: &str) -> anyhow::Result<String> {
     if value.is_empty() {
         return Err(usage(format!("the {what} must not be empty")));
     }
@@ -225,12 +225,12 @@ pub(super) fn segment(what: &str, value: &str) -> anyhow::Result<String> {
 }
 
 /// `/apps/{key}`.
-pub(super) fn app_path(key: &str) -> anyhow::Result<String> {
+pub(crate) fn app_path(key: &str) -> anyhow::Result<String> {
     Ok(format!("/apps/{}", segment("application key", key)?))
 }
 
 /// `/apps/{key}/users/{user}`.
-pub(super) fn user_path(app: &str, user: &str) -> anyhow::Result<String> {
+pub(crate) fn user_path(app: &str, user: &str) -> anyhow::Result<String> {
     Ok(format!("{}/users/{}", app_path(app)?, segment("user id", user)?))
 }
 

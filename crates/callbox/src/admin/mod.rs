@@ -12,6 +12,9 @@ mod client;
 mod output;
 
 pub use args::{AppArgs, SessionArgs, UserArgs};
+// For the other admin-API commands (`callbox connection`, realtime_cli.rs).
+pub(crate) use args::Connection;
+pub(crate) use client::Client;
 
 use crate::usage;
 use args::{AppCommand, SessionCommand, UserCommand, UserTarget};
@@ -19,8 +22,10 @@ use callbox_wire::admin::{
     AddUserBody, AppList, AppView, CreateAppBody, CreatedApp, NewSecret, PasswordBody, RevokeBody, Revoked,
     SessionList, UserList, UserView,
 };
-use client::{app_path, segment, user_path, Answer, Client};
-use output::{list_cell, on_off, print_app, print_json, print_table, print_user_line, user_status};
+pub(crate) use client::{app_path, segment};
+use client::{user_path, Answer};
+pub(crate) use output::{print_json, print_table};
+use output::{list_cell, on_off, print_app, print_user_line, user_status};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::process::ExitCode;

@@ -5,13 +5,13 @@ use serde_json::Value;
 use std::fmt::Display;
 
 /// Prints a JSON answer, pretty.
-pub(super) fn print_json(value: &Value) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
 /// Prints rows under headers, each column as wide as its widest cell.
-pub(super) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|header| header.chars().count()).collect();
     for row in rows {
         for (width, value) in widths.iter_mut().zip(row) {
@@ -29,12 +29,12 @@ pub(super) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 }
 
 /// A switch as a cell: `on` or `off`.
-pub(super) fn on_off(on: bool) -> String {
+pub(crate) fn on_off(on: bool) -> String {
     if on { "on" } else { "off" }.to_owned()
 }
 
 /// A list as a cell: comma-separated, `(none)` when empty.
-pub(super) fn list_cell<T: Display>(items: &[T]) -> String {
+pub(crate) fn list_cell<T: Display>(items: &[T]) -> String {
     if items.is_empty() {
         return "(none)".into();
     }
@@ -42,7 +42,7 @@ pub(super) fn list_cell<T: Display>(items: &[T]) -> String {
 }
 
 /// A user's status word.
-pub(super) fn user_status(user: &UserView) -> &'static str {
+pub(crate) fn user_status(user: &UserView) -> &'static str {
     if user.disabled {
         "disabled"
     } else {
@@ -51,12 +51,12 @@ pub(super) fn user_status(user: &UserView) -> &'static str {
 }
 
 /// `{verb} user ID (TYPE, STATUS)`.
-pub(super) fn print_user_line(verb: &str, user: &UserView) {
+pub(crate) fn print_user_line(verb: &str, user: &UserView) {
     println!("{verb} user {} ({}, {})", user.user_id, user.identity_type, user_status(user));
 }
 
 /// Warns on standard error while an application lets anyone sign up.
-pub(super) fn warn_platform_user_auth(app: &AppView) {
+pub(crate) fn warn_platform_user_auth(app: &AppView) {
     if app.platform_user_auth {
         eprintln!(
             "WARNING: platform-managed users are ON: anyone who knows the application key can sign up and log in. \
@@ -67,7 +67,7 @@ pub(super) fn warn_platform_user_auth(app: &AppView) {
 }
 
 /// Prints an application's settings and its secrets (never a secret's value: the API does not send it).
-pub(super) fn print_app(app: &AppView) {
+pub(crate) fn print_app(app: &AppView) {
     let seconds = |value: u64| format!("{value} s");
     println!("{:<23}{}", "application key", app.application_key);
     println!("{:<23}{}", "name", app.name);

@@ -131,6 +131,7 @@ async fn a_cluster_survives_a_killed_node_and_engine_outages() {
         eprintln!("cluster test skipped: no PostgreSQL/Redis (run `bash scripts/test.sh`)");
         return;
     };
+    let _engines = crate::realtime::ENGINES.lock().await;
     // A database of its own, so that this node pair bootstraps its admin token.
     let database = format!("callbox_cluster_{}", std::process::id());
     let status = Command::new("psql")

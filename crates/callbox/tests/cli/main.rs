@@ -380,6 +380,9 @@ fn every_command_has_help() {
         &["session", "--help"],
         &["session", "list", "--help"],
         &["session", "revoke", "--help"],
+        &["connection", "--help"],
+        &["connection", "list", "--help"],
+        &["connection", "drop", "--help"],
     ] {
         let output = callbox(path, None);
         assert_eq!(code(&output), 0, "{path:?}");
@@ -391,4 +394,5 @@ mod admin_e2e;
 mod cluster;
 mod crash;
 mod data_dir;
+mod realtime;
 mod served;

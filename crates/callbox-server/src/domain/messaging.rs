@@ -1,0 +1,107 @@
+//! Realtime messaging: the rules of a message (who may receive it, what is stored, when it is durable) and the
+//! inbox a connection reads. The WebSocket connection (`realtime::connection`) parses frames and calls these; the
+//! hub (`realtime::hub`) fans out what they stored.
+
+use super::{Callbox, DomainError, DomainResult};
+use crate::realtime::Hub;
+use crate::store::{AppRecord, InboxEntry, MessageRecord, SessionRecord, StoreError};
+use callbox_core::Reason;
+use chrono::{DateTime, Utc};
+
+/// A message accepted for delivery: durable in each accepted recipient's inbox.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The stored message (its `recipient_ids` are the accepted recipients).
+    pub message: MessageRecord,
+    /// Each accepted recipient's inbox sequence number, in `message.recipient_ids` order.
+    pub seqs: Vec<u64>,
+    /// Recipients refused as unknown in the application (a user of another application is one of them).
+    pub unknown: Vec<String>,
+}
+
+impl Callbox {
+    /// This node's live realtime connections and the fan-out between nodes.
+    pub fn realtime(&self) -> &Hub {
+        &self.realtime
+    }
+
+    /// An application. Unknown → `not_found`.
+    pub async fn app(&self, key: &str) -> DomainResult<AppRecord> {
+        Ok(self.store.get_app(key).await?)
+    }
+
+    /// A session read again from the database (not from a cache): after its known expiry, whether an HTTP
+    /// renewal moved it. Unknown → `not_found`.
+    pub async fn fresh_session(&self, id: &str) -> DomainResult<SessionRecord> {
+        self.store.forget_session(id);
+        Ok(self.store.get_session(id).await?)
+    }
+
+    /// Stores a message from `sender_id` to `recipients` (distinct user ids) of `app_key`, durably, before it is
+    /// acknowledged. Apps with platform-managed users deliver only to users known in the application (see
+    /// docs/realtime.md); a user of another application is looked up in this one only, so it is exactly an
+    /// unknown user.
+    pub async fn accept_message(
+        &self,
+        app_key: &str,
+        sender_id: &str,
+        recipients: Vec<String>,
+        text: String,
+        headers: String,
+    ) -> DomainResult<Accepted> {
+        let app = self.store.get_app(app_key).await?;
+        let known =
+            if app.platform_user_auth { self.store.known_users(app_key, &recipients).await? } else { recipients.clone() };
+        let (accepted, unknown): (Vec<String>, Vec<String>) = recipients.into_iter().partition(|r| known.contains(r));
+        // Milliseconds, as stored: the live copy and a replay carry the same timestamp.
+        let now = self.now();
+        let created_at = DateTime::<Utc>::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let message = MessageRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            app_key: app_key.to_owned(),
+            sender_id: sender_id.to_owned(),
+            recipient_ids: accepted,
+            text,
+            headers,
+            created_at,
+        };
+        let seqs =
+            if message.recipient_ids.is_empty() { Vec::new() } else { self.store.append_message(&message).await? };
+        Ok(Accepted { message, seqs, unknown })
+    }
+
+    /// A recipient confirms entry `seq` (message `message_id`) of its inbox. The first time, the sender's receipt
+    /// is stored and returned with the sender; `None` when it was confirmed before.
+    pub async fn confirm_delivery(
+        &self,
+        app_key: &str,
+        user_id: &str,
+        seq: u64,
+        message_id: &str,
+    ) -> DomainResult<Option<(String, InboxEntry)>> {
+        match self.store.confirm_delivery(app_key, user_id, seq, message_id, self.now()).await {
+            Err(StoreError::NotFound) => Err(DomainError::with_message(
+                Reason::NotFound,
+                "no message with this messageId and seq in your inbox",
+            )),
+            other => Ok(other?),
+        }
+    }
+
+    /// `user_id`'s inbox after `after_seq`, at most `limit` entries (with `unconfirmed_only`: unconfirmed messages).
+    pub async fn read_inbox(
+        &self,
+        app_key: &str,
+        user_id: &str,
+        after_seq: u64,
+        limit: u32,
+        unconfirmed_only: bool,
+    ) -> DomainResult<Vec<InboxEntry>> {
+        Ok(self.store.read_inbox(app_key, user_id, after_seq, limit, unconfirmed_only).await?)
+    }
+
+    /// The last sequence number of `user_id`'s inbox (0 when empty).
+    pub async fn inbox_last_seq(&self, app_key: &str, user_id: &str) -> DomainResult<u64> {
+        Ok(self.store.inbox_last_seq(app_key, user_id).await?)
+    }
+}

@@ -1,0 +1,628 @@
+//! One realtime connection, from the upgrade to the close (docs/realtime.md describes every frame).
+
+use super::frames::{self, Frame};
+use super::hub::{NewConnection, Outbound, Registered};
+use super::{Closing, RealtimeConfig};
+use crate::http::ApiError;
+use crate::http::AppState;
+use crate::domain::{origin_allowed, Callbox, RequestMeta};
+use crate::domain::messaging::Accepted;
+use crate::domain::{Capability, SessionRecord};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use callbox_core::signing::SignedParts;
+use callbox_core::Reason;
+use chrono::Utc;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Inbox entries read from the store at a time (replay and gap filling).
+const PAGE: u32 = 200;
+
+/// Longest `ref` echoed back, bytes.
+const MAX_REF_BYTES: usize = 128;
+
+/// `GET /v1/realtime`: the WebSocket upgrade. Anything that is not an upgrade is answered with the §7 JSON; the
+/// credentials come in the first frame (browsers cannot set headers on a WebSocket, and a URL lands in logs).
+pub async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    let forwarded = state
+        .callbox
+        .config()
+        .trust_forwarded_for
+        .then(|| parts.headers.get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next()?.trim().parse().ok())
+        .flatten();
+    let ip = forwarded.or(peer).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(ws) => ws,
+        Err(_) => {
+            return ApiError::with_message(
+                Reason::MalformedRequest,
+                "/v1/realtime takes a WebSocket upgrade (GET with Connection: Upgrade, Upgrade: websocket)",
+            )
+            .into_response()
+        }
+    };
+    let config = state.callbox.realtime().config();
+    // The library's own limit sits above ours, so that a frame over our limit still gets a precise error frame;
+    // beyond it the library drops the connection without reading the frame into memory.
+    let hard_limit = config.max_frame_bytes.saturating_mul(2).max(4096);
+    let callbox = state.callbox.clone();
+    ws.max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| run(socket, callbox, RequestMeta { ip, origin }))
+}
+
+/// What the client proved in its `auth` frame.
+struct Authenticated {
+    session: SessionRecord,
+    resume_after: Option<u64>,
+}
+
+struct Socket {
+    ws: WebSocket,
+    /// A write that takes longer means the peer stopped reading: the connection is dropped.
+    write_timeout: Duration,
+}
+
+impl Socket {
+    async fn send(&mut self, frame: &str) -> bool {
+        matches!(tokio::time::timeout(self.write_timeout, self.ws.send(Message::Text(frame.into()))).await, Ok(Ok(())))
+    }
+
+    /// The last error frame, then the close frame.
+    async fn close(&mut self, reference: Option<&str>, closing: &Closing) {
+        if self.send(&frames::error(reference, closing.reason, &closing.message, None)).await {
+            let frame = CloseFrame { code: closing.code, reason: closing.word.into() };
+            let _ = tokio::time::timeout(self.write_timeout, self.ws.send(Message::Close(Some(frame)))).await;
+        }
+    }
+}
+
+async fn run(ws: WebSocket, callbox: Arc<Callbox>, meta: RequestMeta) {
+    let config = callbox.realtime().config().clone();
+    let mut socket = Socket { ws, write_timeout: Duration::from_secs(config.write_timeout_seconds.max(1)) };
+    let nonce = crate::crypto::random_token(18);
+    if !socket.send(&frames::challenge(&nonce)).await {
+        return;
+    }
+    let authenticated = match authenticate(&mut socket, &callbox, &nonce, &meta, &config).await {
+        Ok(Some(authenticated)) => authenticated,
+        Ok(None) => return,
+        Err(closing) => {
+            socket.close(None, &closing).await;
+            return;
+        }
+    };
+    let session = authenticated.session;
+    let messaging = session.capabilities.contains(&Capability::Messaging);
+    // Registered before the inbox is read: whatever commits from now on also arrives live, and the sequence
+    // numbers sort out what arrives both ways.
+    let registered = callbox.realtime().register(NewConnection {
+        session_id: session.id.clone(),
+        app_key: session.app_key.clone(),
+        user_id: session.user_id.clone(),
+        session_created_at: session.created_at,
+        messaging,
+        peer: meta.ip.to_string(),
+    });
+    let mut live = Live {
+        socket,
+        callbox: callbox.clone(),
+        config,
+        registered,
+        session,
+        messaging,
+        next_seq: 1,
+        waiting: BTreeMap::new(),
+        gap_deadline: None,
+    };
+    if let Err(closing) = live.start(authenticated.resume_after).await {
+        if let Some(closing) = closing {
+            live.socket.close(None, &closing).await;
+        }
+        return;
+    }
+    live.serve().await;
+}
+
+/// Reads frames until the `auth` frame and checks it. `Ok(None)`: the peer went away.
+async fn authenticate(
+    socket: &mut Socket,
+    callbox: &Callbox,
+    nonce: &str,
+    meta: &RequestMeta,
+    config: &RealtimeConfig,
+) -> Result<Option<Authenticated>, Closing> {
+    let deadline = Instant::now() + Duration::from_secs(config.auth_timeout_seconds.max(1));
+    let text = loop {
+        let message = match tokio::time::timeout_at(deadline, socket.ws.recv()).await {
+            Err(_) => {
+                return Err(Closing::new(
+                    Reason::MissingAuthorization,
+                    format!("no auth frame within {} s", config.auth_timeout_seconds.max(1)),
+                )
+                .with_close(4408, "missing_authorization"))
+            }
+            Ok(None | Some(Err(_))) => return Ok(None),
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            Message::Text(text) => break text,
+            Message::Binary(_) => {
+                return Err(Closing::new(Reason::MalformedRequest, "binary frames are not accepted; send JSON text"))
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(_) => return Ok(None),
+        }
+    };
+    if text.len() > config.max_frame_bytes {
+        return Err(too_large(text.len(), config));
+    }
+    let frame: Value = serde_json::from_str(text.as_str())
+        .map_err(|_| Closing::new(Reason::MalformedRequest, "the frame is not valid JSON"))?;
+    if frame.get("type").and_then(Value::as_str) != Some("auth") {
+        return Err(Closing::new(Reason::MissingAuthorization, "the first frame must be {\"type\":\"auth\",...}"));
+    }
+    let field = |name: &str| frame.get(name).and_then(Value::as_str);
+    let (Some(session_id), Some(signature)) = (field("sessionId"), field("signature")) else {
+        return Err(Closing::new(
+            Reason::MalformedAuthorization,
+            "auth needs sessionId, timestamp and signature as strings",
+        ));
+    };
+    let resume_after = match frame.get("resumeAfter") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(value.as_u64().ok_or_else(|| {
+            Closing::new(Reason::MalformedRequest, "resumeAfter must be a non-negative integer (the last seq seen)")
+        })?),
+    };
+    let path = format!("/v1/realtime/{nonce}");
+    let parts = SignedParts {
+        method: "GET",
+        body: b"",
+        content_type: "",
+        timestamp: field("timestamp").unwrap_or(""),
+        path: &path,
+    };
+    let session = callbox
+        .authenticate_call(session_id, signature, &parts, meta.ip)
+        .await
+        .map_err(|error| Closing::new(error.reason, error.message.to_string()))?;
+    let app = match callbox.app(&session.app_key).await {
+        Ok(app) => app,
+        Err(error) if error.reason == Reason::NotFound => {
+            return Err(Closing::new(Reason::UnknownApplication, "the application is gone"))
+        }
+        Err(other) => return Err(api_closing(other.into())),
+    };
+    if !origin_allowed(&app, meta.origin.as_deref()) {
+        return Err(Closing::new(Reason::OriginNotAllowed, Reason::OriginNotAllowed.default_message()));
+    }
+    Ok(Some(Authenticated { session, resume_after }))
+}
+
+fn api_closing(error: ApiError) -> Closing {
+    Closing::new(error.reason, error.message.to_string())
+}
+
+fn too_large(bytes: usize, config: &RealtimeConfig) -> Closing {
+    Closing::new(
+        Reason::PayloadTooLarge,
+        format!("the frame is {bytes} bytes; frames are at most {} bytes", config.max_frame_bytes),
+    )
+}
+
+/// An authenticated connection.
+struct Live {
+    socket: Socket,
+    callbox: Arc<Callbox>,
+    config: RealtimeConfig,
+    registered: Registered,
+    session: SessionRecord,
+    messaging: bool,
+    /// The inbox sequence number to write next; entries below it were written (or replayed) already.
+    next_seq: u64,
+    /// Entries that arrived ahead of a missing one, by sequence number.
+    waiting: BTreeMap<u64, Frame>,
+    /// When to stop waiting for the missing entry and read it from the store.
+    gap_deadline: Option<Instant>,
+}
+
+/// How a frame handler ends: keep going, or close (`None`: the peer is gone, nothing to send).
+type Step = Result<(), Option<Closing>>;
+
+/// A refusal of one frame: an error frame, the connection stays.
+struct Refusal {
+    reason: Reason,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl Refusal {
+    fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into(), retry_after: None }
+    }
+}
+
+impl Live {
+    fn app_key(&self) -> &str {
+        &self.session.app_key
+    }
+
+    fn user_id(&self) -> &str {
+        &self.session.user_id
+    }
+
+    async fn send(&mut self, frame: &str) -> Step {
+        if self.socket.send(frame).await {
+            Ok(())
+        } else {
+            Err(None)
+        }
+    }
+
+    /// `ready`, then the inbox after `resume_after` (without a cursor: every message not yet confirmed).
+    async fn start(&mut self, resume_after: Option<u64>) -> Step {
+        let callbox = self.callbox.clone();
+        let last = if self.messaging {
+            callbox.inbox_last_seq(self.app_key(), self.user_id()).await.map_err(|e| Some(api_closing(e.into())))?
+        } else {
+            0
+        };
+        let ready = frames::ready(
+            &self.session.id,
+            self.user_id(),
+            &self.session.capabilities,
+            self.session.expires_at,
+            &self.config,
+            last,
+        );
+        self.send(&ready).await?;
+        if !self.messaging {
+            return Ok(());
+        }
+        // A cursor beyond the inbox (a client of a database that was reset) replays nothing.
+        let unconfirmed_only = resume_after.is_none();
+        let mut cursor = resume_after.unwrap_or(0).min(last);
+        loop {
+            let page = callbox
+                .read_inbox(self.app_key(), self.user_id(), cursor, PAGE, unconfirmed_only)
+                .await
+                .map_err(|e| Some(api_closing(e.into())))?;
+            for entry in &page {
+                self.send(&frames::entry(entry)).await?;
+                cursor = entry.seq;
+            }
+            if page.len() < PAGE as usize {
+                break;
+            }
+        }
+        self.next_seq = last.max(cursor) + 1;
+        Ok(())
+    }
+
+    async fn serve(mut self) {
+        let heartbeat = Duration::from_secs(self.config.heartbeat_seconds.max(1));
+        let idle = Duration::from_secs(self.config.idle_timeout_seconds.max(1));
+        let mut pings = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+        let mut last_heard = Instant::now();
+        let mut expiry = deadline_of(self.session.expires_at, self.callbox.now());
+        let outcome: Option<Closing> = loop {
+            let gap = self.gap_deadline;
+            let step = tokio::select! {
+                biased;
+                changed = self.registered.close.changed() => {
+                    let closing = self.registered.close.borrow().clone();
+                    match (changed, closing) {
+                        (Ok(()), Some(closing)) => Err(Some(closing)),
+                        _ => Err(None),
+                    }
+                }
+                incoming = self.socket.ws.recv() => match incoming {
+                    None | Some(Err(_)) => Err(None),
+                    Some(Ok(message)) => {
+                        last_heard = Instant::now();
+                        self.incoming(message).await
+                    }
+                },
+                Some(outbound) = self.registered.outbound.recv() => self.outbound(outbound).await,
+                () = tokio::time::sleep_until(last_heard + idle) => Err(Some(
+                    Closing::new(Reason::ServiceUnavailable, format!("nothing heard for {} s", idle.as_secs()))
+                        .with_close(4408, "heartbeat_timeout"),
+                )),
+                _ = pings.tick() => self.send(&frames::ping()).await,
+                () = tokio::time::sleep_until(expiry) => match self.recheck_session().await {
+                    Ok(next) => {
+                        expiry = next;
+                        Ok(())
+                    }
+                    Err(closing) => Err(Some(closing)),
+                },
+                () = tokio::time::sleep_until(gap.unwrap_or(expiry)), if gap.is_some() => self.fill_gap().await,
+            };
+            if let Err(outcome) = step {
+                break outcome;
+            }
+        };
+        if let Some(closing) = outcome {
+            self.socket.close(None, &closing).await;
+        }
+    }
+
+    /// At the session's known expiry: re-read it, since an HTTP renewal may have moved it.
+    async fn recheck_session(&mut self) -> Result<Instant, Closing> {
+        let session = match self.callbox.fresh_session(&self.session.id).await {
+            Ok(session) => session,
+            Err(error) if error.reason == Reason::NotFound => {
+                return Err(Closing::new(Reason::SessionRevoked, Reason::SessionRevoked.default_message()))
+            }
+            // The store is down: look again shortly rather than close a session that may have been renewed.
+            Err(_) => return Ok(Instant::now() + Duration::from_secs(1)),
+        };
+        if session.revoked_at.is_some() {
+            return Err(Closing::new(Reason::SessionRevoked, Reason::SessionRevoked.default_message()));
+        }
+        if session.expires_at <= self.callbox.now() {
+            return Err(Closing::new(Reason::SessionExpired, Reason::SessionExpired.default_message()));
+        }
+        self.session.expires_at = session.expires_at;
+        Ok(deadline_of(session.expires_at, self.callbox.now()))
+    }
+
+    async fn incoming(&mut self, message: Message) -> Step {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                return self
+                    .refuse(None, Refusal::new(Reason::MalformedRequest, "binary frames are not accepted"))
+                    .await
+            }
+            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+            Message::Close(_) => return Err(None),
+        };
+        if text.len() > self.config.max_frame_bytes {
+            return Err(Some(too_large(text.len(), &self.config).with_close(4413, "payload_too_large")));
+        }
+        let Ok(frame) = serde_json::from_str::<Value>(text.as_str()) else {
+            return self.refuse(None, Refusal::new(Reason::MalformedRequest, "the frame is not valid JSON")).await;
+        };
+        let Some(object) = frame.as_object() else {
+            return self.refuse(None, Refusal::new(Reason::MalformedRequest, "a frame is a JSON object")).await;
+        };
+        let reference = match object.get("ref") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(reference)) if reference.len() <= MAX_REF_BYTES => Some(reference.clone()),
+            Some(_) => {
+                let message = format!("ref must be a string of at most {MAX_REF_BYTES} bytes");
+                return self.refuse(None, Refusal::new(Reason::MalformedRequest, message)).await;
+            }
+        };
+        let kind = object.get("type").and_then(Value::as_str).unwrap_or("");
+        let outcome = match kind {
+            "ping" => return self.send(&frames::pong()).await,
+            "pong" => return Ok(()),
+            "message.send" => self.message_send(reference.as_deref(), &frame).await,
+            "message.received" => self.message_received(&frame).await,
+            "auth" => Err(Refusal::new(Reason::MalformedRequest, "this connection is already authenticated")),
+            "" => Err(Refusal::new(Reason::MalformedRequest, "a frame needs a string \"type\"")),
+            other => {
+                let shown: String = other.chars().take(40).collect();
+                Err(Refusal::new(Reason::MalformedRequest, format!("unknown frame type {shown:?}")))
+            }
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(refusal) => self.refuse(reference.as_deref(), refusal).await,
+        }
+    }
+
+    async fn refuse(&mut self, reference: Option<&str>, refusal: Refusal) -> Step {
+        self.send(&frames::error(reference, refusal.reason, &refusal.message, refusal.retry_after)).await
+    }
+
+    fn require_messaging(&self) -> Result<(), Refusal> {
+        if self.messaging {
+            Ok(())
+        } else {
+            Err(Refusal::new(Reason::CapabilityNotGranted, "this session was not granted the messaging capability"))
+        }
+    }
+
+    /// `message.send`: validate, rate-limit, store in every known recipient's inbox, acknowledge, fan out.
+    async fn message_send(&mut self, reference: Option<&str>, frame: &Value) -> Result<(), Refusal> {
+        self.require_messaging()?;
+        let config = &self.config;
+        let recipients: Vec<String> = match frame.get("recipients") {
+            Some(Value::String(one)) => vec![one.clone()],
+            Some(Value::Array(many)) => many
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| Refusal::new(Reason::MalformedRequest, "recipients must be user id strings"))?,
+            _ => return Err(Refusal::new(Reason::MalformedRequest, "recipients must be a user id or a list of them")),
+        };
+        let mut unique: Vec<String> = Vec::with_capacity(recipients.len());
+        for recipient in recipients {
+            if !callbox_core::is_valid_user_id(&recipient) {
+                return Err(Refusal::new(
+                    Reason::MalformedRequest,
+                    "a recipient id must be 1-255 bytes without control characters",
+                ));
+            }
+            if !unique.contains(&recipient) {
+                unique.push(recipient);
+            }
+            if unique.len() > config.max_recipients {
+                return Err(Refusal::new(
+                    Reason::PayloadTooLarge,
+                    format!("too many recipients: a message names at most {}", config.max_recipients),
+                ));
+            }
+        }
+        if unique.is_empty() {
+            return Err(Refusal::new(Reason::MalformedRequest, "a message needs at least one recipient"));
+        }
+        let text = match frame.get("text") {
+            Some(Value::String(text)) => text.clone(),
+            _ => return Err(Refusal::new(Reason::MalformedRequest, "text must be a string")),
+        };
+        if text.len() > config.max_text_bytes {
+            return Err(Refusal::new(
+                Reason::PayloadTooLarge,
+                format!("the text is {} bytes; at most {}", text.len(), config.max_text_bytes),
+            ));
+        }
+        let headers = match frame.get("headers") {
+            None | Some(Value::Null) => "{}".to_owned(),
+            Some(headers @ Value::Object(_)) => headers.to_string(),
+            Some(_) => return Err(Refusal::new(Reason::MalformedRequest, "headers must be a JSON object")),
+        };
+        if headers.len() > config.max_headers_bytes {
+            return Err(Refusal::new(
+                Reason::PayloadTooLarge,
+                format!("the headers are {} bytes of JSON; at most {}", headers.len(), config.max_headers_bytes),
+            ));
+        }
+        if let Err(not_until) = self.registered.rate.check() {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            return Err(Refusal {
+                reason: Reason::RateLimited,
+                message: format!("at most {} messages a second", config.messages_per_second),
+                retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            });
+        }
+        let refused = |error: crate::domain::DomainError| Refusal::new(error.reason, error.message.to_string());
+        let Accepted { message, seqs, unknown } = self
+            .callbox
+            .accept_message(self.app_key(), self.user_id(), unique, text, headers)
+            .await
+            .map_err(refused)?;
+        let accepted = message.recipient_ids.clone();
+        let now = message.created_at;
+        let hub = self.callbox.realtime().clone();
+        hub.count_accepted();
+        self.send(&frames::accepted(reference, &message)).await.map_err(|_| Refusal::new(Reason::Internal, ""))?;
+        for recipient in &unknown {
+            let receipt = frames::receipt(None, &message.id, recipient, Some("unknown_user"), now);
+            self.send(&receipt).await.map_err(|_| Refusal::new(Reason::Internal, ""))?;
+        }
+        hub.count_failed(unknown.len() as u64);
+        for (recipient, seq) in accepted.iter().zip(seqs) {
+            hub.deliver(self.app_key(), recipient, Outbound::Seq(seq, frames::message(Some(seq), &message)), None, now);
+        }
+        if !accepted.iter().any(|r| r == self.user_id()) {
+            // The sender's other devices see what was sent (live only: it is not in the sender's inbox).
+            let copy = Outbound::Plain(frames::message(None, &message));
+            hub.deliver(self.app_key(), self.user_id(), copy, Some(self.registered.connection.id), now);
+        }
+        Ok(())
+    }
+
+    /// `message.received`: the recipient confirms an entry; the first confirmation becomes a receipt for the
+    /// sender (stored in the sender's inbox, delivered to their connections).
+    async fn message_received(&mut self, frame: &Value) -> Result<(), Refusal> {
+        self.require_messaging()?;
+        let (Some(message_id), Some(seq)) =
+            (frame.get("messageId").and_then(Value::as_str), frame.get("seq").and_then(Value::as_u64))
+        else {
+            return Err(Refusal::new(Reason::MalformedRequest, "message.received needs messageId and seq"));
+        };
+        let at = self.callbox.now();
+        match self.callbox.confirm_delivery(self.app_key(), self.user_id(), seq, message_id).await {
+            Ok(Some((sender, entry))) => {
+                let hub = self.callbox.realtime();
+                hub.count_delivered();
+                hub.deliver(self.app_key(), &sender, Outbound::Seq(entry.seq, frames::entry(&entry)), None, at);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(error) => Err(Refusal::new(error.reason, error.message.to_string())),
+        }
+    }
+
+    /// A frame from the hub: inbox entries are written in sequence order (see the module docs of
+    /// [`super`]); others at once.
+    async fn outbound(&mut self, outbound: Outbound) -> Step {
+        match outbound {
+            Outbound::Plain(frame) => self.send(&frame).await,
+            Outbound::Seq(seq, frame) => {
+                if seq < self.next_seq {
+                    return Ok(());
+                }
+                if seq > self.next_seq {
+                    self.waiting.insert(seq, frame);
+                    if self.waiting.len() >= self.config.outbound_queue.max(1) {
+                        return self.fill_gap().await;
+                    }
+                    if self.gap_deadline.is_none() {
+                        self.gap_deadline =
+                            Some(Instant::now() + Duration::from_millis(self.config.gap_wait_milliseconds));
+                    }
+                    return Ok(());
+                }
+                self.send(&frame).await?;
+                self.next_seq = seq + 1;
+                self.flush_waiting().await
+            }
+        }
+    }
+
+    async fn flush_waiting(&mut self) -> Step {
+        while let Some(frame) = self.waiting.remove(&self.next_seq) {
+            self.send(&frame).await?;
+            self.next_seq += 1;
+        }
+        if self.waiting.is_empty() {
+            self.gap_deadline = None;
+        }
+        Ok(())
+    }
+
+    /// A missing entry did not arrive live in time (a publish lost between nodes, say): read it from the store.
+    async fn fill_gap(&mut self) -> Step {
+        self.gap_deadline = None;
+        let after = self.next_seq.saturating_sub(1);
+        match self.callbox.read_inbox(self.app_key(), self.user_id(), after, PAGE, false).await {
+            Ok(entries) => {
+                let found = !entries.is_empty();
+                for entry in &entries {
+                    if entry.seq >= self.next_seq {
+                        self.send(&frames::entry(entry)).await?;
+                        self.next_seq = entry.seq + 1;
+                    }
+                }
+                let next = self.next_seq;
+                self.waiting.retain(|seq, _| *seq >= next);
+                if !found {
+                    // Purged meanwhile (retention): skip to what is there.
+                    if let Some(first) = self.waiting.keys().next().copied() {
+                        self.next_seq = first;
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read a realtime inbox gap; retrying"),
+        }
+        self.flush_waiting().await?;
+        if !self.waiting.is_empty() {
+            self.gap_deadline = Some(Instant::now() + Duration::from_millis(self.config.gap_wait_milliseconds));
+        }
+        Ok(())
+    }
+}
+
+fn deadline_of(at: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> Instant {
+    let left = (at - now).to_std().unwrap_or(Duration::ZERO);
+    // One extra millisecond: waking exactly at the expiry would find the session still valid by a hair.
+    Instant::now() + left + Duration::from_millis(1)
+}

@@ -1,0 +1,145 @@
+//! Server → client frames, rendered once as text (a frame fanned out to many connections is shared, not copied).
+//! Every field is described in docs/realtime.md.
+
+use super::RealtimeConfig;
+use crate::domain::{Capability, InboxEntry, InboxItem, MessageRecord};
+use callbox_core::time::{format_iso_seconds, format_js_iso};
+use callbox_core::Reason;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// A rendered frame.
+pub type Frame = Arc<str>;
+
+fn render(value: &Value) -> Frame {
+    Arc::from(value.to_string())
+}
+
+/// `{"type":"ping"}`.
+pub fn ping() -> Frame {
+    Arc::from(r#"{"type":"ping"}"#)
+}
+
+/// `{"type":"pong"}`.
+pub fn pong() -> Frame {
+    Arc::from(r#"{"type":"pong"}"#)
+}
+
+/// The first frame of every connection.
+pub fn challenge(nonce: &str) -> Frame {
+    render(&json!({ "type": "challenge", "nonce": nonce, "serverTime": format_js_iso(Utc::now()) }))
+}
+
+/// What an authenticated connection is told.
+pub fn ready(
+    session_id: &str,
+    user_id: &str,
+    capabilities: &[Capability],
+    expires_at: DateTime<Utc>,
+    config: &RealtimeConfig,
+    last_seq: u64,
+) -> Frame {
+    render(&json!({
+        "type": "ready",
+        "sessionId": session_id,
+        "userId": user_id,
+        "capabilities": capabilities,
+        "expiresAt": format_js_iso(expires_at),
+        "heartbeatSeconds": config.heartbeat_seconds,
+        "lastSeq": last_seq,
+        "limits": {
+            "maxRecipients": config.max_recipients,
+            "maxTextBytes": config.max_text_bytes,
+            "maxHeadersBytes": config.max_headers_bytes,
+            "maxFrameBytes": config.max_frame_bytes,
+            "messagesPerSecond": config.messages_per_second,
+            "messageBurst": config.message_burst,
+        },
+    }))
+}
+
+/// A §7 error as a frame; `reference` echoes the client's `ref`.
+pub fn error(reference: Option<&str>, reason: Reason, message: &str, retry_after: Option<u64>) -> Frame {
+    let mut frame = json!({
+        "type": "error",
+        "errorCode": reason.error_code(),
+        "reason": reason.as_str(),
+        "message": message,
+        "retryable": reason.retryable(),
+        "serverTime": format_iso_seconds(Utc::now()),
+    });
+    if let Some(reference) = reference {
+        frame["ref"] = json!(reference);
+    }
+    if let Some(seconds) = retry_after {
+        frame["retryAfter"] = json!(seconds);
+    }
+    render(&frame)
+}
+
+/// The sender's acknowledgement: the message is durable.
+pub fn accepted(reference: Option<&str>, message: &MessageRecord) -> Frame {
+    let mut frame = json!({
+        "type": "message.accepted",
+        "messageId": message.id,
+        "timestamp": format_js_iso(message.created_at),
+        "recipientIds": message.recipient_ids,
+    });
+    if let Some(reference) = reference {
+        frame["ref"] = json!(reference);
+    }
+    render(&frame)
+}
+
+/// A message; `seq` is the receiving user's sequence number (`None` on the copy to the sender's other devices).
+pub fn message(seq: Option<u64>, message: &MessageRecord) -> Frame {
+    let headers: Value = serde_json::from_str(&message.headers).unwrap_or_else(|_| json!({}));
+    let mut frame = json!({
+        "type": "message",
+        "messageId": message.id,
+        "senderId": message.sender_id,
+        "recipientIds": message.recipient_ids,
+        "text": message.text,
+        "headers": headers,
+        "timestamp": format_js_iso(message.created_at),
+    });
+    if let Some(seq) = seq {
+        frame["seq"] = json!(seq);
+    }
+    render(&frame)
+}
+
+/// A receipt: `failed` ones carry a reason and no `seq` (they are not stored).
+pub fn receipt(
+    seq: Option<u64>,
+    message_id: &str,
+    recipient_id: &str,
+    failed: Option<&str>,
+    at: DateTime<Utc>,
+) -> Frame {
+    let mut frame = json!({
+        "type": "message.receipt",
+        "messageId": message_id,
+        "recipientId": recipient_id,
+        "status": if failed.is_some() { "failed" } else { "delivered" },
+        "timestamp": format_js_iso(at),
+    });
+    if let Some(reason) = failed {
+        frame["reason"] = json!(reason);
+    }
+    if let Some(seq) = seq {
+        frame["seq"] = json!(seq);
+    }
+    render(&frame)
+}
+
+/// An inbox entry as the frame its owner receives.
+pub fn entry(entry: &InboxEntry) -> Frame {
+    match &entry.item {
+        InboxItem::Message(record) => message(Some(entry.seq), record),
+        InboxItem::Receipt { message_id, recipient_id, at } => {
+            receipt(Some(entry.seq), message_id, recipient_id, None, *at)
+        }
+    }
+}

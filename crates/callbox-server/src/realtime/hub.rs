@@ -1,0 +1,451 @@
+//! This node's live connections: who is connected, fan-out of frames to them, and closing them when their session
+//! ends. Frames for users on other nodes, and session events, also go to [`super::cluster`] when Redis is set.
+
+use super::cluster::{Cluster, Published};
+use super::frames::Frame;
+use super::{Closing, RealtimeConfig, SessionEvent};
+use crate::store::Store;
+use callbox_core::Reason;
+use chrono::{DateTime, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use tokio::sync::{mpsc, watch};
+
+/// What a connection's writer is handed.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// An entry of the user's inbox, in sequence: written in `seq` order, duplicates dropped.
+    Seq(u64, Frame),
+    /// Any other frame (the copy of a sent message to the sender's other devices).
+    Plain(Frame),
+}
+
+/// One live connection as the hub sees it.
+#[derive(Debug)]
+pub struct Connection {
+    /// Node-local id.
+    pub id: u64,
+    /// The session it authenticated with.
+    pub session_id: String,
+    /// Its application.
+    pub app_key: String,
+    /// Its user.
+    pub user_id: String,
+    /// When the session was created (for revoke-before).
+    pub session_created_at: DateTime<Utc>,
+    /// Whether the session has `messaging` (otherwise nothing is delivered to it).
+    pub messaging: bool,
+    /// When it connected.
+    pub connected_at: DateTime<Utc>,
+    /// The client's address.
+    pub peer: String,
+    outbound: mpsc::Sender<Outbound>,
+    close: watch::Sender<Option<Closing>>,
+}
+
+impl Connection {
+    /// Asks the connection to close with `closing` (the first reason wins).
+    pub fn close(&self, closing: Closing) {
+        self.close.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(closing);
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+/// What the connection task keeps: its receiving ends.
+#[derive(Debug)]
+pub struct Registered {
+    /// The hub's view of it.
+    pub connection: Arc<Connection>,
+    /// Frames to write.
+    pub outbound: mpsc::Receiver<Outbound>,
+    /// Set when it must close.
+    pub close: watch::Receiver<Option<Closing>>,
+    /// The session's message rate limiter (shared by the session's connections on this node).
+    pub rate: Arc<DefaultDirectRateLimiter>,
+    hub: Hub,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.hub.unregister(&self.connection);
+    }
+}
+
+/// The parts of a connection given to [`Hub::register`].
+#[derive(Debug, Clone)]
+pub struct NewConnection {
+    /// The session.
+    pub session_id: String,
+    /// Its application.
+    pub app_key: String,
+    /// Its user.
+    pub user_id: String,
+    /// When the session was created.
+    pub session_created_at: DateTime<Utc>,
+    /// Whether `messaging` was granted.
+    pub messaging: bool,
+    /// Client address.
+    pub peer: String,
+}
+
+/// Metric handles, made once.
+#[derive(Debug)]
+struct Metrics {
+    connections: metrics::Gauge,
+    accepted: metrics::Counter,
+    delivered: metrics::Counter,
+    failed: metrics::Counter,
+    fanout: metrics::Histogram,
+    slow_closed: metrics::Counter,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        Self {
+            connections: metrics::gauge!("callbox_realtime_connections"),
+            accepted: metrics::counter!("callbox_realtime_messages_total", "outcome" => "accepted"),
+            delivered: metrics::counter!("callbox_realtime_messages_total", "outcome" => "delivered"),
+            failed: metrics::counter!("callbox_realtime_messages_total", "outcome" => "failed"),
+            fanout: metrics::histogram!("callbox_realtime_fanout_seconds"),
+            slow_closed: metrics::counter!("callbox_realtime_slow_readers_closed_total"),
+        }
+    }
+}
+
+type UserKey = (String, String);
+
+/// The hub's state (shared with the cluster tasks through a weak reference).
+#[derive(Debug)]
+pub(super) struct Inner {
+    config: RealtimeConfig,
+    store: Arc<dyn Store>,
+    next_id: AtomicU64,
+    by_user: RwLock<HashMap<UserKey, Vec<Arc<Connection>>>>,
+    /// Rate limiters by session id, with how many of this node's connections use each.
+    rates: Mutex<HashMap<String, (Arc<DefaultDirectRateLimiter>, usize)>>,
+    cluster: OnceLock<Cluster>,
+    metrics: Metrics,
+}
+
+/// This node's realtime hub. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+/// A live connection as the admin API lists it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionView {
+    /// The session it authenticated with.
+    pub session_id: String,
+    /// When it connected (ISO-8601).
+    pub connected_at: String,
+    /// The client address.
+    pub peer: String,
+    /// Whether it receives messages.
+    pub messaging: bool,
+}
+
+impl Hub {
+    /// A hub for this node over `store`.
+    pub fn new(store: Arc<dyn Store>, config: RealtimeConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                next_id: AtomicU64::new(1),
+                by_user: RwLock::default(),
+                rates: Mutex::default(),
+                cluster: OnceLock::new(),
+                metrics: Metrics::new(),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RealtimeConfig {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Connects the hub to the other nodes through Redis at `url`, and starts the retention purge. Called once
+    /// at start; the background tasks end when the last clone of the hub is dropped.
+    pub async fn start(&self, redis_url: Option<&str>) -> Result<(), redis::RedisError> {
+        if let Some(url) = redis_url {
+            let cluster = Cluster::connect(url, Arc::downgrade(&self.inner)).await?;
+            let _ = self.inner.cluster.set(cluster);
+        }
+        tokio::spawn(purge_in_the_background(Arc::downgrade(&self.inner)));
+        Ok(())
+    }
+
+    /// Whether frames go to other nodes too.
+    pub fn clustered(&self) -> bool {
+        self.inner.cluster.get().is_some()
+    }
+
+    /// Registers a connection that passed authentication.
+    pub fn register(&self, new: NewConnection) -> Registered {
+        let (outbound_tx, outbound) = mpsc::channel(self.inner.config.outbound_queue.max(1));
+        let (close_tx, close) = watch::channel(None);
+        let connection = Arc::new(Connection {
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            session_id: new.session_id,
+            app_key: new.app_key,
+            user_id: new.user_id,
+            session_created_at: new.session_created_at,
+            messaging: new.messaging,
+            connected_at: Utc::now(),
+            peer: new.peer,
+            outbound: outbound_tx,
+            close: close_tx,
+        });
+        let rate = {
+            let mut rates = self.inner.rates.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = rates.entry(connection.session_id.clone()).or_insert_with(|| {
+                let config = &self.inner.config;
+                let per_second = NonZeroU32::new(config.messages_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+                let burst = NonZeroU32::new(config.message_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+                (Arc::new(RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))), 0)
+            });
+            entry.1 += 1;
+            entry.0.clone()
+        };
+        self.inner
+            .by_user
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((connection.app_key.clone(), connection.user_id.clone()))
+            .or_default()
+            .push(connection.clone());
+        self.inner.metrics.connections.increment(1.0);
+        Registered { connection, outbound, close, rate, hub: self.clone() }
+    }
+
+    fn unregister(&self, connection: &Arc<Connection>) {
+        {
+            let mut by_user = self.inner.by_user.write().unwrap_or_else(|p| p.into_inner());
+            let key = (connection.app_key.clone(), connection.user_id.clone());
+            if let Some(list) = by_user.get_mut(&key) {
+                list.retain(|c| c.id != connection.id);
+                if list.is_empty() {
+                    by_user.remove(&key);
+                }
+            }
+        }
+        {
+            let mut rates = self.inner.rates.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(entry) = rates.get_mut(&connection.session_id) {
+                entry.1 = entry.1.saturating_sub(1);
+                if entry.1 == 0 {
+                    rates.remove(&connection.session_id);
+                }
+            }
+        }
+        self.inner.metrics.connections.decrement(1.0);
+    }
+
+    /// Live connections of a user on this node.
+    pub fn local_connections(&self, app_key: &str, user_id: &str) -> Vec<ConnectionView> {
+        let by_user = self.inner.by_user.read().unwrap_or_else(|p| p.into_inner());
+        by_user
+            .get(&(app_key.to_owned(), user_id.to_owned()))
+            .map(|list| {
+                list.iter()
+                    .map(|c| ConnectionView {
+                        session_id: c.session_id.clone(),
+                        connected_at: callbox_core::time::format_iso_seconds(c.connected_at),
+                        peer: c.peer.clone(),
+                        messaging: c.messaging,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Live connections on this node, in all.
+    pub fn connection_count(&self) -> usize {
+        self.inner.by_user.read().unwrap_or_else(|p| p.into_inner()).values().map(Vec::len).sum()
+    }
+
+    /// Delivers `outbound` to every messaging connection of a user, on this node and (when clustered) the
+    /// others, except connection `except` of this node. `accepted_at` times the fan-out.
+    pub fn deliver(
+        &self,
+        app_key: &str,
+        user_id: &str,
+        outbound: Outbound,
+        except: Option<u64>,
+        accepted_at: DateTime<Utc>,
+    ) {
+        self.inner.deliver_local(app_key, user_id, &outbound, except, accepted_at);
+        if let Some(cluster) = self.inner.cluster.get() {
+            cluster.publish(Published::Deliver {
+                app_key: app_key.to_owned(),
+                user_id: user_id.to_owned(),
+                seq: match &outbound {
+                    Outbound::Seq(seq, _) => Some(*seq),
+                    Outbound::Plain(_) => None,
+                },
+                frame: match &outbound {
+                    Outbound::Seq(_, frame) | Outbound::Plain(frame) => frame.to_string(),
+                },
+                accepted_at,
+            });
+        }
+    }
+
+    /// Applies a session event here and on every other node. Called by the domain after the write.
+    pub fn session_event(&self, event: SessionEvent) {
+        self.inner.apply(&event);
+        if let Some(cluster) = self.inner.cluster.get() {
+            cluster.publish(Published::Event(event));
+        }
+    }
+
+    /// Counts a message accepted, receipts delivered or failed.
+    pub fn count_accepted(&self) {
+        self.inner.metrics.accepted.increment(1);
+    }
+
+    /// Counts a delivered receipt.
+    pub fn count_delivered(&self) {
+        self.inner.metrics.delivered.increment(1);
+    }
+
+    /// Counts failed receipts.
+    pub fn count_failed(&self, n: u64) {
+        self.inner.metrics.failed.increment(n);
+    }
+}
+
+impl Inner {
+    pub(super) fn deliver_local(
+        &self,
+        app_key: &str,
+        user_id: &str,
+        outbound: &Outbound,
+        except: Option<u64>,
+        accepted_at: DateTime<Utc>,
+    ) {
+        let targets: Vec<Arc<Connection>> = {
+            let by_user = self.by_user.read().unwrap_or_else(|p| p.into_inner());
+            match by_user.get(&(app_key.to_owned(), user_id.to_owned())) {
+                Some(list) => list.iter().filter(|c| c.messaging && Some(c.id) != except).cloned().collect(),
+                None => return,
+            }
+        };
+        for connection in targets {
+            match connection.outbound.try_send(outbound.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // A reader that does not drain its socket: closing it keeps this node's memory bounded; the
+                    // client reconnects and resumes from the store.
+                    self.metrics.slow_closed.increment(1);
+                    connection.close(Closing::new(
+                        Reason::ServiceUnavailable,
+                        "the connection did not keep up with its messages: reconnect and resume",
+                    ));
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        let elapsed = (Utc::now() - accepted_at).num_microseconds().unwrap_or(0).max(0);
+        self.metrics.fanout.record(elapsed as f64 / 1e6);
+    }
+
+    pub(super) fn apply(&self, event: &SessionEvent) {
+        let by_user = self.by_user.read().unwrap_or_else(|p| p.into_inner());
+        let revoked = || Closing::new(Reason::SessionRevoked, Reason::SessionRevoked.default_message());
+        match event {
+            SessionEvent::Session { app_key, session_id } => {
+                for connection in by_user.iter().filter(|((app, _), _)| app == app_key).flat_map(|(_, l)| l) {
+                    if &connection.session_id == session_id {
+                        connection.close(revoked());
+                    }
+                }
+            }
+            SessionEvent::User { app_key, user_id, reason } => {
+                let reason = Reason::from_wire(reason).unwrap_or(Reason::SessionRevoked);
+                for connection in by_user.get(&(app_key.clone(), user_id.clone())).into_iter().flatten() {
+                    connection.close(Closing::new(reason, reason.default_message()));
+                }
+            }
+            SessionEvent::Before { app_key, before } => {
+                for connection in by_user.iter().filter(|((app, _), _)| app == app_key).flat_map(|(_, l)| l) {
+                    if connection.session_created_at < *before {
+                        connection.close(revoked());
+                    }
+                }
+            }
+            SessionEvent::AppDeleted { app_key } => {
+                for connection in by_user.iter().filter(|((app, _), _)| app == app_key).flat_map(|(_, l)| l) {
+                    connection.close(Closing::new(Reason::UnknownApplication, "the application was deleted"));
+                }
+            }
+            SessionEvent::Drop { app_key, user_id } => {
+                for connection in by_user.get(&(app_key.clone(), user_id.clone())).into_iter().flatten() {
+                    connection.close(Closing::new(
+                        Reason::ServiceUnavailable,
+                        "the operator closed this connection: reconnect",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Re-reads the session of every local connection and closes those that ended (after session events may have
+/// been missed).
+pub(super) async fn recheck_sessions(inner: Arc<Inner>) {
+    let all: Vec<Arc<Connection>> =
+        inner.by_user.read().unwrap_or_else(|p| p.into_inner()).values().flatten().cloned().collect();
+    for connection in all {
+        inner.store.forget_session(&connection.session_id);
+        let ended = match inner.store.get_session(&connection.session_id).await {
+            Ok(session) => session.revoked_at.is_some(),
+            Err(crate::store::StoreError::NotFound) => true,
+            Err(_) => false,
+        };
+        if ended {
+            connection.close(Closing::new(Reason::SessionRevoked, Reason::SessionRevoked.default_message()));
+        }
+    }
+}
+
+/// Retention: every `purge_interval_seconds`, entries older than `retention_seconds` and beyond
+/// `retention_per_user` per user are removed. Every node runs it; the deletes are idempotent.
+async fn purge_in_the_background(hub: std::sync::Weak<Inner>) {
+    let interval = {
+        let Some(inner) = hub.upgrade() else { return };
+        std::time::Duration::from_secs(inner.config.purge_interval_seconds.max(1))
+    };
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = hub.upgrade() else { return };
+        let max_age =
+            chrono::Duration::seconds(i64::try_from(inner.config.retention_seconds).unwrap_or(i64::MAX / 1000));
+        let older_than = Utc::now().checked_sub_signed(max_age).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        match inner.store.purge_inbox(older_than, inner.config.retention_per_user).await {
+            Ok(removed) if removed > 0 => tracing::info!(removed, "purged old realtime messages"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "realtime message purge failed"),
+        }
+    }
+}
