@@ -269,18 +269,19 @@ fn parse_claims(token: &str) -> Result<JwtClaims, TicketError> {
     let payload: serde_json::Value =
         serde_json::from_slice(&json).map_err(|_| TicketError::Malformed("the JWT payload is not JSON"))?;
     let object = payload.as_object().ok_or(TicketError::Malformed("the JWT payload is not a JSON object"))?;
-    let string = |value: &serde_json::Value| value.is_string();
-    let seconds = |value: &serde_json::Value| value.as_i64().is_some();
-    let required: [(&str, fn(&serde_json::Value) -> bool, &'static str, &'static str); 4] = [
-        ("iss", string, "the JWT has no iss claim", "the JWT iss claim must be a string"),
-        ("sub", string, "the JWT has no sub claim", "the JWT sub claim must be a string"),
-        ("iat", seconds, "the JWT has no iat claim", "the JWT iat claim must be whole epoch seconds"),
-        ("exp", seconds, "the JWT has no exp claim", "the JWT exp claim must be whole epoch seconds"),
+    // (claim, whether it is a string rather than whole seconds, message when missing, when of the wrong type)
+    let required = [
+        ("iss", true, "the JWT has no iss claim", "the JWT iss claim must be a string"),
+        ("sub", true, "the JWT has no sub claim", "the JWT sub claim must be a string"),
+        ("iat", false, "the JWT has no iat claim", "the JWT iat claim must be whole epoch seconds"),
+        ("exp", false, "the JWT has no exp claim", "the JWT exp claim must be whole epoch seconds"),
     ];
-    for (name, well_typed, missing, wrong_type) in required {
+    for (name, is_string, missing, wrong_type) in required {
         match object.get(name) {
             None | Some(serde_json::Value::Null) => return Err(TicketError::Malformed(missing)),
-            Some(value) if !well_typed(value) => return Err(TicketError::Malformed(wrong_type)),
+            Some(value) if !(if is_string { value.is_string() } else { value.as_i64().is_some() }) => {
+                return Err(TicketError::Malformed(wrong_type))
+            }
             Some(_) => {}
         }
     }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod assets;
 pub mod call;
 pub mod client;
+pub mod scrape;
 
 use crate::error::{reason_for_status, ApiError};
 use crate::service::Callbox;
@@ -60,11 +61,14 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/apps/{key}/events", get(admin::list_events))
         .route("/admin/v1/apps/{key}/diagnose", post(admin::diagnose));
 
-    let ops = Router::new()
+    let mut ops = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_page))
         .route("/openapi.json", get(crate::openapi::serve));
+    // With `metrics_listen` set, /metrics lives only there; here it is then an unknown path (404).
+    if state.callbox.config.metrics_listen.is_none() {
+        ops = ops.route("/metrics", get(scrape::page));
+    }
 
     let timeout = Duration::from_secs(state.callbox.config.limits.request_timeout_seconds.max(1));
     let request_metrics = Arc::new(RequestMetrics::default());
@@ -229,7 +233,7 @@ impl RequestMetrics {
 
 /// Turns every error response that did not come from an [`ApiError`] (routing, method, path decoding, panics)
 /// into the §7 JSON, so no client ever sees an empty or plain-text error.
-fn json_errors(response: Response) -> Response {
+pub(crate) fn json_errors(response: Response) -> Response {
     let status = response.status();
     if (status.is_client_error() || status.is_server_error()) && response.extensions().get::<Reason>().is_none() {
         let reason = reason_for_status(status);
@@ -273,13 +277,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
         },
     };
     match state.callbox.store.ping().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ready", "database": "ok", "redis": redis })).into_response(),
+        Ok(()) => Json(serde_json::json!({
+            "status": "ready", "database": "ok", "redis": redis,
+            "fileDescriptorLimit": crate::listener::file_descriptor_limit(),
+        }))
+        .into_response(),
         Err(error) => {
             tracing::warn!(%error, "not ready: database");
             let mut response = (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(serde_json::json!({
                     "status": "unavailable", "database": "unreachable", "redis": redis,
+                    "fileDescriptorLimit": crate::listener::file_descriptor_limit(),
                     "errorCode": 50300, "reason": "service_unavailable", "retryable": true,
                     "message": "the database is unreachable",
                     "serverTime": callbox_core::time::format_iso_seconds(chrono::Utc::now()),
@@ -289,12 +298,5 @@ async fn readyz(State(state): State<AppState>) -> Response {
             response.extensions_mut().insert(Reason::ServiceUnavailable);
             response
         }
-    }
-}
-
-async fn metrics_page(State(state): State<AppState>) -> Response {
-    match &state.metrics {
-        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
-        None => ApiError::with_message(Reason::NotFound, "metrics are not enabled").into_response(),
     }
 }

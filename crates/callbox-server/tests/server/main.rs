@@ -5,6 +5,7 @@
 mod admin_api;
 mod cache;
 mod client_api;
+mod connections;
 mod dashboard;
 mod hostile;
 mod platform;
