@@ -295,6 +295,14 @@ impl Connection {
         }
     }
 
+    /// A response is still going out (the handler has returned, hyper writes its body): the connection is not
+    /// idle yet. A peer that stops reading stalls these writes, and is closed on the idle timeout.
+    fn bytes_sent(&self) {
+        if self.phase.load(Ordering::Acquire) == IDLE {
+            self.phase_since.store(self.elapsed_millis(), Ordering::Relaxed);
+        }
+    }
+
     fn bytes_arrived(&self) {
         if self.phase.load(Ordering::Acquire) == IDLE {
             self.enter(READING_NEXT_REQUEST);
@@ -363,7 +371,8 @@ impl ConnectionHandle {
     }
 }
 
-/// The socket, noting when bytes arrive on a connection waiting between requests. It owns the connection's
+/// The socket, noting when bytes arrive on a connection waiting between requests and when a response is still
+/// being written. It owns the connection's
 /// budget place, so the place lasts as long as the socket, also after an upgrade takes the socket from hyper.
 #[derive(Debug)]
 struct TrackedStream {
@@ -384,7 +393,11 @@ impl AsyncRead for TrackedStream {
 
 impl AsyncWrite for TrackedStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
+            self.connection.bytes_sent();
+        }
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -400,7 +413,11 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
+            self.connection.bytes_sent();
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
