@@ -625,7 +625,7 @@ impl AcceptErrorLog {
         tracing::error!(
             %error,
             failures = self.unlogged,
-            limit = ?file_descriptor_limit(),
+            file_descriptor_limit = file_descriptor_limit().unwrap_or(0),
             "accept failed; pausing briefly before the next (connections over the caps are refused before this \
              happens: lower connections.max_total or raise the file-descriptor limit)"
         );

@@ -341,4 +341,5 @@ fn every_command_has_help() {
 mod admin_e2e;
 mod cluster;
 mod crash;
+mod metrics_listen;
 mod served;
