@@ -231,8 +231,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         metrics = %metrics_address.map_or_else(|| "on the main listener".to_owned(), |address| address.to_string()),
         data = %config.data.display(),
         file_descriptor_limit = %file_descriptor_limit.map_or_else(|| "unknown".to_owned(), |limit| limit.to_string()),
-        max_connections = connections.max_total,
-        max_connections_per_address = connections.max_per_address,
+        max_connections = %listener::describe_cap(connections.max_total),
+        max_connections_per_address = %listener::describe_cap(connections.max_per_address),
         "callbox listening"
     );
 

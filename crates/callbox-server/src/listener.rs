@@ -130,6 +130,15 @@ impl ConnectionSettings {
     }
 }
 
+/// A cap for logs: its number, or `none`.
+pub fn describe_cap(cap: usize) -> String {
+    if cap == usize::MAX {
+        "none".to_owned()
+    } else {
+        cap.to_string()
+    }
+}
+
 /// Why a connection was refused a place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectionRefused {
