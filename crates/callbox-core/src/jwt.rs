@@ -2,8 +2,11 @@
 //! `HMAC-SHA256(application secret, "YYYYMMDD")`.
 //!
 //! Only HS256 with that `kid` form is accepted; `none`, every other algorithm, and tokens without `exp`, `iat`
-//! or `nonce` are refused (RFC 8725 §3.1, §3.10). The signature is checked by `jsonwebtoken` before the claims
-//! are parsed; the time checks are ours, against the `now` the caller passes.
+//! or `nonce` are refused (RFC 8725 §3.1, §3.10). [`DecodedJwt::decode`] refuses a payload that lacks one of
+//! `iss`, `sub`, `iat`, `exp` (or carries one of the wrong type) at once, naming it: such a token can never verify,
+//! and "names no application key" would send its author looking in the wrong place. The claim *values* are
+//! trusted only after `jsonwebtoken` has checked the signature; the time checks are ours, against the `now` the
+//! caller passes.
 
 use crate::credential::{check_window, is_valid_user_id, Identity, TicketError, TicketPolicy};
 use crate::secret::Secret;
@@ -128,7 +131,7 @@ pub struct VerifiedJwt {
 pub struct DecodedJwt {
     token: String,
     key_date: NaiveDate,
-    unverified: Option<JwtClaims>,
+    unverified: JwtClaims,
 }
 
 impl fmt::Debug for DecodedJwt {
@@ -162,11 +165,7 @@ impl DecodedJwt {
             .filter(|date| date.len() == 8)
             .and_then(|date| NaiveDate::parse_from_str(date, "%Y%m%d").ok())
             .ok_or(TicketError::Malformed("the JWT kid must be hkdfv1-YYYYMMDD"))?;
-        let unverified = token
-            .split('.')
-            .nth(1)
-            .and_then(|payload| URL_SAFE_NO_PAD.decode(payload).ok())
-            .and_then(|json| serde_json::from_slice::<JwtClaims>(&json).ok());
+        let unverified = parse_claims(token)?;
         Ok(Self { token: token.to_owned(), key_date, unverified })
     }
 
@@ -177,12 +176,12 @@ impl DecodedJwt {
 
     /// The application key `iss` claims, unverified: only for finding which application's secrets to try.
     pub fn peek_application_key(&self) -> Option<String> {
-        self.unverified.as_ref()?.application_key().map(str::to_owned)
+        self.unverified.application_key().map(str::to_owned)
     }
 
     /// The claims without checking the signature: for `callbox ticket inspect` and diagnostics only.
     pub fn claims_unverified(&self) -> Result<JwtClaims, TicketError> {
-        self.unverified.clone().ok_or(TicketError::Malformed("the JWT claims are not iss, sub, iat, exp"))
+        Ok(self.unverified.clone())
     }
 
     /// Verifies signature (against each secret), key date, issuer, subject, lifetime and window.
@@ -258,6 +257,35 @@ impl DecodedJwt {
         let identity = Identity::username(user_id);
         Ok(VerifiedJwt { identity, nonce, secret_index: 0, expires_at, claims })
     }
+}
+
+/// The payload's claims, or the first required claim that is missing or of the wrong type, by name.
+fn parse_claims(token: &str) -> Result<JwtClaims, TicketError> {
+    let json = token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| URL_SAFE_NO_PAD.decode(payload).ok())
+        .ok_or(TicketError::Malformed("the JWT payload is not base64url"))?;
+    let payload: serde_json::Value =
+        serde_json::from_slice(&json).map_err(|_| TicketError::Malformed("the JWT payload is not JSON"))?;
+    let object = payload.as_object().ok_or(TicketError::Malformed("the JWT payload is not a JSON object"))?;
+    // (claim, whether it is a string rather than whole seconds, message when missing, when of the wrong type)
+    let required = [
+        ("iss", true, "the JWT has no iss claim", "the JWT iss claim must be a string"),
+        ("sub", true, "the JWT has no sub claim", "the JWT sub claim must be a string"),
+        ("iat", false, "the JWT has no iat claim", "the JWT iat claim must be whole epoch seconds"),
+        ("exp", false, "the JWT has no exp claim", "the JWT exp claim must be whole epoch seconds"),
+    ];
+    for (name, is_string, missing, wrong_type) in required {
+        match object.get(name) {
+            None | Some(serde_json::Value::Null) => return Err(TicketError::Malformed(missing)),
+            Some(value) if !(if is_string { value.is_string() } else { value.as_i64().is_some() }) => {
+                return Err(TicketError::Malformed(wrong_type))
+            }
+            Some(_) => {}
+        }
+    }
+    serde_json::from_value(payload).map_err(|_| TicketError::Malformed("the JWT nonce claim must be a string"))
 }
 
 fn malformed_claims(kind: &ErrorKind) -> TicketError {

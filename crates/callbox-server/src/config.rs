@@ -40,6 +40,13 @@ pub struct Config {
     pub cache: CacheConfig,
     /// The realtime connection (`/v1/realtime`): limits, heartbeats, message retention (docs/realtime.md).
     pub realtime: crate::realtime::RealtimeConfig,
+    /// Connection timeouts and caps ([`crate::listener`]).
+    pub connections: ConnectionConfig,
+    /// A separate address for `GET /metrics` (e.g. `127.0.0.1:9090`); when set, the main listener answers 404
+    /// for `/metrics`. Unset: `/metrics` is on the main listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <this token>` (on whichever listener serves it).
+    pub metrics_token: Option<Redacted>,
 }
 
 impl Default for Config {
@@ -58,6 +65,9 @@ impl Default for Config {
             login: LoginConfig::default(),
             cache: CacheConfig::default(),
             realtime: crate::realtime::RealtimeConfig::default(),
+            connections: ConnectionConfig::default(),
+            metrics_listen: None,
+            metrics_token: None,
         }
     }
 }
@@ -157,6 +167,51 @@ pub struct CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         Self { ttl_milliseconds: None, max_sessions: 50_000 }
+    }
+}
+
+/// Connection timeouts and caps, enforced by the accept loop ([`crate::listener`]). Caps count open TCP
+/// connections; 0 means no cap.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct ConnectionConfig {
+    /// Time a new connection has to deliver its first request's headers, and a kept-alive one the next
+    /// request's headers from their first byte, seconds; slower connections are closed.
+    pub header_timeout_seconds: u64,
+    /// Time a kept-alive connection may stay silent between requests, seconds. Keep it above the idle timeout of
+    /// a proxy in front (60 s for most), so that the proxy, not Callbox, closes idle connections.
+    pub idle_timeout_seconds: u64,
+    /// Plain HTTP connections from one client address (an IPv6 /64 counts as one); more are answered 429
+    /// `rate_limited` at once and closed. Unset: 256, or no cap when `trust_forwarded_for` is on (every
+    /// connection then comes from the proxy).
+    pub max_per_address: Option<usize>,
+    /// Plain HTTP connections in all; more are answered 503 at once and closed. Unset: half of the
+    /// file-descriptor limit left after a headroom of an eighth (at least 128).
+    pub max_total: Option<usize>,
+    /// Authenticated realtime connections (promoted by the realtime layer) from one client address. Unset: as
+    /// `max_per_address`.
+    pub realtime_max_per_address: Option<usize>,
+    /// Authenticated realtime connections in all. Unset: the other half of the file descriptors.
+    pub realtime_max_total: Option<usize>,
+}
+
+impl ConnectionConfig {
+    /// The per-address cap when `max_per_address` is unset (and `trust_forwarded_for` is off).
+    pub const DEFAULT_MAX_PER_ADDRESS: usize = 256;
+    /// Each total cap when the file-descriptor limit cannot be read.
+    pub const FALLBACK_MAX_TOTAL: usize = 4096;
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_seconds: 5,
+            idle_timeout_seconds: 75,
+            max_per_address: None,
+            max_total: None,
+            realtime_max_per_address: None,
+            realtime_max_total: None,
+        }
     }
 }
 
@@ -260,8 +315,34 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure type is figment's, not ours
+    fn connection_and_metrics_keys_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            let defaults = Config::load(None, Flags { listen: None }).map_err(|e| e.to_string())?;
+            assert_eq!(defaults.connections, ConnectionConfig::default());
+            assert_eq!((defaults.metrics_listen, defaults.metrics_token), (None, None));
+            jail.set_env("CALLBOX_METRICS_LISTEN", "127.0.0.1:9090");
+            jail.set_env("CALLBOX_METRICS_TOKEN", "scrape-me");
+            jail.set_env("CALLBOX_CONNECTIONS__HEADER_TIMEOUT_SECONDS", "2");
+            jail.set_env("CALLBOX_CONNECTIONS__MAX_PER_ADDRESS", "0");
+            let config = Config::load(None, Flags { listen: None }).map_err(|e| e.to_string())?;
+            assert_eq!(config.metrics_listen, Some(SocketAddr::from(([127, 0, 0, 1], 9090))));
+            assert_eq!(config.metrics_token, Some(Redacted("scrape-me".into())));
+            assert_eq!(config.connections.header_timeout_seconds, 2);
+            assert_eq!(config.connections.max_per_address, Some(0));
+            assert_eq!(config.connections.idle_timeout_seconds, 75, "unset keys keep their defaults");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_master_key_never_shows_in_debug() {
-        let config = Config { master_key: Some(Redacted("c2VjcmV0LWtleS1ieXRlcw==".into())), ..Config::default() };
+        let config = Config {
+            master_key: Some(Redacted("c2VjcmV0LWtleS1ieXRlcw==".into())),
+            metrics_token: Some(Redacted("bWV0cmljcy10b2tlbg".into())),
+            ..Config::default()
+        };
         assert!(!format!("{config:?}").contains("c2VjcmV0"));
+        assert!(!format!("{config:?}").contains("bWV0cmljcy10b2tlbg"));
     }
 }

@@ -16,6 +16,7 @@
 //! - [`crypto::MasterKey`] seals application secrets at rest and derives session secrets, so a copy of the
 //!   database alone can neither mint tickets nor sign session calls.
 //! - [`config::Config`] is the layered configuration (defaults, TOML file, `CALLBOX_*`, flags).
+//! - [`listener`] is the accept loop: header and idle timeouts, connection caps, graceful shutdown.
 //! - [`open`] and [`run`] are the composition root: first-start bootstrap, bind, print the `listening` line, serve
 //!   until SIGTERM.
 
@@ -27,6 +28,7 @@ pub mod data_dir;
 pub mod domain;
 pub mod http;
 pub mod limits;
+pub mod listener;
 pub mod openapi;
 pub mod passwords;
 pub mod realtime;
@@ -44,7 +46,6 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
-use tokio::net::TcpListener;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -212,11 +213,15 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let (callbox, mut made) = open(&config).await?;
     // Held until the server stops: a second server on this data directory is refused meanwhile.
     let _data_dir_lock = made.data_dir_lock.take();
-    let listener = TcpListener::bind(config.listen).await.map_err(io_error(format!("binding {}", config.listen)))?;
-    let address = listener.local_addr().map_err(io_error("reading the bound address"))?;
+    let file_descriptor_limit = listener::raise_file_descriptor_limit();
+    let listeners = listener::Listeners::bind(&config)
+        .await
+        .map_err(|(address, source)| ServeError::Io { context: format!("binding {address}"), source })?;
+    let address = listeners.main_address().map_err(io_error("reading the bound address"))?;
+    let metrics_address = listeners.metrics_address().map_err(io_error("reading the bound metrics address"))?;
+    let connections = listener::ConnectionSettings::resolve(&config, file_descriptor_limit);
     announce_first_start(&made, &config);
     let state = AppState { callbox: Arc::new(callbox.clone()), metrics };
-    let app = http::router(state);
 
     let housekeeping = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
@@ -231,16 +236,25 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     });
 
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{}", serde_json::json!({ "event": "listening", "url": format!("http://{address}") }));
+    let mut listening = serde_json::json!({ "event": "listening", "url": format!("http://{address}") });
+    if let Some(metrics_address) = metrics_address {
+        listening["metricsUrl"] = serde_json::json!(format!("http://{metrics_address}/metrics"));
+    }
+    let _ = writeln!(stdout, "{listening}");
     let _ = stdout.flush();
     drop(stdout);
-    tracing::info!(%address, data = %config.data.display(), "callbox listening");
+    tracing::info!(
+        %address,
+        metrics = %metrics_address.map_or_else(|| "on the main listener".to_owned(), |address| address.to_string()),
+        data = %config.data.display(),
+        file_descriptor_limit = %file_descriptor_limit.map_or_else(|| "unknown".to_owned(), |limit| limit.to_string()),
+        max_connections = %listener::describe_cap(connections.max_total),
+        max_connections_per_address = %listener::describe_cap(connections.max_per_address),
+        "callbox listening"
+    );
 
-    let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    listeners.serve(state, connections, shutdown_signal()).await;
     housekeeping.abort();
-    served.map_err(io_error("serving"))?;
     tracing::info!("callbox stopped");
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! `callbox connection`: a user's live realtime connections (docs/realtime.md, section 8).
 
 use crate::admin::{app_path, print_json, print_table, segment, Client, Connection};
-use serde_json::Value;
 use clap::{Args, Subcommand};
 use reqwest::Method;
+use serde_json::Value;
 use std::process::ExitCode;
 
 /// `callbox connection`.

@@ -184,28 +184,57 @@ fn kid_date_more_than_a_day_off_is_refused() {
 }
 
 #[test]
-fn missing_exp_is_refused() {
+fn missing_exp_is_refused_naming_exp() {
     let iss = iss();
-    let token = signed(&format!(r#"{{"iss":"{iss}","sub":"{iss}/users/foo","iat":{IAT},"nonce":"n"}}"#));
-    assert_eq!(verify(&token).unwrap_err().reason(), Reason::MalformedTicket);
-    let token = signed(&format!(r#"{{"iss":"{iss}","sub":"{iss}/users/foo","iat":{IAT},"exp":null,"nonce":"n"}}"#));
-    assert_eq!(verify(&token).unwrap_err().reason(), Reason::MalformedTicket);
+    for claims in [
+        format!(r#"{{"iss":"{iss}","sub":"{iss}/users/foo","iat":{IAT},"nonce":"n"}}"#),
+        format!(r#"{{"iss":"{iss}","sub":"{iss}/users/foo","iat":{IAT},"exp":null,"nonce":"n"}}"#),
+    ] {
+        let token = signed(&claims);
+        assert_eq!(malformed(&token), "the JWT has no exp claim", "{claims}");
+        // Refused as it is decoded, before any application is looked up: the refusal names the claim rather than
+        // "the ticket names no application key".
+        let error = AnyTicket::decode(&token).unwrap_err();
+        assert_eq!(error.reason(), Reason::MalformedTicket);
+        assert_eq!(error.to_string(), "the ticket is malformed: the JWT has no exp claim");
+    }
 }
 
 #[test]
-fn missing_iat_iss_or_sub_is_refused() {
+fn missing_iat_iss_or_sub_is_refused_naming_the_claim() {
     let iss = iss();
-    for claims in [
-        format!(r#"{{"iss":"{iss}","sub":"{iss}/users/foo","exp":{},"nonce":"n"}}"#, IAT + 600),
-        format!(r#"{{"sub":"{iss}/users/foo","iat":{IAT},"exp":{},"nonce":"n"}}"#, IAT + 600),
-        format!(r#"{{"iss":"{iss}","iat":{IAT},"exp":{},"nonce":"n"}}"#, IAT + 600),
-        format!(r#"{{"iss":"{iss}","sub":"{iss}/users/foo","iat":"{IAT}","exp":{},"nonce":"n"}}"#, IAT + 600),
-        format!(r#"{{"iss":"{iss}","sub":"{iss}/users/foo","iat":{IAT}.5,"exp":{},"nonce":"n"}}"#, IAT + 600),
-        "[]".to_owned(),
-        "not json".to_owned(),
+    let exp = IAT + 600;
+    for (claims, expected) in [
+        (format!(r#"{{"iss":"{iss}","sub":"{iss}/users/foo","exp":{exp},"nonce":"n"}}"#), "the JWT has no iat claim"),
+        (format!(r#"{{"sub":"{iss}/users/foo","iat":{IAT},"exp":{exp},"nonce":"n"}}"#), "the JWT has no iss claim"),
+        (format!(r#"{{"iss":"{iss}","iat":{IAT},"exp":{exp},"nonce":"n"}}"#), "the JWT has no sub claim"),
+        (
+            format!(r#"{{"iss":"{iss}","sub":"{iss}/users/foo","iat":"{IAT}","exp":{exp},"nonce":"n"}}"#),
+            "the JWT iat claim must be whole epoch seconds",
+        ),
+        (
+            format!(r#"{{"iss":"{iss}","sub":"{iss}/users/foo","iat":{IAT}.5,"exp":{exp},"nonce":"n"}}"#),
+            "the JWT iat claim must be whole epoch seconds",
+        ),
+        (
+            format!(r#"{{"iss":"{iss}","sub":"{iss}/users/foo","iat":{IAT},"exp":"soon","nonce":"n"}}"#),
+            "the JWT exp claim must be whole epoch seconds",
+        ),
+        (
+            format!(r#"{{"iss":7,"sub":"{iss}/users/foo","iat":{IAT},"exp":{exp}}}"#),
+            "the JWT iss claim must be a string",
+        ),
+        (
+            format!(r#"{{"iss":"{iss}","sub":"{iss}/users/foo","iat":{IAT},"exp":{exp},"nonce":5}}"#),
+            "the JWT nonce claim must be a string",
+        ),
+        ("[]".to_owned(), "the JWT payload is not a JSON object"),
+        ("not json".to_owned(), "the JWT payload is not JSON"),
     ] {
-        assert_eq!(verify(&signed(&claims)).unwrap_err().reason(), Reason::MalformedTicket, "{claims}");
+        assert_eq!(malformed(&signed(&claims)), expected, "{claims}");
     }
+    let header = URL_SAFE_NO_PAD.encode(HEADER);
+    assert_eq!(malformed(&format!("{header}.!!!.c2ln")), "the JWT payload is not base64url");
 }
 
 #[test]

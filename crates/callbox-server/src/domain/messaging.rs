@@ -50,8 +50,11 @@ impl Callbox {
         headers: String,
     ) -> DomainResult<Accepted> {
         let app = self.store.get_app(app_key).await?;
-        let known =
-            if app.platform_user_auth { self.store.known_users(app_key, &recipients).await? } else { recipients.clone() };
+        let known = if app.platform_user_auth {
+            self.store.known_users(app_key, &recipients).await?
+        } else {
+            recipients.clone()
+        };
         let (accepted, unknown): (Vec<String>, Vec<String>) = recipients.into_iter().partition(|r| known.contains(r));
         // Milliseconds, as stored: the live copy and a replay carry the same timestamp.
         let now = self.now();
@@ -80,10 +83,9 @@ impl Callbox {
         message_id: &str,
     ) -> DomainResult<Option<(String, InboxEntry)>> {
         match self.store.confirm_delivery(app_key, user_id, seq, message_id, self.now()).await {
-            Err(StoreError::NotFound) => Err(DomainError::with_message(
-                Reason::NotFound,
-                "no message with this messageId and seq in your inbox",
-            )),
+            Err(StoreError::NotFound) => {
+                Err(DomainError::with_message(Reason::NotFound, "no message with this messageId and seq in your inbox"))
+            }
             other => Ok(other?),
         }
     }

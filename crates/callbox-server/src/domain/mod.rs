@@ -18,7 +18,9 @@ pub mod sessions;
 pub mod users;
 
 /// The records the domain answers with (handlers read them; only the domain reaches the store).
-pub use crate::store::{AppRecord, Capability, InboxEntry, InboxItem, MessageRecord, SecretRecord, SessionRecord, UserRecord};
+pub use crate::store::{
+    AppRecord, Capability, InboxEntry, InboxItem, MessageRecord, SecretRecord, SessionRecord, UserRecord,
+};
 pub use apps::{AppSettings, AppWithSecrets, CreatedApp, NewSecret};
 pub use clock::{Clock, SystemClock, TestClock};
 pub use error::{DomainError, DomainResult};

@@ -5,8 +5,8 @@ use super::{origin_allowed, AppContext, Callbox, DomainError, DomainResult, Requ
 use crate::audit::{event, EventKind};
 use crate::crypto::random_token;
 use crate::limits::Wait;
-use crate::realtime::SessionEvent;
 use crate::passwords::{check_password_length, MAX_PASSWORD_BYTES};
+use crate::realtime::SessionEvent;
 use crate::store::{StoreError, UserRecord};
 use callbox_core::credential::Identity;
 use callbox_core::ticket::{self, NewTicket};

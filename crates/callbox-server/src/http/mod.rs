@@ -8,6 +8,7 @@ pub mod call;
 pub mod client;
 pub mod dashboard;
 pub mod error;
+pub mod scrape;
 
 use crate::domain::Callbox;
 use axum::extract::MatchedPath;
@@ -69,11 +70,14 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/apps/{key}/events", get(admin::list_events))
         .route("/admin/v1/apps/{key}/diagnose", post(admin::diagnose));
 
-    let ops = Router::new()
+    let mut ops = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_page))
         .route("/openapi.json", get(crate::openapi::serve));
+    // With `metrics_listen` set, /metrics lives only there; here it is then an unknown path (404).
+    if state.callbox.config().metrics_listen.is_none() {
+        ops = ops.route("/metrics", get(scrape::page));
+    }
 
     let timeout = Duration::from_secs(state.callbox.config().limits.request_timeout_seconds.max(1));
     let request_metrics = Arc::new(RequestMetrics::default());
@@ -249,7 +253,7 @@ impl RequestMetrics {
 
 /// Turns every error response that did not come from an [`ApiError`] (routing, method, path decoding, panics)
 /// into the §7 JSON, so no client ever sees an empty or plain-text error.
-fn json_errors(response: Response) -> Response {
+pub(crate) fn json_errors(response: Response) -> Response {
     let status = response.status();
     if (status.is_client_error() || status.is_server_error()) && response.extensions().get::<Reason>().is_none() {
         let reason = reason_for_status(status);
@@ -286,13 +290,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let readiness = state.callbox.readiness().await;
     let redis = readiness.redis;
     match readiness.database {
-        Ok(()) => Json(serde_json::json!({ "status": "ready", "database": "ok", "redis": redis })).into_response(),
+        Ok(()) => Json(serde_json::json!({
+            "status": "ready", "database": "ok", "redis": redis,
+            "fileDescriptorLimit": crate::listener::file_descriptor_limit(),
+        }))
+        .into_response(),
         Err(error) => {
             tracing::warn!(%error, "not ready: database");
             let mut response = (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(serde_json::json!({
                     "status": "unavailable", "database": "unreachable", "redis": redis,
+                    "fileDescriptorLimit": crate::listener::file_descriptor_limit(),
                     "errorCode": 50300, "reason": "service_unavailable", "retryable": true,
                     "message": "the database is unreachable",
                     "serverTime": callbox_core::time::format_iso_seconds(state.callbox.now()),
@@ -302,12 +311,5 @@ async fn readyz(State(state): State<AppState>) -> Response {
             response.extensions_mut().insert(Reason::ServiceUnavailable);
             response
         }
-    }
-}
-
-async fn metrics_page(State(state): State<AppState>) -> Response {
-    match &state.metrics {
-        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
-        None => ApiError::with_message(Reason::NotFound, "metrics are not enabled").into_response(),
     }
 }

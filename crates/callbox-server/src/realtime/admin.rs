@@ -2,8 +2,8 @@
 //! (docs/admin-api.md, docs/realtime.md).
 
 use super::SessionEvent;
-use crate::http::ApiError;
 use crate::http::admin::AdminCall;
+use crate::http::ApiError;
 use crate::http::AppState;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};

@@ -3,11 +3,12 @@
 use super::frames::{self, Frame};
 use super::hub::{NewConnection, Outbound, Registered};
 use super::{Closing, RealtimeConfig};
+use crate::domain::messaging::Accepted;
+use crate::domain::{origin_allowed, Callbox, RequestMeta};
+use crate::domain::{Capability, SessionRecord};
 use crate::http::ApiError;
 use crate::http::AppState;
-use crate::domain::{origin_allowed, Callbox, RequestMeta};
-use crate::domain::messaging::Accepted;
-use crate::domain::{Capability, SessionRecord};
+use crate::listener::{ConnectionHandle, ConnectionRefused};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::header;
@@ -56,11 +57,13 @@ pub async fn upgrade(State(state): State<AppState>, request: Request) -> Respons
     // beyond it the library drops the connection without reading the frame into memory.
     let hard_limit = config.max_frame_bytes.saturating_mul(2).max(4096);
     let callbox = state.callbox.clone();
+    // The accept loop's handle on this TCP connection: once authenticated, it moves to the realtime budget.
+    let connection = parts.extensions.get::<ConnectionHandle>().cloned();
     ws.max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .read_buffer_size(4096)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| run(socket, callbox, RequestMeta { ip, origin }))
+        .on_upgrade(move |socket| run(socket, callbox, RequestMeta { ip, origin }, connection))
 }
 
 /// What the client proved in its `auth` frame.
@@ -89,7 +92,7 @@ impl Socket {
     }
 }
 
-async fn run(ws: WebSocket, callbox: Arc<Callbox>, meta: RequestMeta) {
+async fn run(ws: WebSocket, callbox: Arc<Callbox>, meta: RequestMeta, connection: Option<ConnectionHandle>) {
     let config = callbox.realtime().config().clone();
     let mut socket = Socket { ws, write_timeout: Duration::from_secs(config.write_timeout_seconds.max(1)) };
     let nonce = crate::crypto::random_token(18);
@@ -104,6 +107,16 @@ async fn run(ws: WebSocket, callbox: Arc<Callbox>, meta: RequestMeta) {
             return;
         }
     };
+    // Authenticated: from now on the connection counts against the realtime budget (not the small per-address
+    // budget of anonymous HTTP connections) and is kept alive by the realtime heartbeat, not the HTTP timeouts.
+    if let Some(Err(refused)) = connection.as_ref().map(ConnectionHandle::promote_to_realtime) {
+        let reason = match refused {
+            ConnectionRefused::PerAddress => Reason::RateLimited,
+            ConnectionRefused::Total => Reason::ServiceUnavailable,
+        };
+        socket.close(None, &Closing::new(reason, format!("{refused}: realtime connections are full"))).await;
+        return;
+    }
     let session = authenticated.session;
     let messaging = session.capabilities.contains(&Capability::Messaging);
     // Registered before the inbox is read: whatever commits from now on also arrives live, and the sequence

@@ -526,3 +526,25 @@ async fn replayed_state_changing_signed_calls_are_refused() {
     assert_eq!(end().await.status(), StatusCode::NO_CONTENT);
     assert_error(end().await, 401, "request_replayed").await;
 }
+
+/// A registration JWT signed correctly with the app's key of today but without `exp`: the refusal names the
+/// missing claim (it used to say "the ticket names no application key", sending its author to the wrong claim).
+#[tokio::test]
+async fn a_jwt_without_exp_is_refused_naming_exp() {
+    use hmac::{Hmac, Mac};
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let now = chrono::Utc::now();
+    let header = format!(r#"{{"alg":"HS256","kid":"hkdfv1-{}"}}"#, now.format("%Y%m%d"));
+    let iss = format!("{}{}", jwt::ISSUER_PREFIX, app.key);
+    let claims = format!(r#"{{"iss":"{iss}","sub":"{iss}/users/bob","iat":{},"nonce":"n-no-exp"}}"#, now.timestamp());
+    let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let input = format!("{}.{}", url_safe.encode(header), url_safe.encode(claims));
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&jwt::signing_key(&app.secret(), now.date_naive())).unwrap();
+    mac.update(input.as_bytes());
+    let token = format!("{input}.{}", url_safe.encode(mac.finalize().into_bytes()));
+
+    let response = server.exchange_with(&format!("Bearer {token}"), json!({})).await;
+    let body = assert_error(response, 401, "malformed_ticket").await;
+    assert_eq!(body["message"], "the ticket is malformed: the JWT has no exp claim");
+}

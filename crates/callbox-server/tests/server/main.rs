@@ -6,6 +6,7 @@ mod admin_api;
 mod cache;
 mod client_api;
 mod config_reference;
+mod connections;
 mod dashboard;
 mod hostile;
 mod platform;

@@ -64,9 +64,12 @@ pub async fn start_with(config: Config) -> Server {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app =
         router(AppState { callbox: std::sync::Arc::new(callbox.clone()), metrics: callbox_server::metrics_handle() });
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
-    });
+    // The real accept loop, with its timeouts and caps, as `callbox serve` runs it.
+    let settings = callbox_server::listener::ConnectionSettings::resolve(
+        &config,
+        callbox_server::listener::raise_file_descriptor_limit(),
+    );
+    let task = tokio::spawn(callbox_server::listener::serve(listener, app, settings, std::future::pending()));
     Server {
         url,
         token,

@@ -24,8 +24,8 @@ use callbox_wire::admin::{
 };
 pub(crate) use client::{app_path, segment};
 use client::{user_path, Answer};
-pub(crate) use output::{print_json, print_table};
 use output::{list_cell, on_off, print_app, print_user_line, user_status};
+pub(crate) use output::{print_json, print_table};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::process::ExitCode;

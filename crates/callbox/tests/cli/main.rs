@@ -394,5 +394,6 @@ mod admin_e2e;
 mod cluster;
 mod crash;
 mod data_dir;
+mod metrics_listen;
 mod realtime;
 mod served;

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 pub struct Served {
     pub child: Child,
     pub url: String,
+    /// The whole `listening` event (with `metricsUrl` when `metrics_listen` is set).
+    pub listening: Value,
 }
 
 impl Drop for Served {
@@ -36,5 +38,5 @@ pub fn serve(data: &Path, configure: impl FnOnce(&mut Command)) -> Served {
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let event: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not the listening line: {line:?}"));
     assert_eq!(event["event"], "listening");
-    Served { url: event["url"].as_str().unwrap().to_owned(), child }
+    Served { url: event["url"].as_str().unwrap().to_owned(), child, listening: event }
 }
