@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import WebSocket from 'ws';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = process.env.CALLBOX_BIN || path.resolve(root, process.env.CARGO_TARGET_DIR || 'target', 'debug', 'callbox');
@@ -396,6 +397,51 @@ test("sessions: revoke one, and all of a user's; their signed calls are refused"
   await page.getByText('alice has no live session.').waitFor();
 });
 
+/** A live realtime connection of `session` (signed first frame, docs/realtime.md); resolves once `ready`. */
+function realtimeConnection(session) {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`${server.url.replace('http', 'ws')}/v1/realtime`);
+    const closed = new Promise((done) => socket.on('close', (code, reason) => done({ code, reason: String(reason) })));
+    socket.on('error', reject);
+    socket.on('message', (data) => {
+      const frame = JSON.parse(String(data));
+      if (frame.type === 'challenge') {
+        const timestamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+        const stringToSign = `GET\n\n\nx-timestamp:${timestamp}\n/v1/realtime/${frame.nonce}`;
+        const signature = createHmac('sha256', Buffer.from(session.secret, 'base64')).update(stringToSign).digest('base64');
+        socket.send(JSON.stringify({ type: 'auth', sessionId: session.id, timestamp, signature }));
+      } else if (frame.type === 'ready') {
+        resolve({ socket, closed });
+      } else if (frame.type === 'ping') {
+        socket.send(JSON.stringify({ type: 'pong' }));
+      } else if (frame.type === 'error') {
+        reject(new Error(`${frame.reason}: ${frame.message}`));
+      }
+    });
+  });
+}
+
+test("realtime: the app's live connections and messages, and dropping a user's connections", async () => {
+  const ticket = (await login('alice', 'a brand new password')).body.authorization;
+  const session = (await exchange(ticket)).body;
+  const live = await realtimeConnection(session);
+  await openTab('Realtime');
+  assert.equal(await page.locator('#live-connections').textContent(), '1');
+  assert.match(await page.locator('#messages-last-hour').textContent(), /^\d+$/);
+  await page.getByLabel('User id').fill('alice');
+  await page.getByRole('button', { name: 'Show connections' }).click();
+  const row = page.getByRole('row').filter({ hasText: session.id });
+  await row.waitFor();
+  await assertLabelled();
+  await shot('realtime');
+  await page.getByRole('button', { name: 'Drop the connections of alice' }).click();
+  await status('connection(s) of alice closed');
+  const closed = await live.closed;
+  assert.equal(closed.code, 4503, JSON.stringify(closed));
+  await page.getByText('alice has no live connection on this node.').waitFor();
+  assert.equal(await page.locator('#live-connections').textContent(), '0');
+});
+
 test('auth events: the reason word and a plain-language explanation of the fix', async () => {
   const threeHoursAgo = new Date(Date.now() - 3 * 3600 * 1000).toISOString();
   const expired = await exchange(mint(app.secret, 'dave', ['--ttl', '3600', '--at', threeHoursAgo]));
@@ -609,7 +655,7 @@ test('keyboard only, and a phone-width screen', async () => {
   await page.keyboard.press('Space');
   await status('switched on');
 
-  for (const tab of ['Secrets', 'Users', 'Sessions', 'Auth events', 'Ticket debugger']) {
+  for (const tab of ['Secrets', 'Users', 'Sessions', 'Auth events', 'Realtime', 'Ticket debugger']) {
     await openTab(tab);
     const sideways = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(sideways <= 0, `${tab}: no sideways scrolling (${sideways}px)`);

@@ -45,6 +45,10 @@ use utoipa::OpenApi;
         admin_revoke_sessions,
         admin_events,
         admin_diagnose,
+        admin_realtime,
+        admin_list_connections,
+        admin_drop_connections,
+        realtime,
         healthz,
         readyz,
         metrics
@@ -148,6 +152,28 @@ doc_path!(
     "admin"
 );
 doc_path!(admin_events, get, "/admin/v1/apps/{key}/events", "Latest accepted and refused authentications", "admin");
+doc_path!(
+    admin_realtime,
+    get,
+    "/admin/v1/apps/{key}/realtime",
+    "Live connections (this node) and messages of the last hour",
+    "admin"
+);
+doc_path!(
+    admin_list_connections,
+    get,
+    "/admin/v1/apps/{key}/users/{user}/connections",
+    "A user's live realtime connections on this node",
+    "admin"
+);
+doc_path!(
+    admin_drop_connections,
+    delete,
+    "/admin/v1/apps/{key}/users/{user}/connections",
+    "Close a user's realtime connections on every node",
+    "admin"
+);
+doc_path!(realtime, get, "/v1/realtime", "The realtime WebSocket (signed first frame; docs/realtime.md)", "client");
 doc_path!(admin_diagnose, post, "/admin/v1/apps/{key}/diagnose", "Ticket debugger against the app's secrets", "admin");
 doc_path!(healthz, get, "/healthz", "Liveness", "operations");
 doc_path!(readyz, get, "/readyz", "Readiness (database reachable)", "operations");

@@ -275,3 +275,15 @@ pub struct DiagnosisView {
     /// The explanation that goes with the reason.
     pub message: Option<String>,
 }
+
+/// `GET /admin/v1/apps/{key}/realtime`: an application's realtime activity.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RealtimeActivity {
+    /// Live connections on the node that answered.
+    pub live_connections: u64,
+    /// Message copies (one per recipient) stored in the last hour, on every node.
+    pub messages_last_hour: u64,
+    /// Of those, the ones their recipient confirmed.
+    pub delivered_last_hour: u64,
+}

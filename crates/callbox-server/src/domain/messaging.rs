@@ -8,6 +8,17 @@ use crate::store::{AppRecord, InboxEntry, MessageRecord, SessionRecord, StoreErr
 use callbox_core::Reason;
 use chrono::{DateTime, Utc};
 
+/// An application's realtime activity, for the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    /// Live connections on this node.
+    pub live_connections: usize,
+    /// Message copies (one per recipient) stored in the last hour.
+    pub messages_last_hour: u64,
+    /// Of those, the ones their recipient confirmed.
+    pub delivered_last_hour: u64,
+}
+
 /// A message accepted for delivery: durable in each accepted recipient's inbox.
 #[derive(Debug, Clone)]
 pub struct Accepted {
@@ -23,6 +34,18 @@ impl Callbox {
     /// This node's live realtime connections and the fan-out between nodes.
     pub fn realtime(&self) -> &Hub {
         &self.realtime
+    }
+
+    /// Live connections (this node) and messages of the last hour (all nodes) of an application.
+    pub async fn realtime_activity(&self, app_key: &str) -> DomainResult<Activity> {
+        self.store.get_app(app_key).await?;
+        let (messages_last_hour, delivered_last_hour) =
+            self.store.message_counts(app_key, self.now() - chrono::Duration::hours(1)).await?;
+        Ok(Activity {
+            live_connections: self.realtime.app_connection_count(app_key),
+            messages_last_hour,
+            delivered_last_hour,
+        })
     }
 
     /// An application. Unknown → `not_found`.

@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
             "/admin/v1/apps/{key}/users/{user}/connections",
             get(crate::realtime::admin::list_connections).delete(crate::realtime::admin::drop_connections),
         )
+        .route("/admin/v1/apps/{key}/realtime", get(crate::realtime::admin::activity))
         .route("/admin/v1/apps/{key}/sessions", get(admin::list_sessions))
         .route("/admin/v1/apps/{key}/sessions/revoke", post(admin::revoke_sessions))
         .route("/admin/v1/apps/{key}/sessions/{id}", delete(admin::revoke_session))

@@ -34,3 +34,18 @@ pub async fn drop_connections(
     state.callbox.realtime().session_event(SessionEvent::Drop { app_key: key, user_id: user });
     Ok(Json(json!({ "dropped": here })).into_response())
 }
+
+/// `GET /admin/v1/apps/{key}/realtime`: live connections (this node) and messages of the last hour (the dashboard).
+pub async fn activity(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    _: AdminCall,
+) -> Result<Response, ApiError> {
+    let activity = state.callbox.realtime_activity(&key).await?;
+    Ok(Json(callbox_wire::admin::RealtimeActivity {
+        live_connections: u64::try_from(activity.live_connections).unwrap_or(u64::MAX),
+        messages_last_hour: activity.messages_last_hour,
+        delivered_last_hour: activity.delivered_last_hour,
+    })
+    .into_response())
+}

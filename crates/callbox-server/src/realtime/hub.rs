@@ -177,11 +177,6 @@ impl Hub {
         &self.inner.config
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
-    }
-
     /// Connects the hub to the other nodes through Redis at `url`, and starts the retention purge. Called once
     /// at start; the background tasks end when the last clone of the hub is dropped.
     pub async fn start(&self, redis_url: Option<&str>) -> Result<(), redis::RedisError> {
@@ -275,6 +270,12 @@ impl Hub {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Live connections of an application on this node.
+    pub fn app_connection_count(&self, app_key: &str) -> usize {
+        let by_user = self.inner.by_user.read().unwrap_or_else(|p| p.into_inner());
+        by_user.iter().filter(|((app, _), _)| app == app_key).map(|(_, list)| list.len()).sum()
     }
 
     /// Live connections on this node, in all.

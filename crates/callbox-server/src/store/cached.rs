@@ -348,6 +348,10 @@ impl Store for CachedStore {
         self.inner.purge_inbox(older_than, keep_per_user).await
     }
 
+    async fn message_counts(&self, app_key: &str, since: DateTime<Utc>) -> StoreResult<(u64, u64)> {
+        self.inner.message_counts(app_key, since).await
+    }
+
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         // Purged sessions expired a week ago: a cached copy answers `session_expired` just the same.
         self.inner.purge_expired(now).await

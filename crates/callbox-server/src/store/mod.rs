@@ -317,6 +317,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Retention: removes inbox entries created before `older_than`, and of each user all but the newest
     /// `keep_per_user`; returns how many.
     async fn purge_inbox(&self, older_than: DateTime<Utc>, keep_per_user: u64) -> StoreResult<u64>;
+    /// Message copies (one per recipient) committed to `app_key`'s inboxes since `since`, and how many of them
+    /// their recipient has confirmed (the dashboard's "last hour").
+    async fn message_counts(&self, app_key: &str, since: DateTime<Utc>) -> StoreResult<(u64, u64)>;
 
     /// Forgets nonces that expired before `now` and sessions that expired more than 7 days before it (kept that long
     /// so that their holders are told `session_expired`, not `session_revoked`); returns rows removed.

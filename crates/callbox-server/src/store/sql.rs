@@ -985,6 +985,18 @@ impl Store for SqlStore {
         u64::try_from(last.unwrap_or(0)).map_err(|_| corrupt("inbox sequence"))
     }
 
+    async fn message_counts(&self, app_key: &str, since: DateTime<Utc>) -> StoreResult<(u64, u64)> {
+        let (sent, delivered): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COUNT(delivered_at) FROM inbox WHERE app_key = $1 AND kind = 'message' AND created_at >= $2",
+        )
+        .bind(app_key)
+        .bind(to_millis(since))
+        .fetch_one(&self.pool)
+        .await?;
+        let count = |n: i64| u64::try_from(n).map_err(|_| corrupt("message count"));
+        Ok((count(sent)?, count(delivered)?))
+    }
+
     async fn purge_inbox(&self, older_than: DateTime<Utc>, keep_per_user: u64) -> StoreResult<u64> {
         let keep = to_i64(keep_per_user, "keep_per_user")?;
         let _writer = self.sqlite_writer().await;

@@ -964,3 +964,44 @@ mod two_nodes {
         assert_closed(&dave_b.closed_within(Duration::from_secs(1)).await, 4401, "unknown_application");
     }
 }
+
+/// The dashboard's numbers: live connections of the app on this node, message copies of the last hour and how
+/// many were confirmed; another app's traffic is not counted; an unknown app is 404.
+#[tokio::test]
+async fn the_admin_api_reports_an_apps_live_connections_and_messages_of_the_last_hour() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let other = server.create_app(json!({})).await;
+    let activity = |key: String| {
+        let server = &server;
+        async move {
+            let response = server.admin(Method::GET, &format!("/admin/v1/apps/{key}/realtime"), None).await;
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    assert_eq!(
+        activity(app.key.clone()).await,
+        json!({ "liveConnections": 0, "messagesLastHour": 0, "deliveredLastHour": 0 })
+    );
+    let alice = server.session(&app.ticket("alice")).await;
+    let bob = server.session(&app.ticket("bob")).await;
+    let mut a = connect(&server, &alice, None).await;
+    let mut b = connect(&server, &bob, None).await;
+    let stranger = server.session(&other.ticket("mallory")).await;
+    let _s = connect(&server, &stranger, None).await;
+    a.send_message("r1", json!(["bob"]), "one").await;
+    a.send_message("r2", json!(["bob"]), "two").await;
+    let first = b.expect("message").await;
+    b.send(json!({ "type": "message.received", "messageId": first["messageId"], "seq": first["seq"] })).await;
+    a.expect("message.receipt").await;
+    assert_eq!(
+        activity(app.key.clone()).await,
+        json!({ "liveConnections": 2, "messagesLastHour": 2, "deliveredLastHour": 1 })
+    );
+    // An hour later, those messages no longer count.
+    server.advance(chrono::Duration::minutes(61));
+    assert_eq!(activity(app.key.clone()).await["messagesLastHour"], 0);
+    let missing = server.admin(Method::GET, "/admin/v1/apps/no-such-app/realtime", None).await;
+    assert_error(missing, 404, "not_found").await;
+}

@@ -373,7 +373,7 @@ async function renderApps() {
 
 const TABS = [
   ['settings', 'Settings'], ['secrets', 'Secrets'], ['users', 'Users'], ['sessions', 'Sessions'],
-  ['events', 'Auth events'], ['debugger', 'Ticket debugger'],
+  ['events', 'Auth events'], ['realtime', 'Realtime'], ['debugger', 'Ticket debugger'],
 ];
 
 async function renderApp(key, tab, params) {
@@ -389,7 +389,7 @@ async function renderApp(key, tab, params) {
       copyButton('Copy the application key', () => app.applicationKey)),
     nav,
   ];
-  const views = { settings, secrets, users, sessions, events, debuggerView };
+  const views = { settings, secrets, users, sessions, events, realtime, debuggerView };
   const view = views[tab === 'debugger' ? 'debuggerView' : tab] || settings;
   const body = await view(app, params);
   setPage(`${app.name}: ${label}`, ...head, h('section', { id: `tab-${tab}`, class: 'tab' }, body));
@@ -643,6 +643,42 @@ async function sessions(app, params) {
     table(userId ? `Live sessions of ${userId}` : 'Live sessions', ['Session id', 'User', 'Capabilities', 'Created', 'Expires', 'Actions'],
       rows, userId ? `${userId} has no live session.` : 'No live session.'),
   ];
+}
+
+async function realtime(app, params) {
+  const key = enc(app.applicationKey);
+  const userId = params.get('userId') || '';
+  const activity = await api('GET', `/admin/v1/apps/${key}/realtime`);
+  const error = errorBox('realtime-error');
+  const figures = h('dl', { class: 'figures', id: 'realtime-activity' },
+    h('dt', {}, 'Live connections (this node)'), h('dd', { id: 'live-connections' }, String(activity.liveConnections)),
+    h('dt', {}, 'Messages in the last hour'), h('dd', { id: 'messages-last-hour' }, String(activity.messagesLastHour)),
+    h('dt', {}, 'Delivered in the last hour'), h('dd', { id: 'delivered-last-hour' }, String(activity.deliveredLastHour)));
+  const userInput = h('input', { type: 'text', value: userId, autocomplete: 'off' });
+  const filter = h('form', { class: 'inline', role: 'search' },
+    labelled('connection-user', 'User id', userInput), h('button', { type: 'submit' }, 'Show connections'));
+  filter.addEventListener('submit', (event) => {
+    event.preventDefault();
+    location.hash = `#/apps/${key}/realtime${userInput.value ? `?userId=${enc(userInput.value)}` : ''}`;
+  });
+  const parts = [h('h2', {}, 'Realtime'), figures, h('h3', {}, "A user's live connections"), filter, error];
+  if (userId) {
+    const { connections } = await api('GET', `/admin/v1/apps/${key}/users/${enc(userId)}/connections`);
+    const rows = connections.map((c) => [h('code', {}, c.sessionId), fmtTime(c.connectedAt), c.peer, c.messaging ? 'yes' : 'no']);
+    const drop = connections.length > 0 && h('button', {
+      type: 'button', class: 'danger',
+      onclick: async () => {
+        try {
+          const { dropped } = await api('DELETE', `/admin/v1/apps/${key}/users/${enc(userId)}/connections`);
+          await route();
+          say(`${dropped} connection(s) of ${userId} closed; their sessions stay valid.`);
+        } catch (failure) { showError(error, failure); }
+      },
+    }, `Drop the connections of ${userId}`);
+    parts.push(drop, table(`Live connections of ${userId}`, ['Session id', 'Connected', 'Peer', 'Messaging'], rows,
+      `${userId} has no live connection on this node.`));
+  }
+  return parts;
 }
 
 async function events(app, params) {
