@@ -317,8 +317,9 @@ impl Live {
         let mut expiry = deadline_of(self.session.expires_at);
         let outcome: Option<Closing> = loop {
             let gap = self.gap_deadline;
+            // Unbiased: a client that pipelines frames must not starve its outbound queue (which would then fill
+            // and close it as a slow reader), nor a busy outbound queue its reads.
             let step = tokio::select! {
-                biased;
                 changed = self.registered.close.changed() => {
                     let closing = self.registered.close.borrow().clone();
                     match (changed, closing) {

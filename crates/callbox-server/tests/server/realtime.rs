@@ -694,6 +694,32 @@ async fn the_sqlite_store_keeps_inboxes_as_documented() {
     let server = start().await;
     let app = server.create_app(json!({})).await;
     inbox_conformance(&*server.callbox.store, &app.key).await;
+    // Writes committed together each get their own answer, also when one of them fails (an unknown app): the
+    // others are redone alone and succeed.
+    let store = server.callbox.store.clone();
+    let writes = (0..40).map(|n| {
+        let store = store.clone();
+        let app_key = if n % 10 == 3 { "no-such-app".to_owned() } else { app.key.clone() };
+        tokio::spawn(async move {
+            let message = callbox_server::store::MessageRecord {
+                id: uuid::Uuid::now_v7().to_string(),
+                app_key,
+                sender_id: "alice".into(),
+                recipient_ids: vec![format!("group{n}")],
+                text: "x".into(),
+                headers: "{}".into(),
+                created_at: Utc::now(),
+            };
+            store.append_message(&message).await
+        })
+    });
+    let outcomes = futures_util::future::join_all(writes).await;
+    for (n, outcome) in outcomes.into_iter().enumerate() {
+        match outcome.unwrap() {
+            Ok(seqs) => assert!(n % 10 != 3 && seqs == [1], "write {n}: {seqs:?}"),
+            Err(error) => assert!(n % 10 == 3, "write {n} failed: {error}"),
+        }
+    }
 }
 
 // ----- revocation reaches the socket -------------------------------------------------------------------------
