@@ -26,6 +26,9 @@ use tokio::time::Instant;
 /// Inbox entries read from the store at a time (replay and gap filling).
 const PAGE: u32 = 200;
 
+/// Confirmations of one connection being written at once; more wait (and so does the connection's reading).
+const MAX_CONFIRMING: usize = 64;
+
 /// Longest `ref` echoed back, bytes.
 const MAX_REF_BYTES: usize = 128;
 
@@ -139,6 +142,7 @@ async fn run(ws: WebSocket, callbox: Arc<Callbox>, meta: RequestMeta, connection
         next_seq: 1,
         waiting: BTreeMap::new(),
         gap_deadline: None,
+        confirming: Arc::new(tokio::sync::Semaphore::new(MAX_CONFIRMING)),
     };
     if let Err(closing) = live.start(authenticated.resume_after).await {
         if let Some(closing) = closing {
@@ -250,6 +254,8 @@ struct Live {
     waiting: BTreeMap<u64, Frame>,
     /// When to stop waiting for the missing entry and read it from the store.
     gap_deadline: Option<Instant>,
+    /// Places for confirmations being written (see [`Live::message_received`]).
+    confirming: Arc<tokio::sync::Semaphore>,
 }
 
 /// How a frame handler ends: keep going, or close (`None`: the peer is gone, nothing to send).
@@ -333,8 +339,9 @@ impl Live {
         let mut expiry = deadline_of(self.session.expires_at, self.callbox.now());
         let outcome: Option<Closing> = loop {
             let gap = self.gap_deadline;
+            // Unbiased: a client that pipelines frames must not starve its outbound queue (which would then fill
+            // and close it as a slow reader), nor a busy outbound queue its reads.
             let step = tokio::select! {
-                biased;
                 changed = self.registered.close.changed() => {
                     let closing = self.registered.close.borrow().clone();
                     match (changed, closing) {
@@ -426,7 +433,7 @@ impl Live {
             "ping" => return self.send(&frames::pong()).await,
             "pong" => return Ok(()),
             "message.send" => self.message_send(reference.as_deref(), &frame).await,
-            "message.received" => self.message_received(&frame).await,
+            "message.received" => self.message_received(reference.as_deref(), &frame).await,
             "auth" => Err(Refusal::new(Reason::MalformedRequest, "this connection is already authenticated")),
             "" => Err(Refusal::new(Reason::MalformedRequest, "a frame needs a string \"type\"")),
             other => {
@@ -543,25 +550,38 @@ impl Live {
     }
 
     /// `message.received`: the recipient confirms an entry; the first confirmation becomes a receipt for the
-    /// sender (stored in the sender's inbox, delivered to their connections).
-    async fn message_received(&mut self, frame: &Value) -> Result<(), Refusal> {
+    /// sender (stored in the sender's inbox, delivered to their connections). The store write runs beside the
+    /// connection (at most [`MAX_CONFIRMING`] at once): awaiting it here would stop this connection's deliveries
+    /// for a commit per message, and a recipient confirming each message could then never keep up with a sender.
+    async fn message_received(&mut self, reference: Option<&str>, frame: &Value) -> Result<(), Refusal> {
         self.require_messaging()?;
         let (Some(message_id), Some(seq)) =
             (frame.get("messageId").and_then(Value::as_str), frame.get("seq").and_then(Value::as_u64))
         else {
             return Err(Refusal::new(Reason::MalformedRequest, "message.received needs messageId and seq"));
         };
-        let at = self.callbox.now();
-        match self.callbox.confirm_delivery(self.app_key(), self.user_id(), seq, message_id).await {
-            Ok(Some((sender, entry))) => {
-                let hub = self.callbox.realtime();
-                hub.count_delivered();
-                hub.deliver(self.app_key(), &sender, Outbound::Seq(entry.seq, frames::entry(&entry)), None, at);
-                Ok(())
+        let Ok(permit) = self.confirming.clone().acquire_owned().await else { return Ok(()) };
+        let (callbox, connection) = (self.callbox.clone(), self.registered.connection.clone());
+        let (message_id, reference) = (message_id.to_owned(), reference.map(str::to_owned));
+        tokio::spawn(async move {
+            let at = callbox.now();
+            let (app_key, user_id) = (&connection.app_key, &connection.user_id);
+            let refusal = match callbox.confirm_delivery(app_key, user_id, seq, &message_id).await {
+                Ok(Some((sender, entry))) => {
+                    let hub = callbox.realtime();
+                    hub.count_delivered();
+                    hub.deliver(app_key, &sender, Outbound::Seq(entry.seq, frames::entry(&entry)), None, at);
+                    None
+                }
+                Ok(None) => None,
+                Err(error) => Some((error.reason, error.message.to_string())),
+            };
+            if let Some((reason, message)) = refusal {
+                connection.send_plain(frames::error(reference.as_deref(), reason, &message, None));
             }
-            Ok(None) => Ok(()),
-            Err(error) => Err(Refusal::new(error.reason, error.message.to_string())),
-        }
+            drop(permit);
+        });
+        Ok(())
     }
 
     /// A frame from the hub: inbox entries are written in sequence order (see the module docs of

@@ -47,6 +47,13 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Queues a frame for this connection only (never waits; a full queue closes it, as for fan-out).
+    pub fn send_plain(&self, frame: Frame) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbound.try_send(Outbound::Plain(frame)) {
+            self.close(Closing::new(Reason::ServiceUnavailable, "the connection did not keep up with its messages"));
+        }
+    }
+
     /// Asks the connection to close with `closing` (the first reason wins).
     pub fn close(&self, closing: Closing) {
         self.close.send_if_modified(|current| {

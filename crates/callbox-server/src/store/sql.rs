@@ -94,6 +94,8 @@ pub struct SqlStore {
     /// SQLite: the group-commit writer of new sessions (see the module documentation). PostgreSQL: `None`
     /// (concurrent commits there share WAL flushes by themselves).
     new_sessions: Option<tokio::sync::mpsc::Sender<PendingSession>>,
+    /// SQLite: the group-commit writer of inbox appends and confirmations. PostgreSQL: `None`.
+    inbox_writer: Option<tokio::sync::mpsc::Sender<InboxWrite>>,
 }
 
 /// Kept for readability at call sites that only ever use SQLite.
@@ -144,7 +146,15 @@ impl SqlStore {
         let (new_sessions, pending) = tokio::sync::mpsc::channel(4 * MAX_SESSION_BATCH);
         tokio::spawn(write_sessions_in_groups(pool.clone(), writer.clone(), pending));
         tokio::spawn(checkpoint_in_the_background(pool.clone(), std::sync::Arc::downgrade(&writer)));
-        Ok(SqlStore { pool, engine: Engine::Sqlite, writer, new_sessions: Some(new_sessions) })
+        let (inbox_writer, inbox_pending) = tokio::sync::mpsc::channel(4 * MAX_INBOX_BATCH);
+        tokio::spawn(write_inboxes_in_groups(pool.clone(), writer.clone(), inbox_pending));
+        Ok(SqlStore {
+            pool,
+            engine: Engine::Sqlite,
+            writer,
+            new_sessions: Some(new_sessions),
+            inbox_writer: Some(inbox_writer),
+        })
     }
 
     /// Connects to PostgreSQL at `url` and brings its schema up to date. Safe when several nodes start at once:
@@ -163,7 +173,13 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|error| StoreError::Unavailable(format!("cannot migrate PostgreSQL: {error}")))?;
-        Ok(SqlStore { pool, engine: Engine::Postgres, writer: Default::default(), new_sessions: None })
+        Ok(SqlStore {
+            pool,
+            engine: Engine::Postgres,
+            writer: Default::default(),
+            new_sessions: None,
+            inbox_writer: None,
+        })
     }
 
     /// The engine.
@@ -867,33 +883,15 @@ impl Store for SqlStore {
     }
 
     async fn append_message(&self, message: &MessageRecord) -> StoreResult<Vec<u64>> {
-        let recipients = serde_json::to_string(&message.recipient_ids)
-            .map_err(|error| StoreError::Unavailable(format!("cannot encode recipients: {error}")))?;
-        let _writer = self.sqlite_writer().await;
-        let mut tx = self.begin_write().await?;
-        // Recipients in a fixed (sorted) order so that two PostgreSQL transactions locking the same counters
-        // cannot deadlock; the answer is given back in the caller's order.
-        let mut ordered: Vec<(usize, &String)> = message.recipient_ids.iter().enumerate().collect();
-        ordered.sort_by(|a, b| a.1.cmp(b.1));
-        let mut by_index = vec![0u64; message.recipient_ids.len()];
-        for (index, recipient) in ordered {
-            let seq = next_seq(&mut tx, &message.app_key, recipient).await?;
-            insert_inbox_row(
-                &mut tx,
-                &message.app_key,
-                recipient,
-                seq,
-                "message",
-                message,
-                &recipients,
-                None,
-                message.created_at,
-            )
-            .await?;
-            by_index[index] = seq;
+        if let Some(inbox_writer) = &self.inbox_writer {
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            inbox_writer.send(InboxWrite::Append(message.clone(), answer)).await.map_err(|_| inbox_writer_gone())?;
+            return answered.await.map_err(|_| inbox_writer_gone())?;
         }
+        let mut tx = self.begin_write().await?;
+        let seqs = append_in(&mut tx, message).await?;
         tx.commit().await?;
-        Ok(by_index)
+        Ok(seqs)
     }
 
     async fn confirm_delivery(
@@ -904,53 +902,23 @@ impl Store for SqlStore {
         message_id: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<(String, InboxEntry)>> {
-        let seq_value = to_i64(seq, "inbox sequence")?;
-        // The entry handed back is the one stored: milliseconds, like a later read of it.
-        let at = from_millis(to_millis(at))?;
-        let _writer = self.sqlite_writer().await;
-        let mut tx = self.begin_write().await?;
-        // One statement decides "first confirmation" on both engines (no read-then-write window).
-        let sender: Option<String> = sqlx::query_scalar(
-            "UPDATE inbox SET delivered_at = $5 WHERE app_key = $1 AND user_id = $2 AND seq = $3 \
-             AND message_id = $4 AND kind = 'message' AND delivered_at IS NULL RETURNING sender_id",
-        )
-        .bind(app_key)
-        .bind(user_id)
-        .bind(seq_value)
-        .bind(message_id)
-        .bind(to_millis(at))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(sender) = sender else {
-            let exists: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM inbox WHERE app_key = $1 AND user_id = $2 AND seq = $3 AND message_id = $4 \
-                 AND kind = 'message'",
-            )
-            .bind(app_key)
-            .bind(user_id)
-            .bind(seq_value)
-            .bind(message_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            return exists.map(|_| None).ok_or(StoreError::NotFound);
-        };
-        let receipt_seq = next_seq(&mut tx, app_key, &sender).await?;
-        let receipt = MessageRecord {
-            id: message_id.to_owned(),
+        let confirm = Confirm {
             app_key: app_key.to_owned(),
-            sender_id: sender.clone(),
-            recipient_ids: Vec::new(),
-            text: String::new(),
-            headers: "{}".to_owned(),
-            created_at: at,
+            user_id: user_id.to_owned(),
+            seq,
+            message_id: message_id.to_owned(),
+            // The entry handed back is the one stored: milliseconds, like a later read of it.
+            at: from_millis(to_millis(at))?,
         };
-        insert_inbox_row(&mut tx, app_key, &sender, receipt_seq, "receipt", &receipt, "[]", Some(user_id), at).await?;
+        if let Some(inbox_writer) = &self.inbox_writer {
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            inbox_writer.send(InboxWrite::Confirm(confirm, answer)).await.map_err(|_| inbox_writer_gone())?;
+            return answered.await.map_err(|_| inbox_writer_gone())?;
+        }
+        let mut tx = self.begin_write().await?;
+        let outcome = confirm_in(&mut tx, &confirm).await?;
         tx.commit().await?;
-        let entry = InboxEntry {
-            seq: receipt_seq,
-            item: InboxItem::Receipt { message_id: message_id.to_owned(), recipient_id: user_id.to_owned(), at },
-        };
-        Ok(Some((sender, entry)))
+        Ok(outcome)
     }
 
     async fn read_inbox(
@@ -1046,6 +1014,180 @@ async fn next_seq(connection: &mut sqlx::AnyConnection, app_key: &str, user_id: 
     .await
     .map_err(insert_error)?;
     u64::try_from(seq).map_err(|_| corrupt("inbox sequence"))
+}
+
+/// A confirmation of one inbox entry.
+#[derive(Debug, Clone)]
+struct Confirm {
+    app_key: String,
+    user_id: String,
+    seq: u64,
+    message_id: String,
+    at: DateTime<Utc>,
+}
+
+type ConfirmOutcome = StoreResult<Option<(String, InboxEntry)>>;
+
+/// An inbox write waiting for the SQLite group commit, with where to send its outcome.
+enum InboxWrite {
+    Append(MessageRecord, tokio::sync::oneshot::Sender<StoreResult<Vec<u64>>>),
+    Confirm(Confirm, tokio::sync::oneshot::Sender<ConfirmOutcome>),
+}
+
+/// Most inbox writes committed together.
+const MAX_INBOX_BATCH: usize = 128;
+
+fn inbox_writer_gone() -> StoreError {
+    StoreError::Unavailable("the inbox writer has stopped".into())
+}
+
+/// Appends a message to each recipient's inbox inside a transaction; each recipient's sequence number, in
+/// `recipient_ids` order.
+async fn append_in(connection: &mut sqlx::AnyConnection, message: &MessageRecord) -> StoreResult<Vec<u64>> {
+    let recipients = serde_json::to_string(&message.recipient_ids)
+        .map_err(|error| StoreError::Unavailable(format!("cannot encode recipients: {error}")))?;
+    // Recipients in a fixed (sorted) order so that two PostgreSQL transactions locking the same counters cannot
+    // deadlock; the answer is given back in the caller's order.
+    let mut ordered: Vec<(usize, &String)> = message.recipient_ids.iter().enumerate().collect();
+    ordered.sort_by(|a, b| a.1.cmp(b.1));
+    let mut by_index = vec![0u64; message.recipient_ids.len()];
+    for (index, recipient) in ordered {
+        let seq = next_seq(connection, &message.app_key, recipient).await?;
+        insert_inbox_row(
+            connection,
+            &message.app_key,
+            recipient,
+            seq,
+            "message",
+            message,
+            &recipients,
+            None,
+            message.created_at,
+        )
+        .await?;
+        by_index[index] = seq;
+    }
+    Ok(by_index)
+}
+
+/// Confirms one entry inside a transaction (see [`Store::confirm_delivery`]).
+async fn confirm_in(connection: &mut sqlx::AnyConnection, confirm: &Confirm) -> ConfirmOutcome {
+    let Confirm { app_key, user_id, seq, message_id, at } = confirm;
+    let seq_value = to_i64(*seq, "inbox sequence")?;
+    // One statement decides "first confirmation" on both engines (no read-then-write window).
+    let sender: Option<String> = sqlx::query_scalar(
+        "UPDATE inbox SET delivered_at = $5 WHERE app_key = $1 AND user_id = $2 AND seq = $3 \
+         AND message_id = $4 AND kind = 'message' AND delivered_at IS NULL RETURNING sender_id",
+    )
+    .bind(app_key)
+    .bind(user_id)
+    .bind(seq_value)
+    .bind(message_id)
+    .bind(to_millis(*at))
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(sender) = sender else {
+        let exists: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM inbox WHERE app_key = $1 AND user_id = $2 AND seq = $3 AND message_id = $4 \
+             AND kind = 'message'",
+        )
+        .bind(app_key)
+        .bind(user_id)
+        .bind(seq_value)
+        .bind(message_id)
+        .fetch_optional(&mut *connection)
+        .await?;
+        return exists.map(|_| None).ok_or(StoreError::NotFound);
+    };
+    let receipt_seq = next_seq(connection, app_key, &sender).await?;
+    let receipt = MessageRecord {
+        id: message_id.clone(),
+        app_key: app_key.clone(),
+        sender_id: sender.clone(),
+        recipient_ids: Vec::new(),
+        text: String::new(),
+        headers: "{}".to_owned(),
+        created_at: *at,
+    };
+    insert_inbox_row(connection, app_key, &sender, receipt_seq, "receipt", &receipt, "[]", Some(user_id), *at).await?;
+    let entry = InboxEntry {
+        seq: receipt_seq,
+        item: InboxItem::Receipt { message_id: message_id.clone(), recipient_id: user_id.clone(), at: *at },
+    };
+    Ok(Some((sender, entry)))
+}
+
+/// The SQLite group commit of inbox writes (as for new sessions, see the module documentation): every write
+/// that queued while the previous commit synced goes into one transaction, in arrival order (so each user's
+/// sequence numbers follow it), and is answered after that commit. If the transaction fails, each write is
+/// redone in its own so that each gets its own answer.
+async fn write_inboxes_in_groups(
+    pool: AnyPool,
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    mut pending: tokio::sync::mpsc::Receiver<InboxWrite>,
+) {
+    let mut batch: Vec<InboxWrite> = Vec::with_capacity(MAX_INBOX_BATCH);
+    while pending.recv_many(&mut batch, MAX_INBOX_BATCH).await > 0 {
+        let _writer = writer.lock().await;
+        let grouped: StoreResult<Vec<Result<Vec<u64>, ConfirmOutcome>>> = async {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for write in &batch {
+                outcomes.push(match write {
+                    InboxWrite::Append(message, _) => Ok(append_in(&mut tx, message).await?),
+                    // NotFound is an answer, not a failure of the transaction (nothing was written).
+                    InboxWrite::Confirm(confirm, _) => match confirm_in(&mut tx, confirm).await {
+                        Err(StoreError::NotFound) => Err(Err(StoreError::NotFound)),
+                        other => Err(Ok(other?)),
+                    },
+                });
+            }
+            tx.commit().await?;
+            Ok(outcomes)
+        }
+        .await;
+        match grouped {
+            Ok(outcomes) => {
+                for (write, outcome) in batch.drain(..).zip(outcomes) {
+                    match (write, outcome) {
+                        (InboxWrite::Append(_, answer), Ok(seqs)) => {
+                            let _ = answer.send(Ok(seqs));
+                        }
+                        (InboxWrite::Confirm(_, answer), Err(confirmed)) => {
+                            let _ = answer.send(confirmed);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(_) => {
+                for write in batch.drain(..) {
+                    match write {
+                        InboxWrite::Append(message, answer) => {
+                            let result = async {
+                                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                                let seqs = append_in(&mut tx, &message).await?;
+                                tx.commit().await?;
+                                Ok(seqs)
+                            }
+                            .await;
+                            let _ = answer.send(result);
+                        }
+                        InboxWrite::Confirm(confirm, answer) => {
+                            let result = async {
+                                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                                let outcome = confirm_in(&mut tx, &confirm).await?;
+                                tx.commit().await?;
+                                Ok(outcome)
+                            }
+                            .await;
+                            let _ = answer.send(result);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Appends one row to a user's inbox.

@@ -700,6 +700,32 @@ async fn the_sqlite_store_keeps_inboxes_as_documented() {
     let server = start().await;
     let app = server.create_app(json!({})).await;
     inbox_conformance(&*server.raw_store().await, &app.key).await;
+    // Writes committed together each get their own answer, also when one of them fails (an unknown app): the
+    // others are redone alone and succeed.
+    let store = server.raw_store().await;
+    let writes = (0..40).map(|n| {
+        let store = store.clone();
+        let app_key = if n % 10 == 3 { "no-such-app".to_owned() } else { app.key.clone() };
+        tokio::spawn(async move {
+            let message = callbox_server::store::MessageRecord {
+                id: uuid::Uuid::now_v7().to_string(),
+                app_key,
+                sender_id: "alice".into(),
+                recipient_ids: vec![format!("group{n}")],
+                text: "x".into(),
+                headers: "{}".into(),
+                created_at: Utc::now(),
+            };
+            store.append_message(&message).await
+        })
+    });
+    let outcomes = futures_util::future::join_all(writes).await;
+    for (n, outcome) in outcomes.into_iter().enumerate() {
+        match outcome.unwrap() {
+            Ok(seqs) => assert!(n % 10 != 3 && seqs == [1], "write {n}: {seqs:?}"),
+            Err(error) => assert!(n % 10 == 3, "write {n} failed: {error}"),
+        }
+    }
 }
 
 // ----- revocation reaches the socket -------------------------------------------------------------------------
@@ -894,12 +920,19 @@ mod two_nodes {
             assert_eq!(&alice_b.expect("message").await["messageId"], id, "the other device, on node B");
             bob_b.send(json!({ "type": "message.received", "messageId": id, "seq": n + 1 })).await;
         }
-        for (n, id) in ids.iter().enumerate() {
+        // Confirmations are written independently, so receipts come in their commit order (alice's seq), which
+        // need not be the order of the messages.
+        let mut receipted = Vec::new();
+        for n in 0..ids.len() {
             let receipt = alice_a.expect("message.receipt").await;
-            assert_eq!(&receipt["messageId"], id);
             assert_eq!(receipt["status"], "delivered");
             assert_eq!(receipt["seq"], n as u64 + 1);
+            receipted.push(receipt["messageId"].clone());
         }
+        receipted.sort_by_key(|id| id.to_string());
+        let mut expected = ids.clone();
+        expected.sort_by_key(|id| id.to_string());
+        assert_eq!(receipted, expected);
         // Bob replies from B; alice's devices on both nodes get it.
         bob_b.send_message("reply", json!(["alice"]), "hi alice").await;
         for device in [&mut alice_a, &mut alice_b] {
