@@ -3,7 +3,8 @@
 # exchange and the Instance-signed call (docs/benchmarks.md, "Against the Node peer with wrk").
 #
 #   bash bench/wrk.sh                                  # wrk -t2 -c64 -d8s, 2 s warm-up, peer with one worker a core
-#   WRK_THREADS=2 WRK_CONNECTIONS=64 WRK_SECONDS=8 WRK_WARMUP=2 PEER_WORKERS=1 bash bench/wrk.sh
+#   WRK_THREADS=2 WRK_CONNECTIONS=64 WRK_SECONDS=8 WRK_WARMUP=2 PEER_WORKERS=1 PEER_SYNCHRONOUS=FULL bash bench/wrk.sh
+#   WRK_LOADGEN=1 bash bench/wrk.sh                   # also drive the same servers with bench/loadgen
 #
 # It builds `callbox` in release (CARGO_TARGET_DIR is honoured), runs `npm ci` for the peer when needed, starts
 # `callbox serve --listen 127.0.0.1:0` on a fresh data directory and `bench/peers/node/server.js` (PEER_WORKERS,
@@ -88,8 +89,10 @@ PIDS+=("$PEER_PID")
 CALLBOX_URL=$(wait_url "$WORK/callbox.out")
 PEER_URL=$(wait_url "$WORK/peer.out")
 PEER_WORKERS_RUNNING=$(sed -n 's/.*"workers":\([0-9]*\).*/\1/p' "$WORK/peer.out" | head -n 1)
+PEER_SYNCHRONOUS_RUNNING=$(sed -n 's/.*"synchronous":"\([A-Z]*\)".*/\1/p' "$WORK/peer.out" | head -n 1)
 TOKEN=$(tr -d '[:space:]' < "$WORK/callbox/admin-token")
-echo "== callbox $CALLBOX_URL, node peer $PEER_URL ($PEER_WORKERS_RUNNING workers); results in $RUN" >&2
+echo "== callbox $CALLBOX_URL, node peer $PEER_URL ($PEER_WORKERS_RUNNING workers," \
+  "synchronous=$PEER_SYNCHRONOUS_RUNNING); results in $RUN" >&2
 
 APP=$(curl -sf -X POST "$CALLBOX_URL/admin/v1/apps" -H "Authorization: Bearer $TOKEN" \
   -H 'Content-Type: application/json' -d '{"name":"wrk","sessionTtl":86400}')
@@ -149,6 +152,34 @@ measure peer-exchange "$PEER_URL" "$PEER_PID" exchange.lua "$WORK/peer-tickets.t
 measure callbox-signed "$CALLBOX_URL" "$CALLBOX_PID" signed.lua "$WORK/callbox-signed.txt"
 measure peer-signed "$PEER_URL" "$PEER_PID" signed.lua "$WORK/peer-signed.txt"
 
+# WRK_LOADGEN=1: the same two paths against the same (warm) servers with bench/loadgen, same connections and
+# seconds, to compare the load tools (its own CPU is measured the same way as wrk's).
+loadgen() {
+  local label=$1 url=$2 pid=$3 scenario=$4 load before after
+  shift 4
+  load=$(cut -d' ' -f1-3 /proc/loadavg)
+  before=$(cpu_ticks "$pid")
+  /usr/bin/time -f '%U %S' -o "$WORK/time" "$TARGET_DIR/release/callbox-loadgen" run --scenario "$scenario" \
+    --url "$url" --connections "$CONNECTIONS" --duration "$SECONDS_EACH" "$@" > "$RUN/$label.raw.json"
+  after=$(cpu_ticks "$pid")
+  # The set-up (an app and 64 sessions for the signed call) is inside the measured CPU; it is small beside a run.
+  jq --arg load "$load" --argjson ticks $((after - before)) --argjson hz "$TICKS" --arg tool "$(cat "$WORK/time")" \
+    '{requests: .requests, durationMicros: (.elapsedSeconds * 1e6), connectErrors: .errors, readErrors: 0,
+      writeErrors: 0, non2xx: (.requests - .ok), timeouts: 0, p50Micros: (.latencyMs.p50 * 1000),
+      p99Micros: (.latencyMs.p99 * 1000), load: $load, serverCpuSeconds: ($ticks / $hz),
+      wrkCpuSeconds: ($tool | split(" ") | map(tonumber) | add)}' "$RUN/$label.raw.json" > "$RUN/$label.json"
+  echo "   $label: $(jq -r '(.requests / .durationMicros * 1e6 | floor | tostring) + " req/s"' "$RUN/$label.json")" >&2
+}
+if [ "${WRK_LOADGEN:-0}" = 1 ]; then
+  echo "== callbox-loadgen, $CONNECTIONS connections, ${SECONDS_EACH} s, the same servers" >&2
+  export CALLBOX_ADMIN_TOKEN=$TOKEN
+  PEER_APP=(--admin-token '' --app-key "$PEER_KEY" --app-secret "$PEER_SECRET")
+  loadgen loadgen-callbox-exchange "$CALLBOX_URL" "$CALLBOX_PID" exchange
+  loadgen loadgen-peer-exchange "$PEER_URL" "$PEER_PID" exchange "${PEER_APP[@]}"
+  loadgen loadgen-callbox-signed "$CALLBOX_URL" "$CALLBOX_PID" signed
+  loadgen loadgen-peer-signed "$PEER_URL" "$PEER_PID" signed "${PEER_APP[@]}"
+fi
+
 # req/s, p50/p99 ms, server and wrk CPU µs per request, non-2xx + socket errors.
 figures() {
   jq -r '(.requests / .durationMicros * 1e6) as $rate
@@ -158,19 +189,26 @@ figures() {
 }
 {
   echo "Run $RUN: $(nproc) cores, $(uname -sr), node $(node --version), $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2),"
-  echo "wrk -t$THREADS -c$CONNECTIONS -d${SECONDS_EACH}s after a ${WARMUP} s warm-up, peer with $PEER_WORKERS_RUNNING worker(s)" \
-    "(PEER_SYNCHRONOUS=${PEER_SYNCHRONOUS:-FULL})."
+  echo "wrk -t$THREADS -c$CONNECTIONS -d${SECONDS_EACH}s after a ${WARMUP} s warm-up, peer with $PEER_WORKERS_RUNNING worker(s)," \
+    "synchronous=$PEER_SYNCHRONOUS_RUNNING."
   echo
-  echo "| path | Callbox req/s | p50 / p99 ms | CPU µs/req | Node peer req/s | p50 / p99 ms | CPU µs/req | ratio | CPU ratio | wrk CPU µs/req (Callbox / peer) | errors (Callbox / peer) | load avg before (Callbox / peer) |"
+  echo "| path | Callbox req/s | p50 / p99 ms | CPU µs/req | Node peer req/s | p50 / p99 ms | CPU µs/req | ratio | CPU ratio | load tool CPU µs/req (Callbox / peer) | errors (Callbox / peer) | load avg before (Callbox / peer) |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-  for path in exchange signed; do
-    IFS=$'\t' read -r c_rate c_p50 c_p99 c_cpu c_wrk c_err c_load <<< "$(figures "callbox-$path")"
-    IFS=$'\t' read -r p_rate p_p50 p_p99 p_cpu p_wrk p_err p_load <<< "$(figures "peer-$path")"
+  rows=(exchange signed)
+  [ "${WRK_LOADGEN:-0}" = 1 ] && rows+=(loadgen-exchange loadgen-signed)
+  for path in "${rows[@]}"; do
+    case $path in
+      loadgen-*) callbox_label=loadgen-callbox-${path#loadgen-} peer_label=loadgen-peer-${path#loadgen-} ;;
+      *) callbox_label=callbox-$path peer_label=peer-$path ;;
+    esac
+    IFS=$'\t' read -r c_rate c_p50 c_p99 c_cpu c_wrk c_err c_load <<< "$(figures "$callbox_label")"
+    IFS=$'\t' read -r p_rate p_p50 p_p99 p_cpu p_wrk p_err p_load <<< "$(figures "$peer_label")"
     ratio=$(awk -v a="$c_rate" -v b="$p_rate" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')
     cpu_ratio=$(awk -v a="$p_cpu" -v b="$c_cpu" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')
     echo "| $path | $c_rate | $c_p50 / $c_p99 | $c_cpu | $p_rate | $p_p50 / $p_p99 | $p_cpu | **$ratio** | $cpu_ratio | $c_wrk / $p_wrk | $c_err / $p_err | $c_load / $p_load |"
   done
   echo
   echo "ratio = Callbox req/s ÷ peer req/s. CPU ratio = the peer's server CPU per request ÷ Callbox's (what the ratio"
-  echo "would tend to if the load generator had cores of its own and both servers were CPU-bound)."
+  echo "would tend to if the load generator had cores of its own and both servers were CPU-bound). Rows loadgen-*:"
+  echo "the same servers driven by bench/loadgen instead of wrk (WRK_LOADGEN=1)."
 } | tee "$RUN/table.md"

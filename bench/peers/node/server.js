@@ -1,15 +1,20 @@
 'use strict';
 // The Node.js peer of docs/benchmarks.md: the same ticket -> session exchange (PROTOCOL §2, §6) and the same
 // Instance-signed profile call (§4) that Callbox serves, written the way a JS team would: fastify, node:crypto,
-// better-sqlite3 12 in WAL mode with synchronous=FULL (the durability Callbox promises for a session), and
-// node:cluster with one worker per core so that it uses every core, as Callbox's threads do. The workers share
-// one SQLite file, so a session made on one worker is found by a signed call on any other.
+// better-sqlite3 12 in WAL mode, and node:cluster with one worker per core so that it uses every core, as
+// Callbox's threads do. The workers share one SQLite file, so a session made on one worker is found by a signed
+// call on any other.
+//
+// Durability: by default the peer runs as better-sqlite3 leaves a WAL database, synchronous=NORMAL (it is built
+// with SQLITE_DEFAULT_WAL_SYNCHRONOUS=1): a commit is written to the WAL but not synced, so a power cut can lose
+// the last sessions. Callbox acknowledges a session only once its commit is synced; PEER_SYNCHRONOUS=FULL gives
+// the peer that same promise (and the peer of the runs before issue 14 ran FULL in one process).
 //
 // Environment: PEER_APP_KEY, PEER_APP_SECRET (base64), PEER_DB (file; default ./peer.db), PEER_LISTEN
-// (default 127.0.0.1:0), PEER_WORKERS (default os.availableParallelism(); 1 = one plain process, no cluster
-// primary: the peer as it was before issue 14), PEER_SYNCHRONOUS (FULL by default; NORMAL is what better-sqlite3
-// gives a WAL database when nothing is set, and does not sync a commit). Prints {"event":"listening","url":...}
-// on stdout once every worker is bound, like `callbox serve`.
+// (default 127.0.0.1:0), PEER_WORKERS (default os.availableParallelism(); 1 = one plain process without a
+// cluster primary), PEER_SYNCHRONOUS (NORMAL by default, or FULL). Prints
+// {"event":"listening","url":...,"workers":N,"synchronous":...} on stdout once every worker is bound, like
+// `callbox serve`.
 
 const cluster = require('node:cluster');
 const crypto = require('node:crypto');
@@ -25,7 +30,7 @@ if (!APP_KEY || APP_SECRET.length < 16) {
 const [HOST, PORT] = (process.env.PEER_LISTEN || '127.0.0.1:0').split(':');
 const DB_FILE = process.env.PEER_DB || 'peer.db';
 const WORKERS = Number(process.env.PEER_WORKERS || os.availableParallelism());
-const SYNCHRONOUS = (process.env.PEER_SYNCHRONOUS || 'FULL').toUpperCase();
+const SYNCHRONOUS = (process.env.PEER_SYNCHRONOUS || 'NORMAL').toUpperCase();
 if (!Number.isInteger(WORKERS) || WORKERS < 1) {
   console.error('PEER_WORKERS must be a whole number >= 1');
   process.exit(2);
@@ -44,7 +49,8 @@ function openDatabase() {
 }
 
 function announce(address, port) {
-  process.stdout.write(JSON.stringify({ event: 'listening', url: `http://${address}:${port}`, workers: WORKERS }) + '\n');
+  const line = { event: 'listening', url: `http://${address}:${port}`, workers: WORKERS, synchronous: SYNCHRONOUS };
+  process.stdout.write(JSON.stringify(line) + '\n');
 }
 
 if (WORKERS > 1 && cluster.isPrimary) {
@@ -89,8 +95,8 @@ function serve() {
   const fastify = require('fastify')({ logger: false, bodyLimit: 64 * 1024 });
   const db = openDatabase();
   if (WORKERS === 1) createSchema(db);
-  const insertSession = db.prepare(
-    'INSERT INTO sessions (id, app_key, user_id, secret, capabilities, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const insertSession = db.prepare('INSERT INTO sessions '
+    + '(id, app_key, user_id, secret, capabilities, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
   const getSession = db.prepare('SELECT * FROM sessions WHERE id = ?');
 
   function fail(reply, status, code, reason) {
