@@ -180,20 +180,22 @@ if [ "${WRK_LOADGEN:-0}" = 1 ]; then
   loadgen loadgen-peer-signed "$PEER_URL" "$PEER_PID" signed "${PEER_APP[@]}"
 fi
 
-# req/s, p50/p99 ms, server and wrk CPU µs per request, non-2xx + socket errors.
+# req/s, p50/p99 ms, server and wrk CPU µs per request, non-2xx + socket errors, load average, and the cores the
+# server and the load tool used together (2.0 = the whole machine; less = other processes had the rest).
 figures() {
   jq -r '(.requests / .durationMicros * 1e6) as $rate
     | [($rate | floor), (.p50Micros / 1000 * 100 | round / 100), (.p99Micros / 1000 * 100 | round / 100),
        (.serverCpuSeconds / .requests * 1e6 | round), (.wrkCpuSeconds / .requests * 1e6 | round),
-       (.non2xx + .connectErrors + .readErrors + .writeErrors + .timeouts), .load] | @tsv' "$RUN/$1.json"
+       (.non2xx + .connectErrors + .readErrors + .writeErrors + .timeouts), .load,
+       ((.serverCpuSeconds + .wrkCpuSeconds) / (.durationMicros / 1e6) * 100 | round / 100)] | @tsv' "$RUN/$1.json"
 }
 {
   echo "Run $RUN: $(nproc) cores, $(uname -sr), node $(node --version), $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2),"
   echo "wrk -t$THREADS -c$CONNECTIONS -d${SECONDS_EACH}s after a ${WARMUP} s warm-up, peer with $PEER_WORKERS_RUNNING worker(s)," \
     "synchronous=$PEER_SYNCHRONOUS_RUNNING."
   echo
-  echo "| path | Callbox req/s | p50 / p99 ms | CPU µs/req | Node peer req/s | p50 / p99 ms | CPU µs/req | ratio | CPU ratio | load tool CPU µs/req (Callbox / peer) | errors (Callbox / peer) | load avg before (Callbox / peer) |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  echo "| path | Callbox req/s | p50 / p99 ms | CPU µs/req | Node peer req/s | p50 / p99 ms | CPU µs/req | ratio | CPU ratio | load tool CPU µs/req (Callbox / peer) | cores used, server + tool (Callbox / peer) | errors (Callbox / peer) | load avg before (Callbox / peer) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
   rows=(exchange signed)
   [ "${WRK_LOADGEN:-0}" = 1 ] && rows+=(loadgen-exchange loadgen-signed)
   for path in "${rows[@]}"; do
@@ -201,11 +203,11 @@ figures() {
       loadgen-*) callbox_label=loadgen-callbox-${path#loadgen-} peer_label=loadgen-peer-${path#loadgen-} ;;
       *) callbox_label=callbox-$path peer_label=peer-$path ;;
     esac
-    IFS=$'\t' read -r c_rate c_p50 c_p99 c_cpu c_wrk c_err c_load <<< "$(figures "$callbox_label")"
-    IFS=$'\t' read -r p_rate p_p50 p_p99 p_cpu p_wrk p_err p_load <<< "$(figures "$peer_label")"
+    IFS=$'\t' read -r c_rate c_p50 c_p99 c_cpu c_wrk c_err c_load c_cores <<< "$(figures "$callbox_label")"
+    IFS=$'\t' read -r p_rate p_p50 p_p99 p_cpu p_wrk p_err p_load p_cores <<< "$(figures "$peer_label")"
     ratio=$(awk -v a="$c_rate" -v b="$p_rate" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')
     cpu_ratio=$(awk -v a="$p_cpu" -v b="$c_cpu" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')
-    echo "| $path | $c_rate | $c_p50 / $c_p99 | $c_cpu | $p_rate | $p_p50 / $p_p99 | $p_cpu | **$ratio** | $cpu_ratio | $c_wrk / $p_wrk | $c_err / $p_err | $c_load / $p_load |"
+    echo "| $path | $c_rate | $c_p50 / $c_p99 | $c_cpu | $p_rate | $p_p50 / $p_p99 | $p_cpu | **$ratio** | $cpu_ratio | $c_wrk / $p_wrk | $c_cores / $p_cores | $c_err / $p_err | $c_load / $p_load |"
   done
   echo
   echo "ratio = Callbox req/s ÷ peer req/s. CPU ratio = the peer's server CPU per request ÷ Callbox's (what the ratio"
