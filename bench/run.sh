@@ -7,6 +7,10 @@
 #   BENCH_SECONDS=5 BENCH_CONNECTIONS=16 bash bench/run.sh
 #
 # Needs cargo, node >= 20 and npm (the peer's dependencies are installed with `npm ci`). Loopback only.
+#
+# The Node peer runs with its own defaults (since issue 14: node:cluster with one worker a core, better-sqlite3's
+# synchronous=NORMAL); PEER_WORKERS=1 PEER_SYNCHRONOUS=FULL gives the one-process, synced peer of the older runs
+# in docs/benchmarks.md. For Callbox against the peer under wrk, see bench/wrk.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
