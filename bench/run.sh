@@ -29,28 +29,8 @@ fi
 
 RUN=bench/results/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RUN"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
-  wait 2> /dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-# Waits for the {"event":"listening","url":...} line a server prints on stdout; echoes the URL.
-wait_url() {
-  local file=$1
-  for _ in $(seq 1 200); do
-    if grep -q '"listening"' "$file" 2> /dev/null; then
-      sed -n 's/.*"url":"\([^"]*\)".*/\1/p' "$file" | head -n 1
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "server did not start: $file" >&2
-  return 1
-}
+# WORK, PIDS (killed on exit) and wait_url.
+source bench/lib.sh
 
 RUST_LOG=warn "$TARGET_DIR/release/callbox" serve --listen 127.0.0.1:0 --data "$WORK/callbox" \
   > "$WORK/callbox.out" 2> "$WORK/callbox.err" &

@@ -1,0 +1,27 @@
+# Shared by the bench scripts (source it): a scratch directory and a list of server pids that are cleaned up on
+# exit, and `wait_url`, which reads the URL a server announces.
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
+  wait 2> /dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Waits for the {"event":"listening","url":...} line a server prints on stdout (file X.out, its stderr in X.err);
+# echoes the URL.
+wait_url() {
+  local file=$1
+  for _ in $(seq 1 200); do
+    if grep -q '"listening"' "$file" 2> /dev/null; then
+      sed -n 's/.*"url":"\([^"]*\)".*/\1/p' "$file" | head -n 1
+      return 0
+    fi
+    sleep 0.05
+  done
+  echo "server did not start: $file" >&2
+  cat "${file%.out}.err" >&2 || true
+  return 1
+}
