@@ -43,23 +43,25 @@ impl FromRequest<AppState> for Call {
             return Err(ApiError::new(Reason::PayloadTooLarge));
         }
         let body = axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::new(Reason::PayloadTooLarge))?;
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-        let forwarded = state
-            .callbox
-            .config()
-            .trust_forwarded_for
-            .then(|| parts.headers.get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next()?.trim().parse().ok())
-            .flatten();
-        let ip = forwarded.or(peer).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        Ok(Call {
-            method: parts.method,
-            path: parts.uri.path().to_owned(),
-            headers: parts.headers,
-            body,
-            meta: RequestMeta { ip, origin },
-        })
+        let meta = request_meta(&parts, state);
+        Ok(Call { method: parts.method, path: parts.uri.path().to_owned(), headers: parts.headers, body, meta })
     }
+}
+
+/// Who is calling: the peer address (or, behind a trusted proxy, the last `X-Forwarded-For` entry) and the
+/// `Origin` header. The one place both the HTTP calls and the realtime upgrade take it from, so that limits and
+/// audit see the same address for both.
+pub fn request_meta(parts: &axum::http::request::Parts, state: &AppState) -> RequestMeta {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+    let forwarded = state
+        .callbox
+        .config()
+        .trust_forwarded_for
+        .then(|| parts.headers.get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next()?.trim().parse().ok())
+        .flatten();
+    let ip = forwarded.or(peer).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    RequestMeta { ip, origin }
 }
 
 impl Call {

@@ -10,15 +10,13 @@ use crate::http::ApiError;
 use crate::http::AppState;
 use crate::listener::{ConnectionHandle, ConnectionRefused};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::header;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use callbox_core::signing::SignedParts;
 use callbox_core::Reason;
 use chrono::Utc;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -36,15 +34,7 @@ const MAX_REF_BYTES: usize = 128;
 /// credentials come in the first frame (browsers cannot set headers on a WebSocket, and a URL lands in logs).
 pub async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-    let forwarded = state
-        .callbox
-        .config()
-        .trust_forwarded_for
-        .then(|| parts.headers.get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next()?.trim().parse().ok())
-        .flatten();
-    let ip = forwarded.or(peer).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let origin = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let meta = crate::http::call::request_meta(&parts, &state);
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
         Ok(ws) => ws,
         Err(_) => {
@@ -66,7 +56,7 @@ pub async fn upgrade(State(state): State<AppState>, request: Request) -> Respons
         .max_frame_size(hard_limit)
         .read_buffer_size(4096)
         .write_buffer_size(0)
-        .on_upgrade(move |socket| run(socket, callbox, RequestMeta { ip, origin }, connection))
+        .on_upgrade(move |socket| run(socket, callbox, meta, connection))
 }
 
 /// What the client proved in its `auth` frame.
