@@ -1038,3 +1038,39 @@ async fn the_admin_api_reports_an_apps_live_connections_and_messages_of_the_last
     let missing = server.admin(Method::GET, "/admin/v1/apps/no-such-app/realtime", None).await;
     assert_error(missing, 404, "not_found").await;
 }
+
+/// Authenticated connections move into the realtime budget; when it is full for the address, the new one is
+/// refused with a last error frame and 4429 `rate_limited`, the ones already in it stay, and a place freed by a
+/// close is taken again.
+#[tokio::test]
+async fn a_full_realtime_budget_refuses_the_next_authenticated_connection() {
+    use callbox_server::config::{Config, ConnectionConfig};
+    let dir = TempDir::new().unwrap();
+    let connections = ConnectionConfig { realtime_max_per_address: Some(1), ..ConnectionConfig::default() };
+    let server = start_with(Config { connections, ..test_config(dir.path()) }).await;
+    let app = server.create_app(json!({})).await;
+    let alice = server.session(&app.ticket("alice")).await;
+    let bob = server.session(&app.ticket("bob")).await;
+    let mut first = connect(&server, &alice, None).await;
+
+    let (mut ws, nonce) = open_socket(&server).await;
+    ws.send(Message::Text(auth_frame(&bob, &nonce, None).to_string().into())).await.unwrap();
+    assert_closed(&Rt { ws, ready: Value::Null }.closed_within(Duration::from_secs(5)).await, 4429, "rate_limited");
+
+    // The first one is untouched and still delivers.
+    first.send(json!({ "type": "ping" })).await;
+    assert_eq!(first.expect("pong").await["type"], "pong");
+    // Once it closes, its place is free again.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (mut ws, nonce) = open_socket(&server).await;
+        ws.send(Message::Text(auth_frame(&bob, &nonce, None).to_string().into())).await.unwrap();
+        let frame = read_json(&mut ws).await.expect("an answer");
+        if frame["type"] == "ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the place was not freed: {frame}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
