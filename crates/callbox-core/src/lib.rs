@@ -15,6 +15,7 @@
 //! - [`Reason`]: the stable refusal words and legacy error codes of PROTOCOL §7. Every error type here maps to
 //!   one through its `reason()` method.
 //! - [`Capability`]: what a session may do, and the legacy service names (`im`, `voip`, ...) that ask for it.
+//! - [`turn`]: TURN credentials in coturn's shared-secret mode (HMAC-SHA1 over `expiry:user`).
 //! - [`TicketPolicy`]: an application's default and maximum ticket lifetime and allowed clock skew.
 
 // Unit tests may unwrap; the library itself may not (workspace lints).
@@ -30,6 +31,7 @@ pub mod secret;
 pub mod signing;
 pub mod ticket;
 pub mod time;
+pub mod turn;
 
 pub use any_ticket::{diagnose, AnyTicket, Check, Diagnosis, TicketFormat, VerifiedCredential};
 pub use authorization::{Authorization, AuthorizationError};

@@ -66,6 +66,8 @@ pub enum Reason {
     UserExists,
     /// Retiring an application's only active secret (it could no longer verify anything).
     LastSecret,
+    /// Answering or declining a call that a device of the callee already answered.
+    CallAlreadyAnswered,
     // 413
     /// A body, header or ticket above its size limit.
     PayloadTooLarge,
@@ -77,6 +79,8 @@ pub enum Reason {
     LockedOut,
     /// Too much load (for example a full password-hashing queue).
     RateLimited,
+    /// A new call from a session that already takes part in as many calls as it may.
+    TooManyCalls,
     // 5xx
     /// A bug; the body says nothing more.
     Internal,
@@ -86,7 +90,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in code order: for documentation and exhaustive tests.
-    pub const ALL: [Reason; 31] = [
+    pub const ALL: [Reason; 33] = [
         Reason::MalformedRequest,
         Reason::InvalidPassword,
         Reason::MissingAuthorization,
@@ -112,10 +116,12 @@ impl Reason {
         Reason::MethodNotAllowed,
         Reason::UserExists,
         Reason::LastSecret,
+        Reason::CallAlreadyAnswered,
         Reason::PayloadTooLarge,
         Reason::UnsupportedMediaType,
         Reason::LockedOut,
         Reason::RateLimited,
+        Reason::TooManyCalls,
         Reason::Internal,
         Reason::ServiceUnavailable,
     ];
@@ -148,10 +154,12 @@ impl Reason {
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::UserExists => "user_exists",
             Reason::LastSecret => "last_secret",
+            Reason::CallAlreadyAnswered => "call_already_answered",
             Reason::PayloadTooLarge => "payload_too_large",
             Reason::UnsupportedMediaType => "unsupported_media_type",
             Reason::LockedOut => "locked_out",
             Reason::RateLimited => "rate_limited",
+            Reason::TooManyCalls => "too_many_calls",
             Reason::Internal => "internal",
             Reason::ServiceUnavailable => "service_unavailable",
         }
@@ -187,10 +195,10 @@ impl Reason {
             | Reason::OriginNotAllowed => 40300,
             Reason::NotFound => 40400,
             Reason::MethodNotAllowed => 40500,
-            Reason::UserExists | Reason::LastSecret => 40900,
+            Reason::UserExists | Reason::LastSecret | Reason::CallAlreadyAnswered => 40900,
             Reason::PayloadTooLarge => 41300,
             Reason::UnsupportedMediaType => 41500,
-            Reason::LockedOut | Reason::RateLimited => 42900,
+            Reason::LockedOut | Reason::RateLimited | Reason::TooManyCalls => 42900,
             Reason::Internal => 50000,
             Reason::ServiceUnavailable => 50300,
         }
@@ -238,10 +246,12 @@ impl Reason {
             Reason::MethodNotAllowed => "Method not allowed.",
             Reason::UserExists => "A user with this identity already exists.",
             Reason::LastSecret => "An application keeps at least one active secret: rotate before retiring.",
+            Reason::CallAlreadyAnswered => "The call was already answered (on this or another device).",
             Reason::PayloadTooLarge => "The request is too large.",
             Reason::UnsupportedMediaType => "The body must be application/json.",
             Reason::LockedOut => "Too many failed attempts; try again later.",
             Reason::RateLimited => "Too many requests; try again later.",
+            Reason::TooManyCalls => "This session already takes part in as many calls as it may.",
             Reason::Internal => "Internal error.",
             Reason::ServiceUnavailable => "A backing store is unavailable; try again later.",
         }

@@ -40,6 +40,10 @@ pub struct Config {
     pub cache: CacheConfig,
     /// The realtime connection (`/v1/realtime`): limits, heartbeats, message retention (docs/realtime.md).
     pub realtime: crate::realtime::RealtimeConfig,
+    /// Calls over the realtime connection: timeouts and limits (docs/calls.md).
+    pub calls: crate::realtime::CallsConfig,
+    /// The STUN/TURN servers handed to sessions with `calling`, and coturn's shared secret (docs/calls.md).
+    pub turn: TurnConfig,
     /// Connection timeouts and caps ([`crate::listener`]).
     pub connections: ConnectionConfig,
     /// A separate address for `GET /metrics` (e.g. `127.0.0.1:9090`); when set, the main listener answers 404
@@ -65,10 +69,33 @@ impl Default for Config {
             login: LoginConfig::default(),
             cache: CacheConfig::default(),
             realtime: crate::realtime::RealtimeConfig::default(),
+            calls: crate::realtime::CallsConfig::default(),
+            turn: TurnConfig::default(),
             connections: ConnectionConfig::default(),
             metrics_listen: None,
             metrics_token: None,
         }
+    }
+}
+
+/// `[turn]`: what `GET /v1/configuration/user` hands a session with `calling` as `iceServers`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct TurnConfig {
+    /// TURN URLs (`turn:host:3478?transport=udp`, `turns:host:5349?transport=tcp`), given with a credential.
+    pub urls: Vec<String>,
+    /// STUN URLs (`stun:host:3478`), given without a credential.
+    pub stun_urls: Vec<String>,
+    /// coturn's `static-auth-secret`: TURN passwords are HMAC-SHA1 of the username with it. Unset: no TURN
+    /// credentials are handed out (the TURN URLs are left out too).
+    pub shared_secret: Option<Redacted>,
+    /// Lifetime of a TURN credential, seconds (never beyond the session's expiry).
+    pub credential_ttl_seconds: u64,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        Self { urls: Vec::new(), stun_urls: Vec::new(), shared_secret: None, credential_ttl_seconds: 3600 }
     }
 }
 

@@ -85,6 +85,45 @@ impl Default for RealtimeConfig {
     }
 }
 
+/// `[calls]` configuration (docs/calls.md section 6).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct CallsConfig {
+    /// Ringing longer than this ends the call with `no_answer`, seconds.
+    pub answer_timeout_seconds: u64,
+    /// How long a side whose connection dropped may take to `call.rejoin` before the call ends with `timeout`,
+    /// seconds.
+    pub grace_seconds: u64,
+    /// With many nodes: how long a call's home waits for a callee device on another node to report ringing
+    /// before the callee counts as unavailable, milliseconds.
+    pub ringing_wait_milliseconds: u64,
+    /// `call.start` frames a session may send per minute (sustained, per node).
+    pub attempts_per_minute: u32,
+    /// `call.start` frames a session may send in a burst above that.
+    pub attempt_burst: u32,
+    /// Calls a session takes part in at once (on the call's home node).
+    pub max_concurrent_per_session: usize,
+    /// Largest SDP offer or answer, bytes.
+    pub max_sdp_bytes: usize,
+    /// Largest ICE candidate, bytes of its JSON.
+    pub max_candidate_bytes: usize,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        Self {
+            answer_timeout_seconds: 45,
+            grace_seconds: 10,
+            ringing_wait_milliseconds: 1000,
+            attempts_per_minute: 30,
+            attempt_burst: 10,
+            max_concurrent_per_session: 3,
+            max_sdp_bytes: 16 * 1024,
+            max_candidate_bytes: 1024,
+        }
+    }
+}
+
 /// A change to sessions that must reach their live connections (on every node), sent by the domain after the
 /// write is committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,7 +23,7 @@
 //! drops that answer.
 
 use super::{
-    AppRecord, InboxEntry, MessageRecord, SecretRecord, SessionRecord, Store, StoreError, StoreResult, UserRecord,
+    AppRecord, CallRecord, CallWrite, InboxEntry, MessageRecord, SecretRecord, SessionRecord, Store, StoreError, StoreResult, UserRecord,
 };
 use crate::config::CacheConfig;
 use async_trait::async_trait;
@@ -346,6 +346,14 @@ impl Store for CachedStore {
 
     async fn purge_inbox(&self, older_than: DateTime<Utc>, keep_per_user: u64) -> StoreResult<u64> {
         self.inner.purge_inbox(older_than, keep_per_user).await
+    }
+
+    async fn write_calls(&self, writes: &[CallWrite]) -> StoreResult<()> {
+        self.inner.write_calls(writes).await
+    }
+
+    async fn list_calls(&self, app_key: &str, user_id: Option<&str>, limit: u32) -> StoreResult<Vec<CallRecord>> {
+        self.inner.list_calls(app_key, user_id, limit).await
     }
 
     async fn message_counts(&self, app_key: &str, since: DateTime<Utc>) -> StoreResult<(u64, u64)> {

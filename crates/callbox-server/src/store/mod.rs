@@ -202,6 +202,55 @@ pub struct InboxEntry {
     pub item: InboxItem,
 }
 
+/// A call as stored (docs/calls.md section 5). Written behind the signaling: first when the call is placed, then
+/// when it is answered and when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// Server-given id (UUIDv7), public.
+    pub id: String,
+    /// The application both ends belong to.
+    pub app_key: String,
+    /// Who called.
+    pub caller_id: String,
+    /// Who was called.
+    pub callee_id: String,
+    /// When `call.start` was accepted.
+    pub started_at: DateTime<Utc>,
+    /// When a callee device answered.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// When it ended (`None` while it goes on, or when its home node died).
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The end cause word (`hung_up`, `no_answer`, ...), with `ended_at`.
+    pub end_cause: Option<String>,
+    /// Which side ended it: `caller`, `callee` or `server`, with `ended_at`.
+    pub ended_by: Option<String>,
+}
+
+/// One change to the call records, applied in order by [`Store::write_calls`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallWrite {
+    /// A new call (its `answered_at`/`ended_at` are `None`).
+    Placed(CallRecord),
+    /// The call was answered at this time.
+    Answered {
+        /// The call.
+        id: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The call ended.
+    Ended {
+        /// The call.
+        id: String,
+        /// When.
+        at: DateTime<Utc>,
+        /// The end cause word.
+        cause: String,
+        /// `caller`, `callee` or `server`.
+        by: String,
+    },
+}
+
 /// The persistence operations Callbox needs. Every method is tenant-scoped where a tenant applies: a row of
 /// another application is [`StoreError::NotFound`].
 #[async_trait]
@@ -320,6 +369,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Message copies (one per recipient) committed to `app_key`'s inboxes since `since`, and how many of them
     /// their recipient has confirmed (the dashboard's "last hour").
     async fn message_counts(&self, app_key: &str, since: DateTime<Utc>) -> StoreResult<(u64, u64)>;
+
+    /// Applies call record changes in order, in one transaction (a change to an unknown call does nothing).
+    async fn write_calls(&self, writes: &[CallWrite]) -> StoreResult<()>;
+    /// `app_key`'s calls, newest first, at most `limit`; with `user_id`, only those it placed or received.
+    async fn list_calls(&self, app_key: &str, user_id: Option<&str>, limit: u32) -> StoreResult<Vec<CallRecord>>;
 
     /// Forgets nonces that expired before `now` and sessions that expired more than 7 days before it (kept that long
     /// so that their holders are told `session_expired`, not `session_revoked`); returns rows removed.

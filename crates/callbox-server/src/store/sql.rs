@@ -46,7 +46,7 @@ use sqlx::AnyPool;
 use sqlx::{Executor, Row};
 
 use super::{
-    AppRecord, Capability, InboxEntry, InboxItem, MessageRecord, SecretRecord, SessionRecord, Store, StoreError,
+    AppRecord, CallRecord, CallWrite, Capability, InboxEntry, InboxItem, MessageRecord, SecretRecord, SessionRecord, Store, StoreError,
     StoreResult, UserRecord,
 };
 
@@ -315,6 +315,20 @@ async fn insert_sessions(pool: &AnyPool, sessions: &[&SessionRecord]) -> StoreRe
 }
 
 // ----- conversions -------------------------------------------------------------------------------------------
+
+fn call_from_row(row: &AnyRow) -> StoreResult<CallRecord> {
+    Ok(CallRecord {
+        id: row.try_get("id")?,
+        app_key: row.try_get("app_key")?,
+        caller_id: row.try_get("caller_id")?,
+        callee_id: row.try_get("callee_id")?,
+        started_at: from_millis(row.try_get("started_at")?)?,
+        answered_at: from_millis_opt(row.try_get("answered_at")?)?,
+        ended_at: from_millis_opt(row.try_get("ended_at")?)?,
+        end_cause: row.try_get("end_cause")?,
+        ended_by: row.try_get("ended_by")?,
+    })
+}
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Unavailable(format!("corrupt {what}"))
@@ -982,6 +996,81 @@ impl Store for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(by_age.rows_affected() + by_count.rows_affected())
+    }
+
+    async fn write_calls(&self, writes: &[CallWrite]) -> StoreResult<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let _writer = self.sqlite_writer().await;
+        let mut tx = self.begin_write().await?;
+        for write in writes {
+            match write {
+                CallWrite::Placed(call) => {
+                    // A call of an application deleted meanwhile is dropped (the foreign key would refuse it).
+                    sqlx::query(
+                        "INSERT INTO calls (id, app_key, caller_id, callee_id, started_at) \
+                         SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM apps WHERE key = $2) \
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(&call.id)
+                    .bind(&call.app_key)
+                    .bind(&call.caller_id)
+                    .bind(&call.callee_id)
+                    .bind(to_millis(call.started_at))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                CallWrite::Answered { id, at } => {
+                    sqlx::query("UPDATE calls SET answered_at = $1 WHERE id = $2 AND answered_at IS NULL")
+                        .bind(to_millis(*at))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                CallWrite::Ended { id, at, cause, by } => {
+                    sqlx::query(
+                        "UPDATE calls SET ended_at = $1, end_cause = $2, ended_by = $3 WHERE id = $4 AND ended_at IS NULL",
+                    )
+                    .bind(to_millis(*at))
+                    .bind(cause)
+                    .bind(by)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_calls(&self, app_key: &str, user_id: Option<&str>, limit: u32) -> StoreResult<Vec<CallRecord>> {
+        const COLUMNS: &str = "id, app_key, caller_id, callee_id, started_at, answered_at, ended_at, end_cause, ended_by";
+        let limit = i64::from(limit.clamp(1, 1000));
+        let rows = match user_id {
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM calls WHERE app_key = $1 ORDER BY started_at DESC, id DESC LIMIT $2"
+                ))
+                .bind(app_key)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some(user) => {
+                sqlx::query(&format!(
+                    "SELECT {COLUMNS} FROM calls WHERE app_key = $1 AND (caller_id = $2 OR callee_id = $2) \
+                     ORDER BY started_at DESC, id DESC LIMIT $3"
+                ))
+                .bind(app_key)
+                .bind(user)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(call_from_row).collect()
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {

@@ -1,0 +1,19 @@
+-- Call records (docs/calls.md section 5): one row per call, written behind the signaling by the call's home node.
+-- A call to a user of another application is never placed (the callee is unavailable), so both ends belong to
+-- app_key.
+CREATE TABLE calls (
+    id          TEXT    PRIMARY KEY,
+    app_key     TEXT    NOT NULL REFERENCES apps (key) ON DELETE CASCADE,
+    caller_id   TEXT    NOT NULL,
+    callee_id   TEXT    NOT NULL,
+    started_at  INTEGER NOT NULL,
+    answered_at INTEGER,
+    ended_at    INTEGER,
+    end_cause   TEXT,
+    ended_by    TEXT CHECK (ended_by IN ('caller', 'callee', 'server'))
+);
+
+-- The admin list: an application's newest calls, and a user's (as caller or as callee).
+CREATE INDEX calls_by_app ON calls (app_key, started_at);
+CREATE INDEX calls_by_caller ON calls (app_key, caller_id, started_at);
+CREATE INDEX calls_by_callee ON calls (app_key, callee_id, started_at);
