@@ -25,8 +25,12 @@ use tokio::time::Instant;
 /// Inbox entries read from the store at a time (replay and gap filling).
 const PAGE: u32 = 200;
 
-/// Confirmations of one connection being written at once; more wait (and so does the connection's reading).
+/// Confirmations of one connection being written at once; more wait in the connection's queue.
 const MAX_CONFIRMING: usize = 64;
+
+/// Confirmations waiting for a place; beyond this the connection stops reading its socket (TCP then slows the
+/// client down) but goes on writing what it is sent, so that its outbound queue drains.
+const MAX_DEFERRED_CONFIRMATIONS: usize = 4096;
 
 /// Longest `ref` echoed back, bytes.
 const MAX_REF_BYTES: usize = 128;
@@ -146,6 +150,7 @@ async fn run(ws: WebSocket, callbox: Arc<Callbox>, meta: RequestMeta, connection
         waiting: BTreeMap::new(),
         gap_deadline: None,
         confirming: Arc::new(tokio::sync::Semaphore::new(MAX_CONFIRMING)),
+        deferred: std::collections::VecDeque::new(),
     };
     if let Err(closing) = live.start(authenticated.resume_after).await {
         if let Some(closing) = closing {
@@ -265,6 +270,16 @@ struct Live {
     gap_deadline: Option<Instant>,
     /// Places for confirmations being written (see [`Live::message_received`]).
     confirming: Arc<tokio::sync::Semaphore>,
+    /// Confirmations waiting for a place, in arrival order.
+    deferred: std::collections::VecDeque<Confirmation>,
+}
+
+/// A `message.received` to write.
+#[derive(Debug)]
+struct Confirmation {
+    seq: u64,
+    message_id: String,
+    reference: Option<String>,
 }
 
 /// A call this connection takes part in.
@@ -369,7 +384,14 @@ impl Live {
                         _ => Err(None),
                     }
                 }
-                incoming = self.socket.ws.recv() => match incoming {
+                // A place for the oldest waiting confirmation.
+                permit = self.confirming.clone().acquire_owned(), if !self.deferred.is_empty() => {
+                    if let (Ok(permit), Some(confirmation)) = (permit, self.deferred.pop_front()) {
+                        self.confirm(permit, confirmation);
+                    }
+                    Ok(())
+                }
+                incoming = self.socket.ws.recv(), if self.deferred.len() < MAX_DEFERRED_CONFIRMATIONS => match incoming {
                     None | Some(Err(_)) => Err(None),
                     Some(Ok(message)) => {
                         last_heard = Instant::now();
@@ -586,8 +608,9 @@ impl Live {
 
     /// `message.received`: the recipient confirms an entry; the first confirmation becomes a receipt for the
     /// sender (stored in the sender's inbox, delivered to their connections). The store write runs beside the
-    /// connection (at most [`MAX_CONFIRMING`] at once): awaiting it here would stop this connection's deliveries
-    /// for a commit per message, and a recipient confirming each message could then never keep up with a sender.
+    /// connection (at most [`MAX_CONFIRMING`] at once; more wait in order): awaiting it here would stop this
+    /// connection's deliveries for a commit per message, and a recipient confirming each message could then never
+    /// keep up with a sender.
     async fn message_received(&mut self, reference: Option<&str>, frame: &Value) -> Result<(), Refusal> {
         self.require_messaging()?;
         let (Some(message_id), Some(seq)) =
@@ -595,9 +618,21 @@ impl Live {
         else {
             return Err(Refusal::new(Reason::MalformedRequest, "message.received needs messageId and seq"));
         };
-        let Ok(permit) = self.confirming.clone().acquire_owned().await else { return Ok(()) };
+        let confirmation =
+            Confirmation { seq, message_id: message_id.to_owned(), reference: reference.map(str::to_owned) };
+        // Never wait here: a connection waiting for a place would stop writing its deliveries too, and its
+        // outbound queue would fill while the store catches up.
+        match self.confirming.clone().try_acquire_owned() {
+            Ok(permit) if self.deferred.is_empty() => self.confirm(permit, confirmation),
+            _ => self.deferred.push_back(confirmation),
+        }
+        Ok(())
+    }
+
+    /// Writes a confirmation beside the connection, holding one of its places until done.
+    fn confirm(&self, permit: tokio::sync::OwnedSemaphorePermit, confirmation: Confirmation) {
         let (callbox, connection) = (self.callbox.clone(), self.registered.connection.clone());
-        let (message_id, reference) = (message_id.to_owned(), reference.map(str::to_owned));
+        let Confirmation { seq, message_id, reference } = confirmation;
         tokio::spawn(async move {
             let at = callbox.now();
             let (app_key, user_id) = (&connection.app_key, &connection.user_id);
@@ -616,7 +651,6 @@ impl Live {
             }
             drop(permit);
         });
-        Ok(())
     }
 
     fn require_calling(&self) -> Result<(), Refusal> {
