@@ -2,6 +2,7 @@
 //!
 //! Loopback only: [`target`] refuses any URL whose host is not `127.0.0.1`, `::1` or `localhost`.
 
+pub mod calls;
 pub mod realtime;
 
 use anyhow::{anyhow, bail, Context};

@@ -9,6 +9,7 @@
 //! callbox-loadgen run --scenario exchange --url http://127.0.0.1:PORT --app-key K --app-secret S
 //! callbox-loadgen run --scenario sqlite-insert --db-dir /tmp/x
 //! callbox-loadgen rss --pid PID --label idle
+//! callbox-loadgen realtime-calls --url http://127.0.0.1:PORT --admin-token T --pairs 16 --duration 10
 //! callbox-loadgen report bench/results/RUN
 //! ```
 
@@ -101,6 +102,26 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         window: usize,
         /// Seconds to send.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Also write the JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Call setups through the signaling alone (docs/calls.md): caller/callee pairs each run whole calls back to
+    /// back (start → incoming → answer → answered → a candidate each way → hangup → ended on both); setups a
+    /// second and the start → answered latency.
+    RealtimeCalls {
+        /// Base URL of the target (loopback only).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Admin token (an app is created for the run).
+        #[arg(long, env = "CALLBOX_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+        /// Caller → callee pairs (two sessions with `calling` each).
+        #[arg(long, default_value_t = 16)]
+        pairs: usize,
+        /// Seconds to start calls (the calls under way then are finished).
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
         /// Also write the JSON here.
@@ -203,6 +224,15 @@ async fn main() -> anyhow::Result<()> {
             &callbox_loadgen::realtime::messages(&url, &admin_token, pairs, window, duration).await?,
             out.as_ref(),
         ),
+        Command::RealtimeCalls { url, admin_token, pairs, duration, out } => {
+            if !(0.1..=600.0).contains(&duration) {
+                bail!("--duration must be between 0.1 and 600 seconds");
+            }
+            if !(1..=5000).contains(&pairs) {
+                bail!("--pairs must be between 1 and 5000");
+            }
+            write_out(&callbox_loadgen::calls::calls(&url, &admin_token, pairs, duration).await?, out.as_ref())
+        }
         Command::Rss { pid, label, sessions, out } => write_out(&rss(pid, &label, sessions)?, out.as_ref()),
         Command::Sessions { db } => {
             println!("{}", live_sessions(&db).await?);

@@ -13,14 +13,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Session {
-    id: String,
-    secret: Secret,
+pub(crate) struct Session {
+    pub(crate) id: String,
+    pub(crate) secret: Secret,
 }
 
-async fn create_app(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<App> {
+/// `POST /v1/instance` services asking for `messaging` only.
+const MESSAGING: &str = r#"{"im":true}"#;
+
+pub(crate) async fn create_app(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<App> {
     let body: Value = http
         .post(format!("{base}/admin/v1/apps"))
         .bearer_auth(token)
@@ -35,14 +38,22 @@ async fn create_app(http: &reqwest::Client, base: &str, token: &str) -> anyhow::
     Ok(App { key: key.to_owned(), secret: secret.to_owned() })
 }
 
-/// `count` sessions of users `loaduser0..` (with `messaging`).
-async fn sessions(http: &reqwest::Client, base: &str, app: &App, count: usize) -> anyhow::Result<Vec<Session>> {
+/// `count` sessions of users `loaduser0..`, each asking for `services` (a JSON object of PROTOCOL §6 service
+/// names, e.g. `{"im":true}` for `messaging`).
+pub(crate) async fn sessions(
+    http: &reqwest::Client,
+    base: &str,
+    app: &App,
+    count: usize,
+    services: &str,
+) -> anyhow::Result<Vec<Session>> {
+    let services: Value = serde_json::from_str(services)?;
     let mut out = Vec::with_capacity(count);
     for ticket in tickets(app, count)? {
         let body: Value = http
             .post(format!("{base}/v1/instance"))
             .header("authorization", format!("User {ticket}"))
-            .json(&json!({ "services": { "im": true } }))
+            .json(&json!({ "services": services }))
             .send()
             .await?
             .json()
@@ -54,7 +65,7 @@ async fn sessions(http: &reqwest::Client, base: &str, app: &App, count: usize) -
     Ok(out)
 }
 
-async fn next_text(ws: &mut Ws) -> anyhow::Result<Value> {
+pub(crate) async fn next_text(ws: &mut Ws) -> anyhow::Result<Value> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(text.as_str())?),
@@ -66,7 +77,7 @@ async fn next_text(ws: &mut Ws) -> anyhow::Result<Value> {
     }
 }
 
-async fn connect(base: &str, session: &Session) -> anyhow::Result<Ws> {
+pub(crate) async fn connect(base: &str, session: &Session) -> anyhow::Result<Ws> {
     let (mut ws, _) =
         tokio_tungstenite::connect_async(format!("{}/v1/realtime", base.replacen("http", "ws", 1))).await?;
     let challenge = next_text(&mut ws).await?;
@@ -103,7 +114,7 @@ pub async fn idle(base: &str, token: &str, connections: usize, pid: Option<u32>,
     let target = target(base)?;
     let http = reqwest::Client::new();
     let app = create_app(&http, &target.base, token).await?;
-    let sessions = sessions(&http, &target.base, &app, connections).await?;
+    let sessions = sessions(&http, &target.base, &app, connections, MESSAGING).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = pid.map(|pid| rss(pid, "before", 0)).transpose()?;
     let started = Instant::now();
@@ -163,7 +174,7 @@ pub async fn messages(base: &str, token: &str, pairs: usize, window: usize, dura
     let target = target(base)?;
     let http = reqwest::Client::new();
     let app = create_app(&http, &target.base, token).await?;
-    let sessions = sessions(&http, &target.base, &app, pairs * 2).await?;
+    let sessions = sessions(&http, &target.base, &app, pairs * 2, MESSAGING).await?;
     let epoch = Instant::now();
     let run = Duration::from_secs_f64(duration);
     let accepted = Arc::new(AtomicU64::new(0));
