@@ -1,7 +1,11 @@
 'use strict';
 // A self-check of the peer (`node check.js`): starts server.js on 127.0.0.1:0 with a temporary database and
 // asserts that a forged ticket and a wrong session secret are refused, that a correct signature gets `ready`, and
-// that a message is acknowledged, delivered with seq 1, and its confirmation yields a stored receipt.
+// that a message is acknowledged, delivered with seq 1, and its confirmation yields a stored receipt; and that a
+// call (docs/calls.md) is placed, rings both callee devices, is answered by one (the other gets
+// other_device_answered, its late answer not_found), relays a candidate each way, ends hung_up on both sides and
+// leaves its record; that call frames need `calling`, an absent callee is unavailable at once, and call.start is
+// rate limited per session (burst 10 by default).
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -53,8 +57,8 @@ async function main(url) {
       identity: { type: 'username', endpoint: user }, created: new Date().toISOString(), expiresIn: 600 }));
     return `User ${claims.toString('base64')}:${hmac(secret, claims)}`;
   };
-  const session = async (user) => (await fetch(url + '/v1/instance', { method: 'POST',
-    headers: { authorization: ticket(user, app.applicationSecret) }, body: '{"services":{"im":true}}' })).json();
+  const session = async (user, services = '{"im":true}') => (await fetch(url + '/v1/instance', { method: 'POST',
+    headers: { authorization: ticket(user, app.applicationSecret) }, body: `{"services":${services}}` })).json();
   const forged = await fetch(url + '/v1/instance', { method: 'POST',
     headers: { authorization: ticket('alice', crypto.randomBytes(32).toString('base64')) } });
   assert.equal(forged.status, 401);
@@ -85,8 +89,74 @@ async function main(url) {
   assert.equal(receipt.seq, 1);
   b.send(JSON.stringify({ type: 'message.received', messageId: crypto.randomUUID(), seq: 9 }));
   assert.equal((await b.next('error')).reason, 'not_found');
+
+  // Calls.
+  a.send(JSON.stringify({ type: 'call.start', ref: 'nc', calleeId: 'bob', sdp: 'v=0' }));
+  assert.equal((await a.next('error')).reason, 'capability_not_granted'); // alice asked for im only
   a.close();
   b.close();
+  const dave = await session('dave', '{"im":true,"voip":true}');
+  const erin = await session('erin', '{"voip":true}');
+  const caller = connect(url, dave, dave.secret);
+  const erin1 = connect(url, erin, erin.secret);
+  const erin2 = connect(url, erin, erin.secret);
+  assert.deepEqual((await caller.next('ready')).capabilities, ['messaging', 'calling']);
+  await erin1.next('ready');
+  await erin2.next('ready');
+  caller.send(JSON.stringify({ type: 'call.start', ref: 'c1', calleeId: 'erin', sdp: 'v=0 offer' }));
+  const placed = await caller.next('call.placed');
+  assert.equal(placed.ref, 'c1');
+  assert.match(placed.callId, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  const callId = placed.callId;
+  for (const device of [erin1, erin2]) {
+    const incoming = await device.next('call.incoming');
+    assert.deepEqual([incoming.callId, incoming.callerId, incoming.sdp], [callId, 'dave', 'v=0 offer']);
+  }
+  assert.equal((await caller.next('call.progress')).state, 'ringing');
+  erin1.send(JSON.stringify({ type: 'call.candidate', ref: 'early', callId, candidate: { candidate: 'x' } }));
+  assert.equal((await erin1.next('error')).reason, 'malformed_request');
+  erin1.send(JSON.stringify({ type: 'call.answer', callId, sdp: 'v=0 answer' }));
+  assert.equal((await caller.next('call.answered')).sdp, 'v=0 answer');
+  assert.equal((await erin1.next('call.answered')).sdp, undefined);
+  assert.equal((await erin2.next('call.ended')).cause, 'other_device_answered');
+  erin2.send(JSON.stringify({ type: 'call.answer', ref: 'late', callId, sdp: 'v=0' }));
+  const late = await erin2.next('error');
+  assert.deepEqual([late.ref, late.reason], ['late', 'not_found']);
+  erin1.send(JSON.stringify({ type: 'call.answer', callId, sdp: 'v=0' }));
+  assert.equal((await erin1.next('error')).reason, 'call_already_answered');
+  erin1.send(JSON.stringify({ type: 'call.candidate', callId, candidate: { candidate: 'c-b' } }));
+  assert.equal((await caller.next('call.candidate')).candidate.candidate, 'c-b');
+  caller.send(JSON.stringify({ type: 'call.candidate', callId, candidate: { candidate: 'c-a' } }));
+  assert.equal((await erin1.next('call.candidate')).candidate.candidate, 'c-a');
+  caller.send(JSON.stringify({ type: 'call.hangup', callId }));
+  for (const side of [caller, erin1]) {
+    const ended = await side.next('call.ended');
+    assert.deepEqual([ended.cause, ended.endedBy, typeof ended.answeredAt], ['hung_up', 'caller', 'string']);
+  }
+  caller.send(JSON.stringify({ type: 'call.hangup', ref: 'again', callId }));
+  assert.equal((await caller.next('error')).reason, 'not_found');
+  // Nobody there: unavailable at once.
+  caller.send(JSON.stringify({ type: 'call.start', calleeId: 'ghost', sdp: 'v=0' }));
+  const ghostCall = (await caller.next('call.placed')).callId;
+  const unavailable = await caller.next('call.ended');
+  assert.deepEqual([unavailable.callId, unavailable.cause, unavailable.detail], [ghostCall, 'no_answer', 'unavailable']);
+  // The record, written behind the signaling (the next event-loop turn).
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const Database = require('better-sqlite3');
+  const db = new Database(path.join(dir, 'peer.db'), { readonly: true });
+  const row = db.prepare('SELECT * FROM calls WHERE id = ?').get(callId);
+  db.close();
+  assert.deepEqual([row.caller_id, row.callee_id, row.end_cause, row.ended_by], ['dave', 'erin', 'hung_up', 'caller']);
+  assert.ok(row.started_at <= row.answered_at && row.answered_at <= row.ended_at);
+  // call.start per session: 10 in a burst (2 used above), then rate_limited.
+  for (let i = 0; i < 8; i++) {
+    caller.send(JSON.stringify({ type: 'call.start', calleeId: 'ghost', sdp: 'v=0' }));
+    await caller.next('call.ended');
+  }
+  caller.send(JSON.stringify({ type: 'call.start', ref: 'r11', calleeId: 'ghost', sdp: 'v=0' }));
+  const limited = await caller.next('error');
+  assert.deepEqual([limited.ref, limited.reason, limited.retryAfter > 0], ['r11', 'rate_limited', true]);
+  for (const ws of [caller, erin1, erin2]) ws.close();
   console.log('peer check passed');
 }
 

@@ -3,7 +3,9 @@
 // speaking the same wire as Callbox's /v1/realtime (docs/realtime.md) for every frame the load generator uses:
 // challenge -> auth (PROTOCOL §4 signature over "GET\n\n\nx-timestamp:TS\n/v1/realtime/{nonce}" with the session
 // secret) -> ready; ping/pong; message.send -> message.accepted (after the commit) -> message to the recipient ->
-// message.received -> message.receipt to the sender. Plus the two HTTP calls the load generator makes to set up:
+// message.received -> message.receipt to the sender; the call signaling of docs/calls.md (call.start/answer/
+// decline/candidate/hangup/rejoin -> call.placed/incoming/progress/answered/candidate/rejoined/ended). Plus the
+// two HTTP calls the load generator makes to set up:
 // POST /admin/v1/apps (Bearer admin token) and POST /v1/instance (legacy ticket -> session, PROTOCOL §2, §6).
 //
 // Design, and why:
@@ -21,8 +23,18 @@
 //   per-session rate limit as Callbox's defaults (configurable, like CALLBOX_REALTIME__*), heartbeats and idle
 //   close, a bounded outbound buffer (slow reader closed 4503).
 //
+// - Calls (issue 12): what a Node team builds for one box. Call state in memory in this one process (a Map of
+//   calls, each connection's set of call ids), so "first answer wins" is just the first call.answer the event
+//   loop runs; candidates relayed as they come; the same limits, timers (answer timeout, rejoin grace) and per-
+//   session call.start token bucket as Callbox's defaults. Call records go to the same `calls` table as
+//   Callbox's (insert at start, update at answer and at the end) *behind* the signaling, like Callbox: the frames
+//   go out at once and the writes of one event-loop turn are committed together on setImmediate (one
+//   transaction, one fsync), so no setup waits for a commit.
+//
 // Environment: PEER_ADMIN_TOKEN (required), PEER_DB (file; default ./peer-ws.db), PEER_LISTEN (default
-// 127.0.0.1:0), PEER_MESSAGES_PER_SECOND / PEER_MESSAGE_BURST (default 20 / 40, like Callbox). Prints
+// 127.0.0.1:0), PEER_MESSAGES_PER_SECOND / PEER_MESSAGE_BURST (default 20 / 40, like Callbox),
+// PEER_CALL_ATTEMPTS_PER_MINUTE / PEER_CALL_ATTEMPT_BURST (call.start per session; default 30 / 10, like
+// Callbox's calls.attempts_per_minute / calls.attempt_burst). Prints
 // {"event":"listening","url":...} on stdout once bound, like `callbox serve`.
 
 const crypto = require('node:crypto');
@@ -42,6 +54,12 @@ const LIMITS = {
   messagesPerSecond: Number(process.env.PEER_MESSAGES_PER_SECOND || 20),
   messageBurst: Number(process.env.PEER_MESSAGE_BURST || 40),
 };
+// docs/calls.md section 6, Callbox's defaults.
+const CALLS = {
+  answerTimeoutSeconds: 45, graceSeconds: 10, maxConcurrentPerSession: 3, maxSdpBytes: 16384, maxCandidateBytes: 1024,
+  attemptsPerMinute: Number(process.env.PEER_CALL_ATTEMPTS_PER_MINUTE || 30),
+  attemptBurst: Number(process.env.PEER_CALL_ATTEMPT_BURST || 10),
+};
 const HEARTBEAT_SECONDS = 15, IDLE_TIMEOUT_SECONDS = 30, AUTH_TIMEOUT_SECONDS = 10;
 // A connection whose unsent bytes pass this is a reader that does not drain (Callbox: 256 queued frames).
 const MAX_BUFFERED_BYTES = 1024 * 1024;
@@ -59,6 +77,12 @@ CREATE TABLE IF NOT EXISTS inbox (app_key TEXT NOT NULL, user_id TEXT NOT NULL, 
   kind TEXT NOT NULL, message_id TEXT NOT NULL, sender_id TEXT NOT NULL, recipient_ids TEXT NOT NULL,
   text TEXT, headers TEXT, status TEXT, timestamp TEXT NOT NULL, confirmed INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (app_key, user_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS calls (id TEXT PRIMARY KEY, app_key TEXT NOT NULL, caller_id TEXT NOT NULL,
+  callee_id TEXT NOT NULL, started_at INTEGER NOT NULL, answered_at INTEGER, ended_at INTEGER, end_cause TEXT,
+  ended_by TEXT);
+CREATE INDEX IF NOT EXISTS calls_by_app ON calls (app_key, started_at);
+CREATE INDEX IF NOT EXISTS calls_by_caller ON calls (app_key, caller_id, started_at);
+CREATE INDEX IF NOT EXISTS calls_by_callee ON calls (app_key, callee_id, started_at);
 `);
 const q = {
   insertApp: db.prepare('INSERT INTO apps (key, secret, name, session_ttl, created_at) VALUES (?, ?, ?, ?, ?)'),
@@ -76,6 +100,11 @@ const q = {
   unconfirmed: db.prepare(`SELECT * FROM inbox WHERE app_key = ? AND user_id = ? AND kind = 'message'
     AND confirmed = 0 ORDER BY seq`),
   after: db.prepare('SELECT * FROM inbox WHERE app_key = ? AND user_id = ? AND seq > ? ORDER BY seq'),
+  callPlaced: db.prepare(`INSERT INTO calls (id, app_key, caller_id, callee_id, started_at) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO NOTHING`),
+  callAnswered: db.prepare('UPDATE calls SET answered_at = ? WHERE id = ? AND answered_at IS NULL'),
+  callEnded: db.prepare(`UPDATE calls SET ended_at = ?, end_cause = ?, ended_by = ? WHERE id = ?
+    AND ended_at IS NULL`),
 };
 
 const nowIso = () => new Date().toISOString();
@@ -89,12 +118,14 @@ const REASONS = {
   ticket_ttl_exceeds_max: [401, 40100], ticket_expired: [401, 40101], ticket_not_yet_valid: [401, 40101],
   timestamp_skew: [401, 40101], bad_signature: [401, 40102], session_revoked: [401, 40100],
   session_expired: [401, 40100], capability_not_granted: [403, 40300], rate_limited: [429, 42900],
-  not_found: [404, 40400], service_unavailable: [503, 50300],
+  not_found: [404, 40400], service_unavailable: [503, 50300], call_already_answered: [409, 40900],
+  too_many_calls: [429, 42900],
 };
 function errorBody(reason, extra) {
   const [status, code] = REASONS[reason];
   return { status, body: { errorCode: code, message: reason.replace(/_/g, ' '), reason,
-    retryable: reason === 'rate_limited' || reason === 'service_unavailable', serverTime: secondsIso(), ...extra } };
+    retryable: reason === 'rate_limited' || reason === 'service_unavailable' || reason === 'too_many_calls',
+    serverTime: secondsIso(), ...extra } };
 }
 
 // ---- HTTP: the two set-up calls ----
@@ -354,6 +385,255 @@ function onReceived(ws, frame) {
   });
 }
 
+// ---- Calls (docs/calls.md) ----
+
+const calls = new Map(); // call id -> the call's state (below)
+const sessionCalls = new Map(); // session id -> Set of the call ids it takes part in
+const callBuckets = new Map(); // session id -> { tokens, at }: call.start per session
+
+// A UUIDv7 (docs/calls.md: callId is one): 48 bits of Unix milliseconds, version 7, variant 10, random bits.
+function uuidv7() {
+  const bytes = crypto.randomBytes(16);
+  const ms = Date.now();
+  bytes.writeUIntBE(ms, 0, 6);
+  bytes[6] = (bytes[6] & 0x0f) | 0x70;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+// Record writes of this event-loop turn, committed together after the frames went out (behind the signaling).
+let recordWrites = [];
+const commitRecords = db.transaction((batch) => {
+  for (const write of batch) write();
+});
+function record(write) {
+  recordWrites.push(write);
+  if (recordWrites.length === 1) {
+    setImmediate(() => {
+      const batch = recordWrites;
+      recordWrites = [];
+      try {
+        commitRecords(batch);
+      } catch (error) {
+        // Like Callbox: a lost record does not end a call (the signaling never waited for it).
+        console.error('call records not written:', error.message);
+      }
+    });
+  }
+}
+
+function takeCallToken(sessionId) {
+  const now = Date.now();
+  let bucket = callBuckets.get(sessionId);
+  if (!bucket) {
+    bucket = { tokens: CALLS.attemptBurst, at: now };
+    callBuckets.set(sessionId, bucket);
+  }
+  bucket.tokens = Math.min(CALLS.attemptBurst, bucket.tokens + ((now - bucket.at) / 60000) * CALLS.attemptsPerMinute);
+  bucket.at = now;
+  if (bucket.tokens < 1) return Math.ceil((1 - bucket.tokens) * 60 / CALLS.attemptsPerMinute);
+  bucket.tokens -= 1;
+  return 0;
+}
+
+function join(ws, call) {
+  ws.calls.add(call.id);
+}
+function leave(ws, call) {
+  if (ws && ws.calls) ws.calls.delete(call.id);
+}
+function addSessionCall(sessionId, id) {
+  let set = sessionCalls.get(sessionId);
+  if (!set) sessionCalls.set(sessionId, (set = new Set()));
+  set.add(id);
+}
+function dropSessionCall(sessionId, id) {
+  const set = sessionCalls.get(sessionId);
+  if (set && set.delete(id) && set.size === 0) sessionCalls.delete(sessionId);
+}
+
+// Everyone on the callee's side: the answering connection, or every ringing device.
+function calleeSide(call) {
+  return call.callee ? [call.callee] : [...call.ringing];
+}
+
+function endCall(call, cause, endedBy, detail) {
+  calls.delete(call.id);
+  clearTimeout(call.timer);
+  for (const timer of Object.values(call.lost)) clearTimeout(timer);
+  const endedAt = Date.now();
+  const frame = { type: 'call.ended', callId: call.id, cause, endedBy, startedAt: new Date(call.startedAt).toISOString(),
+    answeredAt: call.answeredAt === null ? null : new Date(call.answeredAt).toISOString(),
+    endedAt: new Date(endedAt).toISOString(), durationMs: call.answeredAt === null ? 0 : endedAt - call.answeredAt,
+    ...(detail ? { detail } : {}) };
+  for (const ws of [call.caller, ...calleeSide(call)]) {
+    if (ws && ws.calls && ws.calls.has(call.id)) {
+      send(ws, frame);
+      leave(ws, call);
+    }
+  }
+  dropSessionCall(call.callerSession, call.id);
+  if (call.calleeSession) dropSessionCall(call.calleeSession, call.id);
+  record(() => q.callEnded.run(endedAt, cause, endedBy, call.id));
+}
+
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+function onCall(ws, frame) {
+  const s = ws.session;
+  const ref = frame.ref;
+  if (!s.calling) return sendError(ws, 'capability_not_granted', ref);
+  if (frame.type === 'call.start') return onCallStart(ws, frame);
+  if (typeof frame.callId !== 'string' || frame.callId === '' || frame.callId.length > 64) {
+    return sendError(ws, 'malformed_request', ref);
+  }
+  if (frame.cause !== undefined && frame.cause !== null && typeof frame.cause !== 'string') {
+    return sendError(ws, 'malformed_request', ref);
+  }
+  const call = calls.get(frame.callId);
+  if (frame.type === 'call.rejoin') return onCallRejoin(ws, frame, call);
+  // After call.ended (or for another user's call) the id is unknown on this connection.
+  if (!call || !ws.calls.has(call.id)) return sendError(ws, 'not_found', ref);
+  const isCaller = call.caller === ws;
+  switch (frame.type) {
+    case 'call.answer': {
+      if (isCaller) return sendError(ws, 'not_found', ref);
+      if (typeof frame.sdp !== 'string' || frame.sdp === '') return sendError(ws, 'malformed_request', ref);
+      if (Buffer.byteLength(frame.sdp) > CALLS.maxSdpBytes) return sendError(ws, 'payload_too_large', ref);
+      if (call.callee) return sendError(ws, 'call_already_answered', ref);
+      const now = Date.now();
+      call.answeredAt = now;
+      call.callee = ws;
+      call.calleeSession = s.id;
+      addSessionCall(s.id, call.id);
+      clearTimeout(call.timer);
+      call.timer = null;
+      const answeredAt = new Date(now).toISOString();
+      send(call.caller, { type: 'call.answered', callId: call.id, answeredAt, sdp: frame.sdp });
+      send(ws, { type: 'call.answered', callId: call.id, answeredAt });
+      const others = { type: 'call.ended', callId: call.id, cause: 'other_device_answered', endedBy: 'callee',
+        startedAt: new Date(call.startedAt).toISOString(), answeredAt, endedAt: answeredAt, durationMs: 0 };
+      for (const device of call.ringing) {
+        if (device !== ws) {
+          send(device, others);
+          leave(device, call);
+        }
+      }
+      call.ringing.clear();
+      record(() => q.callAnswered.run(now, call.id));
+      return undefined;
+    }
+    case 'call.decline':
+      if (isCaller) return sendError(ws, 'not_found', ref);
+      if (call.callee) return sendError(ws, 'call_already_answered', ref);
+      return endCall(call, 'denied', 'callee');
+    case 'call.candidate': {
+      if (!isObject(frame.candidate)) return sendError(ws, 'malformed_request', ref);
+      if (Buffer.byteLength(JSON.stringify(frame.candidate)) > CALLS.maxCandidateBytes) {
+        return sendError(ws, 'payload_too_large', ref);
+      }
+      if (!isCaller && call.callee !== ws) {
+        return sendError(ws, 'malformed_request', ref); // a ringing device: candidates come after call.answer
+      }
+      const relayed = { type: 'call.candidate', callId: call.id, candidate: frame.candidate };
+      for (const to of isCaller ? calleeSide(call) : [call.caller]) if (to) send(to, relayed);
+      return undefined;
+    }
+    case 'call.hangup': {
+      const answered = call.callee !== null;
+      const cause = frame.cause === 'failure' ? 'failure' : answered ? 'hung_up' : isCaller ? 'canceled' : 'denied';
+      return endCall(call, cause, isCaller ? 'caller' : 'callee');
+    }
+    default:
+      return undefined;
+  }
+}
+
+function onCallStart(ws, frame) {
+  const s = ws.session;
+  const ref = frame.ref;
+  // Like Callbox: a call needs another user than the caller, and a non-empty SDP.
+  if (!validId(frame.calleeId) || frame.calleeId === s.userId || typeof frame.sdp !== 'string' || frame.sdp === '') {
+    return sendError(ws, 'malformed_request', ref);
+  }
+  if (frame.headers !== undefined && !isObject(frame.headers)) return sendError(ws, 'malformed_request', ref);
+  if (Buffer.byteLength(frame.sdp) > CALLS.maxSdpBytes) return sendError(ws, 'payload_too_large', ref);
+  const headers = frame.headers === undefined ? {} : frame.headers;
+  if (Buffer.byteLength(JSON.stringify(headers)) > LIMITS.maxHeadersBytes) return sendError(ws, 'payload_too_large', ref);
+  const wait = takeCallToken(s.id);
+  if (wait > 0) return sendError(ws, 'rate_limited', ref, { retryAfter: wait });
+  const taking = sessionCalls.get(s.id);
+  if (taking && taking.size >= CALLS.maxConcurrentPerSession) return sendError(ws, 'too_many_calls', ref);
+  const id = uuidv7();
+  const startedAt = Date.now();
+  const startedIso = new Date(startedAt).toISOString();
+  const call = { id, appKey: s.appKey, callerId: s.userId, calleeId: frame.calleeId, caller: ws, callerSession: s.id,
+    callee: null, calleeSession: null, ringing: new Set(), startedAt, answeredAt: null, timer: null, lost: {} };
+  calls.set(id, call);
+  addSessionCall(s.id, id);
+  join(ws, call);
+  record(() => q.callPlaced.run(id, s.appKey, s.userId, frame.calleeId, startedAt));
+  send(ws, { type: 'call.placed', ...(ref !== undefined ? { ref } : {}), callId: id, calleeId: frame.calleeId,
+    startedAt: startedIso });
+  // Every live calling connection of the callee but the caller's own session (calling another of one's devices).
+  const devices = [...(live.get(`${s.appKey}\n${frame.calleeId}`) || [])]
+    .filter((d) => d.session.calling && d.session.id !== s.id);
+  if (devices.length === 0) return endCall(call, 'no_answer', 'server', 'unavailable');
+  const incoming = { type: 'call.incoming', callId: id, callerId: s.userId, calleeId: frame.calleeId, sdp: frame.sdp,
+    headers, startedAt: startedIso };
+  for (const device of devices) {
+    call.ringing.add(device);
+    join(device, call);
+    send(device, incoming);
+  }
+  send(ws, { type: 'call.progress', callId: id, state: 'ringing' });
+  call.timer = setTimeout(() => {
+    if (calls.get(id) === call && !call.callee) endCall(call, 'no_answer', 'server');
+  }, CALLS.answerTimeoutSeconds * 1000);
+  return undefined;
+}
+
+// A connection taking part in `id` closed: a ringing device just stops ringing; the caller or the answering callee
+// has `graceSeconds` to call.rejoin from a new connection of the same session.
+function callLost(ws, id) {
+  const call = calls.get(id);
+  if (!call) return;
+  if (call.ringing.delete(ws)) return;
+  const side = call.caller === ws ? 'caller' : call.callee === ws ? 'callee' : null;
+  if (!side) return;
+  clearTimeout(call.lost[side]);
+  call.lost[side] = setTimeout(() => {
+    if (calls.get(id) === call) endCall(call, 'timeout', 'server');
+  }, CALLS.graceSeconds * 1000);
+}
+
+function onCallRejoin(ws, frame, call) {
+  const s = ws.session;
+  const ref = frame.ref;
+  if (!call || call.appKey !== s.appKey) return sendError(ws, 'not_found', ref);
+  if (ws.calls.has(call.id)) return sendError(ws, 'malformed_request', ref);
+  let side = null;
+  if (s.id === call.callerSession) side = 'caller';
+  else if (call.callee && s.id === call.calleeSession) side = 'callee';
+  if (!side) {
+    if (!call.callee && s.userId === call.calleeId && s.id !== call.callerSession) {
+      call.ringing.add(ws); // a ringing device that reconnected rings again
+      join(ws, call);
+      return send(ws, { type: 'call.rejoined', ...(ref !== undefined ? { ref } : {}), callId: call.id, state: 'ringing' });
+    }
+    return sendError(ws, 'not_found', ref);
+  }
+  clearTimeout(call.lost[side]);
+  delete call.lost[side];
+  leave(side === 'caller' ? call.caller : call.callee, call);
+  if (side === 'caller') call.caller = ws;
+  else call.callee = ws;
+  join(ws, call);
+  return send(ws, { type: 'call.rejoined', ...(ref !== undefined ? { ref } : {}), callId: call.id,
+    state: call.callee ? 'answered' : 'ringing' });
+}
+
 function onAuth(ws, frame) {
   if (typeof frame.sessionId !== 'string' || typeof frame.signature !== 'string') {
     return refuse(ws, 'malformed_authorization');
@@ -373,7 +653,9 @@ function onAuth(ws, frame) {
   if (row.expires_at <= Date.now()) return refuse(ws, 'session_expired');
   const capabilities = row.capabilities ? row.capabilities.split(',') : [];
   const key = `${row.app_key}\n${row.user_id}`;
-  ws.session = { id: row.id, appKey: row.app_key, userId: row.user_id, key, messaging: capabilities.includes('messaging') };
+  ws.session = { id: row.id, appKey: row.app_key, userId: row.user_id, key, messaging: capabilities.includes('messaging'),
+    calling: capabilities.includes('calling') };
+  ws.calls = new Set();
   clearTimeout(ws.authTimer);
   ws.authTimer = null;
   let sockets = live.get(key);
@@ -418,6 +700,9 @@ function onFrame(ws, data, isBinary) {
     case 'pong': return undefined;
     case 'message.send': return onSend(ws, frame);
     case 'message.received': return onReceived(ws, frame);
+    case 'call.start': case 'call.answer': case 'call.decline': case 'call.candidate': case 'call.hangup':
+    case 'call.rejoin':
+      return onCall(ws, frame);
     default: return sendError(ws, 'malformed_request', frame.ref);
   }
 }
@@ -441,6 +726,7 @@ wss.on('connection', (ws) => {
     if (ws.authTimer) clearTimeout(ws.authTimer);
     authenticated.delete(ws);
     if (ws.session) {
+      for (const id of ws.calls) callLost(ws, id);
       const sockets = live.get(ws.session.key);
       if (sockets) {
         sockets.delete(ws);
