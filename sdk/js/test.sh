@@ -20,7 +20,7 @@ if ! diff -r dist "$fresh" > /dev/null; then
 fi
 
 echo "== sdk/js: unit tests"
-node --test test/sdk.test.mjs test/realtime.test.mjs
+node --test test/sdk.test.mjs test/realtime.test.mjs test/calls.test.mjs
 
 echo "== sdk/js: legacy-shaped code type-checks against dist/callbox.d.ts"
 node node_modules/typescript/bin/tsc --noEmit --strict --target ES2022 --module ES2022 --moduleResolution bundler \
