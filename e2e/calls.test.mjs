@@ -4,7 +4,7 @@
 // up and both see onCallEnded with hung_up and a duration. Then the same call with iceTransportPolicy "relay", so
 // the media must pass through coturn with the TURN credentials Callbox handed out (the selected candidate pair is a
 // relay one, coturn logged the allocations); then once more with a tampered TURN password: the call never connects
-// and the SDK ends it with `failure`.
+// and the SDK ends it with `failure`. Last, the demo page's call panel, used as a person would in two tabs.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -304,4 +304,68 @@ test("a tampered TURN password: no relay, the call never connects, the SDK ends 
     assert.match(log, new RegExp(`user <\\d+:${user}>: incoming packet message processed, error 401`), `coturn refused ${user}'s credential`);
   }
   assert.equal(typeof placed.callId, "string");
+});
+
+/** The demo page signed in (platform-managed login through its form) as a new user of the demo application. */
+async function openDemoAs(user) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(20000);
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(String(error)));
+  await page.goto(`${callbox.url}/demo`);
+  await page.waitForSelector("body[data-state=signed-out]");
+  const demoKey = await page.getAttribute("body", "data-application-key");
+  await callbox.admin("POST", `/admin/v1/apps/${demoKey}/users`, { userId: user, password: "somethingSecure" });
+  await page.fill("#username", user);
+  await page.fill("#password", "somethingSecure");
+  await page.click("#login");
+  await page.waitForSelector("body[data-state=signed-in]");
+  await page.waitForSelector("#calls:not([hidden])");
+  return { context, page, errors };
+}
+
+const callStatus = (page) => page.textContent("#call-status");
+
+test("the demo page's call panel: two tabs, call, answer, in call with audio, hang up; then a declined call", async (t) => {
+  const dora = await openDemoAs("dora");
+  const eli = await openDemoAs("eli");
+  t.after(async () => {
+    await dora.context.close();
+    await eli.context.close();
+  });
+  await dora.page.fill("#callee", "eli");
+  await dora.page.click("#call");
+  await eli.page.waitForSelector("#call-status[data-call-state=ringing]");
+  assert.equal(await callStatus(eli.page), "Incoming call from dora");
+  assert.equal(await eli.page.isVisible("#answer"), true);
+  assert.equal(await eli.page.isVisible("#decline"), true);
+  await dora.page.waitForSelector("#call-status[data-call-state=ringing]");
+  assert.equal(await callStatus(dora.page), "Ringing at eli…");
+  await eli.page.click("#answer");
+  for (const [side, peer] of [[dora, "eli"], [eli, "dora"]]) {
+    await side.page.waitForSelector("#call-status[data-call-state=established]");
+    assert.equal(await callStatus(side.page), `In call with ${peer}`);
+    assert.equal(await side.page.evaluate(() => document.getElementById("remote-audio").srcObject instanceof MediaStream), true);
+    assert.equal(await side.page.isVisible("#hangup"), true);
+  }
+  await eli.page.click("#mute");
+  assert.equal(await eli.page.textContent("#mute"), "Unmute");
+  await dora.page.click("#hangup");
+  for (const side of [dora, eli]) {
+    await side.page.waitForSelector("#call-status[data-call-state=ended]");
+    assert.match(await callStatus(side.page), /ended: hung_up, \d+ s$/);
+    assert.equal(await side.page.evaluate(() => document.getElementById("remote-audio").srcObject), null);
+  }
+
+  // Dora calls again; Eli declines.
+  await dora.page.click("#call");
+  await eli.page.waitForSelector("#call-status[data-call-state=ringing]");
+  await eli.page.click("#decline");
+  await dora.page.waitForSelector("#call-status[data-call-state=ended]");
+  assert.match(await callStatus(dora.page), /^Call with eli ended: denied, 0 s$/);
+  await eli.page.waitForSelector("#call-status[data-call-state=ended]");
+  assert.match(await callStatus(eli.page), /^Call with dora ended: denied/);
+  assert.deepEqual(dora.errors, []);
+  assert.deepEqual(eli.errors, []);
 });
