@@ -487,6 +487,10 @@ pub async fn serve(
                 }
             }
         };
+        // Answers and realtime frames are small and latency-bound: without TCP_NODELAY, Nagle's algorithm holds a
+        // frame back until the previous one is acknowledged, which a peer's delayed ACK turns into tens of
+        // milliseconds (measured on /v1/realtime, docs/benchmarks.md). A socket that refuses it still serves.
+        let _ = stream.set_nodelay(true);
         let key = address_key(peer.ip());
         if let Err(refused) = budgets.http.take(key) {
             refuse(&stream, refused);

@@ -7,10 +7,12 @@
 //! - [`sessions`]: ticket → session exchange, re-authorization, signed calls, renewal, ending a session.
 //! - [`users`]: platform-managed users (sign-up, login) and their administration.
 //! - [`admin`]: the admin token, revocation, listings, the audit trail, the ticket debugger, readiness.
+//! - [`calls`]: the STUN/TURN servers and TURN credentials of a session with `calling`.
 //! - [`messaging`]: realtime messages (what is stored for whom, durably before acknowledgement) and inboxes.
 
 pub mod admin;
 pub mod apps;
+pub mod calls;
 pub mod clock;
 pub mod error;
 pub mod messaging;
@@ -147,7 +149,7 @@ impl Callbox {
             passwords: PasswordHasher::new(&config.passwords)?,
             limiter: Limits { local: AttemptLimiter::new(&config.login), shared: shared_limits },
             audit: AuditLog::default(),
-            realtime: crate::realtime::Hub::new(store.clone(), config.realtime.clone()),
+            realtime: crate::realtime::Hub::new(store.clone(), config.realtime.clone(), config.calls.clone()),
             store,
             master,
             config: Arc::new(config),

@@ -198,7 +198,7 @@ pub async fn configuration(State(state): State<AppState>, call: Call) -> Result<
         "subscribeKey": profile.subscribe_key,
         "host": host,
     });
-    Ok(Json(serde_json::json!({
+    let mut answer = serde_json::json!({
         "rtcConfiguration": { "broadcastNetwork": network.clone(), "signalNetwork": network },
         "rtcProfile": {
             "broadcastChannel": profile.broadcast_channel,
@@ -206,6 +206,22 @@ pub async fn configuration(State(state): State<AppState>, call: Call) -> Result<
             "signalChannel": profile.signal_channel,
             "key": profile.key,
         }
-    }))
-    .into_response())
+    });
+    // Sessions with `calling` get the RTCPeerConnection `iceServers` (docs/calls.md section 4).
+    if let Some(ice) = state.callbox.ice_servers(&session) {
+        let mut servers = Vec::new();
+        if !ice.stun_urls.is_empty() {
+            servers.push(serde_json::json!({ "urls": ice.stun_urls }));
+        }
+        if let Some((urls, credential)) = &ice.turn {
+            servers.push(serde_json::json!({
+                "urls": urls,
+                "username": credential.username,
+                "credential": credential.password,
+            }));
+        }
+        answer["iceServers"] = serde_json::json!(servers);
+        answer["iceServersExpireAt"] = serde_json::json!(callbox_core::time::format_js_iso(ice.expires_at));
+    }
+    Ok(Json(answer).into_response())
 }

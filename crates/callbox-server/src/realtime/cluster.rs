@@ -10,7 +10,8 @@
 //! Publishes leave through one task in the order they were made, pipelined, so one sender's frames reach the
 //! other nodes in order.
 
-use super::hub::Outbound;
+use super::calls::{CallDelivery, CallTarget, CallUpdate, Signal};
+use super::hub::{Outbound, ANY_NODE};
 use super::SessionEvent;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -45,6 +46,28 @@ pub enum Published {
     },
     /// A session event.
     Event(SessionEvent),
+    /// A call frame for connections that may be on another node.
+    #[serde(rename_all = "camelCase")]
+    CallDeliver {
+        /// Who it is for.
+        target: CallTarget,
+        /// The call.
+        call_id: String,
+        /// The call's home node.
+        home: String,
+        /// What the connection does besides writing it.
+        update: CallUpdate,
+        /// The rendered frame.
+        frame: String,
+    },
+    /// A signal for the call's home node (`*`: whichever node has the call).
+    #[serde(rename_all = "camelCase")]
+    CallSignal {
+        /// The node that holds the call.
+        home: String,
+        /// The signal.
+        signal: Signal,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,13 +88,12 @@ pub struct Cluster {
 impl Cluster {
     /// Connects to Redis at `url` and starts the publisher and the subscriber (which apply what other nodes
     /// publish to `hub`). Both end when the hub is dropped.
-    pub(super) async fn connect(url: &str, hub: Weak<super::hub::Inner>) -> redis::RedisResult<Self> {
+    pub(super) async fn connect(url: &str, hub: Weak<super::hub::Inner>, node: String) -> redis::RedisResult<Self> {
         let client = redis::Client::open(url)?;
         let manager_config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Duration::from_millis(500))
             .set_response_timeout(Duration::from_secs(2));
         let publisher = redis::aio::ConnectionManager::new_with_config(client.clone(), manager_config).await?;
-        let node = crate::crypto::random_token(12);
         // Subscribe before answering, so that a node is listening by the time it serves connections.
         let pubsub = subscribe(&client).await?;
         let (queue, pending) = mpsc::channel(PUBLISH_QUEUE);
@@ -140,6 +162,16 @@ async fn listen(client: redis::Client, mut pubsub: redis::aio::PubSub, node: Str
                         hub.deliver_local(&app_key, &user_id, &outbound, None, accepted_at);
                     }
                     Published::Event(event) => hub.apply(&event),
+                    Published::CallDeliver { target, call_id, home, update, frame } => {
+                        let delivery = CallDelivery { call_id, home, update, frame: Arc::from(frame) };
+                        hub.deliver_call_local(&target, &delivery);
+                    }
+                    Published::CallSignal { home, signal } => {
+                        let here = hub.node_id() == home || (home == ANY_NODE && hub.calls().has(&signal.call_id));
+                        if here {
+                            hub.calls().handle(&hub, signal);
+                        }
+                    }
                 }
             }
         }

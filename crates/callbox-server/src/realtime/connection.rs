@@ -1,5 +1,6 @@
 //! One realtime connection, from the upgrade to the close (docs/realtime.md describes every frame).
 
+use super::calls::{CallDelivery, CallRefusal, CallUpdate, Endpoint, Signal, SignalKind};
 use super::frames::{self, Frame};
 use super::hub::{NewConnection, Outbound, Registered};
 use super::{Closing, RealtimeConfig};
@@ -16,7 +17,7 @@ use callbox_core::signing::SignedParts;
 use callbox_core::Reason;
 use chrono::Utc;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -24,8 +25,12 @@ use tokio::time::Instant;
 /// Inbox entries read from the store at a time (replay and gap filling).
 const PAGE: u32 = 200;
 
-/// Confirmations of one connection being written at once; more wait (and so does the connection's reading).
+/// Confirmations of one connection being written at once; more wait in the connection's queue.
 const MAX_CONFIRMING: usize = 64;
+
+/// Confirmations waiting for a place; beyond this the connection stops reading its socket (TCP then slows the
+/// client down) but goes on writing what it is sent, so that its outbound queue drains.
+const MAX_DEFERRED_CONFIRMATIONS: usize = 4096;
 
 /// Longest `ref` echoed back, bytes.
 const MAX_REF_BYTES: usize = 128;
@@ -112,6 +117,7 @@ async fn run(ws: WebSocket, callbox: Arc<Callbox>, meta: RequestMeta, connection
     }
     let session = authenticated.session;
     let messaging = session.capabilities.contains(&Capability::Messaging);
+    let calling = session.capabilities.contains(&Capability::Calling);
     // Registered before the inbox is read: whatever commits from now on also arrives live, and the sequence
     // numbers sort out what arrives both ways.
     let registered = callbox.realtime().register(NewConnection {
@@ -120,8 +126,16 @@ async fn run(ws: WebSocket, callbox: Arc<Callbox>, meta: RequestMeta, connection
         user_id: session.user_id.clone(),
         session_created_at: session.created_at,
         messaging,
+        calling,
         peer: meta.ip.to_string(),
     });
+    let endpoint = Endpoint {
+        node: callbox.realtime().node_id().to_owned(),
+        connection: registered.connection.id,
+        app_key: session.app_key.clone(),
+        user_id: session.user_id.clone(),
+        session_id: session.id.clone(),
+    };
     let mut live = Live {
         socket,
         callbox: callbox.clone(),
@@ -129,10 +143,14 @@ async fn run(ws: WebSocket, callbox: Arc<Callbox>, meta: RequestMeta, connection
         registered,
         session,
         messaging,
+        calling,
+        endpoint,
+        calls: HashMap::new(),
         next_seq: 1,
         waiting: BTreeMap::new(),
         gap_deadline: None,
         confirming: Arc::new(tokio::sync::Semaphore::new(MAX_CONFIRMING)),
+        deferred: std::collections::VecDeque::new(),
     };
     if let Err(closing) = live.start(authenticated.resume_after).await {
         if let Some(closing) = closing {
@@ -238,6 +256,12 @@ struct Live {
     registered: Registered,
     session: SessionRecord,
     messaging: bool,
+    /// Whether the session has `calling`.
+    calling: bool,
+    /// This connection as a side of a call.
+    endpoint: Endpoint,
+    /// The calls this connection takes part in, by id.
+    calls: HashMap<String, LocalCall>,
     /// The inbox sequence number to write next; entries below it were written (or replayed) already.
     next_seq: u64,
     /// Entries that arrived ahead of a missing one, by sequence number.
@@ -246,6 +270,27 @@ struct Live {
     gap_deadline: Option<Instant>,
     /// Places for confirmations being written (see [`Live::message_received`]).
     confirming: Arc<tokio::sync::Semaphore>,
+    /// Confirmations waiting for a place, in arrival order.
+    deferred: std::collections::VecDeque<Confirmation>,
+}
+
+/// A `message.received` to write.
+#[derive(Debug)]
+struct Confirmation {
+    seq: u64,
+    message_id: String,
+    reference: Option<String>,
+}
+
+/// A call this connection takes part in.
+#[derive(Debug, Clone)]
+struct LocalCall {
+    /// The node that holds the call's state.
+    home: String,
+    /// This connection placed it.
+    caller: bool,
+    /// It was answered (by this connection, when it is the callee's).
+    answered: bool,
 }
 
 /// How a frame handler ends: keep going, or close (`None`: the peer is gone, nothing to send).
@@ -339,7 +384,14 @@ impl Live {
                         _ => Err(None),
                     }
                 }
-                incoming = self.socket.ws.recv() => match incoming {
+                // A place for the oldest waiting confirmation.
+                permit = self.confirming.clone().acquire_owned(), if !self.deferred.is_empty() => {
+                    if let (Ok(permit), Some(confirmation)) = (permit, self.deferred.pop_front()) {
+                        self.confirm(permit, confirmation);
+                    }
+                    Ok(())
+                }
+                incoming = self.socket.ws.recv(), if self.deferred.len() < MAX_DEFERRED_CONFIRMATIONS => match incoming {
                     None | Some(Err(_)) => Err(None),
                     Some(Ok(message)) => {
                         last_heard = Instant::now();
@@ -365,6 +417,18 @@ impl Live {
                 break outcome;
             }
         };
+        // Calls of this connection wait for a rejoin (grace), or end at once when the session ended.
+        let revoked = outcome.as_ref().is_some_and(|c| {
+            matches!(
+                c.reason,
+                Reason::SessionRevoked | Reason::SessionExpired | Reason::UserDisabled | Reason::UnknownApplication
+            )
+        });
+        for (call_id, local) in std::mem::take(&mut self.calls) {
+            let lost =
+                Signal { call_id, from: self.endpoint.clone(), reference: None, kind: SignalKind::Lost { revoked } };
+            self.callbox.realtime().signal_home(&local.home, lost);
+        }
         if let Some(closing) = outcome {
             self.socket.close(None, &closing).await;
         }
@@ -424,6 +488,9 @@ impl Live {
             "pong" => return Ok(()),
             "message.send" => self.message_send(reference.as_deref(), &frame).await,
             "message.received" => self.message_received(reference.as_deref(), &frame).await,
+            "call.start" | "call.answer" | "call.decline" | "call.candidate" | "call.hangup" | "call.rejoin" => {
+                self.call_frame(kind, reference.as_deref(), &frame).await
+            }
             "auth" => Err(Refusal::new(Reason::MalformedRequest, "this connection is already authenticated")),
             "" => Err(Refusal::new(Reason::MalformedRequest, "a frame needs a string \"type\"")),
             other => {
@@ -541,8 +608,9 @@ impl Live {
 
     /// `message.received`: the recipient confirms an entry; the first confirmation becomes a receipt for the
     /// sender (stored in the sender's inbox, delivered to their connections). The store write runs beside the
-    /// connection (at most [`MAX_CONFIRMING`] at once): awaiting it here would stop this connection's deliveries
-    /// for a commit per message, and a recipient confirming each message could then never keep up with a sender.
+    /// connection (at most [`MAX_CONFIRMING`] at once; more wait in order): awaiting it here would stop this
+    /// connection's deliveries for a commit per message, and a recipient confirming each message could then never
+    /// keep up with a sender.
     async fn message_received(&mut self, reference: Option<&str>, frame: &Value) -> Result<(), Refusal> {
         self.require_messaging()?;
         let (Some(message_id), Some(seq)) =
@@ -550,9 +618,21 @@ impl Live {
         else {
             return Err(Refusal::new(Reason::MalformedRequest, "message.received needs messageId and seq"));
         };
-        let Ok(permit) = self.confirming.clone().acquire_owned().await else { return Ok(()) };
+        let confirmation =
+            Confirmation { seq, message_id: message_id.to_owned(), reference: reference.map(str::to_owned) };
+        // Never wait here: a connection waiting for a place would stop writing its deliveries too, and its
+        // outbound queue would fill while the store catches up.
+        match self.confirming.clone().try_acquire_owned() {
+            Ok(permit) if self.deferred.is_empty() => self.confirm(permit, confirmation),
+            _ => self.deferred.push_back(confirmation),
+        }
+        Ok(())
+    }
+
+    /// Writes a confirmation beside the connection, holding one of its places until done.
+    fn confirm(&self, permit: tokio::sync::OwnedSemaphorePermit, confirmation: Confirmation) {
         let (callbox, connection) = (self.callbox.clone(), self.registered.connection.clone());
-        let (message_id, reference) = (message_id.to_owned(), reference.map(str::to_owned));
+        let Confirmation { seq, message_id, reference } = confirmation;
         tokio::spawn(async move {
             let at = callbox.now();
             let (app_key, user_id) = (&connection.app_key, &connection.user_id);
@@ -571,7 +651,164 @@ impl Live {
             }
             drop(permit);
         });
+    }
+
+    fn require_calling(&self) -> Result<(), Refusal> {
+        if self.calling {
+            Ok(())
+        } else {
+            Err(Refusal::new(Reason::CapabilityNotGranted, "this session was not granted the calling capability"))
+        }
+    }
+
+    /// A `call.*` frame (docs/calls.md): checked here, decided by the call's home.
+    async fn call_frame(&mut self, kind: &str, reference: Option<&str>, frame: &Value) -> Result<(), Refusal> {
+        self.require_calling()?;
+        let config = self.callbox.realtime().calls().config().clone();
+        let sdp = |frame: &Value| -> Result<String, Refusal> {
+            match frame.get("sdp") {
+                Some(Value::String(sdp)) if sdp.len() > config.max_sdp_bytes => Err(Refusal::new(
+                    Reason::PayloadTooLarge,
+                    format!("the sdp is {} bytes; at most {}", sdp.len(), config.max_sdp_bytes),
+                )),
+                Some(Value::String(sdp)) if !sdp.is_empty() => Ok(sdp.clone()),
+                _ => Err(Refusal::new(Reason::MalformedRequest, "sdp must be a non-empty string (the SDP)")),
+            }
+        };
+        if kind == "call.start" {
+            let callee_id = match frame.get("calleeId") {
+                Some(Value::String(id)) if callbox_core::is_valid_user_id(id) => id.clone(),
+                _ => {
+                    return Err(Refusal::new(
+                        Reason::MalformedRequest,
+                        "calleeId must be a user id (1-255 bytes without control characters)",
+                    ))
+                }
+            };
+            if callee_id == self.session.user_id {
+                return Err(Refusal::new(Reason::MalformedRequest, "a call needs another user than the caller"));
+            }
+            let sdp = sdp(frame)?;
+            let headers = match frame.get("headers") {
+                None | Some(Value::Null) => "{}".to_owned(),
+                Some(headers @ Value::Object(_)) => headers.to_string(),
+                Some(_) => return Err(Refusal::new(Reason::MalformedRequest, "headers must be a JSON object")),
+            };
+            if headers.len() > self.config.max_headers_bytes {
+                return Err(Refusal::new(
+                    Reason::PayloadTooLarge,
+                    format!(
+                        "the headers are {} bytes of JSON; at most {}",
+                        headers.len(),
+                        self.config.max_headers_bytes
+                    ),
+                ));
+            }
+            let hub = self.callbox.realtime().clone();
+            let placed = hub.start_call(self.endpoint.clone(), callee_id.clone(), sdp, headers).map_err(refusal)?;
+            let home = hub.node_id().to_owned();
+            self.calls.insert(placed.call_id.clone(), LocalCall { home, caller: true, answered: false });
+            let frame = frames::call_placed(reference, &placed.call_id, &callee_id, placed.started_at);
+            return self.send(&frame).await.map_err(|_| Refusal::new(Reason::Internal, ""));
+        }
+        let call_id = match frame.get("callId") {
+            Some(Value::String(id)) if !id.is_empty() && id.len() <= 64 => id.clone(),
+            _ => return Err(Refusal::new(Reason::MalformedRequest, "callId must be the call's id (a string)")),
+        };
+        let signal_kind = match kind {
+            "call.answer" => SignalKind::Answer { sdp: sdp(frame)? },
+            "call.decline" => SignalKind::Decline,
+            "call.candidate" => {
+                let candidate = match frame.get("candidate") {
+                    Some(candidate @ Value::Object(_)) => candidate.clone(),
+                    _ => {
+                        return Err(Refusal::new(
+                            Reason::MalformedRequest,
+                            "candidate must be an object (RTCIceCandidateInit)",
+                        ))
+                    }
+                };
+                let bytes = candidate.to_string().len();
+                if bytes > config.max_candidate_bytes {
+                    return Err(Refusal::new(
+                        Reason::PayloadTooLarge,
+                        format!("the candidate is {bytes} bytes of JSON; at most {}", config.max_candidate_bytes),
+                    ));
+                }
+                SignalKind::Candidate { candidate }
+            }
+            "call.hangup" => match frame.get("cause") {
+                None | Some(Value::Null) => SignalKind::Hangup { failure: false },
+                Some(Value::String(cause)) => SignalKind::Hangup { failure: cause == "failure" },
+                Some(_) => return Err(Refusal::new(Reason::MalformedRequest, "cause must be a string")),
+            },
+            _ => SignalKind::Rejoin,
+        };
+        let hub = self.callbox.realtime().clone();
+        let signal =
+            Signal { call_id, from: self.endpoint.clone(), reference: reference.map(str::to_owned), kind: signal_kind };
+        if signal.kind == SignalKind::Rejoin {
+            if self.calls.contains_key(&signal.call_id) {
+                return Err(Refusal::new(Reason::MalformedRequest, "this connection already takes part in the call"));
+            }
+            hub.signal_any(signal);
+            return Ok(());
+        }
+        let Some(local) = self.calls.get(&signal.call_id) else {
+            return Err(Refusal::new(Reason::NotFound, "no call with this callId on this connection"));
+        };
+        match &signal.kind {
+            SignalKind::Answer { .. } | SignalKind::Decline if local.caller => {
+                return Err(Refusal::new(Reason::NotFound, "no incoming call with this callId on this connection"))
+            }
+            SignalKind::Candidate { .. } if !local.caller && !local.answered => {
+                return Err(Refusal::new(Reason::MalformedRequest, "the callee sends candidates after call.answer"))
+            }
+            _ => {}
+        }
+        hub.signal_home(&local.home.clone(), signal);
         Ok(())
+    }
+
+    /// A call frame from the hub.
+    async fn call_delivery(&mut self, delivery: CallDelivery) -> Step {
+        let CallDelivery { call_id, home, update, frame } = delivery;
+        match update {
+            CallUpdate::Incoming => {
+                self.calls.insert(call_id.clone(), LocalCall { home: home.clone(), caller: false, answered: false });
+                self.send(&frame).await?;
+                let ringing =
+                    Signal { call_id, from: self.endpoint.clone(), reference: None, kind: SignalKind::Ringing };
+                self.callbox.realtime().signal_home(&home, ringing);
+                Ok(())
+            }
+            CallUpdate::Answered => match self.calls.get_mut(&call_id) {
+                Some(local) => {
+                    local.answered = true;
+                    self.send(&frame).await
+                }
+                None => Ok(()),
+            },
+            CallUpdate::Relay => {
+                if self.calls.contains_key(&call_id) {
+                    self.send(&frame).await
+                } else {
+                    Ok(())
+                }
+            }
+            CallUpdate::Ended => {
+                if self.calls.remove(&call_id).is_some() {
+                    self.send(&frame).await
+                } else {
+                    Ok(())
+                }
+            }
+            CallUpdate::Rejoined { caller, answered } => {
+                self.calls.insert(call_id, LocalCall { home, caller, answered });
+                self.send(&frame).await
+            }
+            CallUpdate::Direct => self.send(&frame).await,
+        }
     }
 
     /// A frame from the hub: inbox entries are written in sequence order (see the module docs of
@@ -579,6 +816,7 @@ impl Live {
     async fn outbound(&mut self, outbound: Outbound) -> Step {
         match outbound {
             Outbound::Plain(frame) => self.send(&frame).await,
+            Outbound::Call(delivery) => self.call_delivery(delivery).await,
             Outbound::Seq(seq, frame) => {
                 if seq < self.next_seq {
                     return Ok(());
@@ -642,6 +880,10 @@ impl Live {
         }
         Ok(())
     }
+}
+
+fn refusal(refused: CallRefusal) -> Refusal {
+    Refusal { reason: refused.reason, message: refused.message, retry_after: refused.retry_after }
 }
 
 fn deadline_of(at: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> Instant {

@@ -143,3 +143,95 @@ pub fn entry(entry: &InboxEntry) -> Frame {
         }
     }
 }
+
+// ----- calls (docs/calls.md) ---------------------------------------------------------------------------------
+
+/// To the caller at once: the call exists.
+pub fn call_placed(reference: Option<&str>, call_id: &str, callee_id: &str, started_at: DateTime<Utc>) -> Frame {
+    let mut frame = json!({
+        "type": "call.placed",
+        "callId": call_id,
+        "calleeId": callee_id,
+        "startedAt": format_js_iso(started_at),
+    });
+    if let Some(reference) = reference {
+        frame["ref"] = json!(reference);
+    }
+    render(&frame)
+}
+
+/// To every ringing device of the callee.
+pub fn call_incoming(
+    call_id: &str,
+    caller_id: &str,
+    callee_id: &str,
+    sdp: &str,
+    headers: &str,
+    started_at: DateTime<Utc>,
+) -> Frame {
+    let headers: Value = serde_json::from_str(headers).unwrap_or_else(|_| json!({}));
+    render(&json!({
+        "type": "call.incoming",
+        "callId": call_id,
+        "callerId": caller_id,
+        "calleeId": callee_id,
+        "sdp": sdp,
+        "headers": headers,
+        "startedAt": format_js_iso(started_at),
+    }))
+}
+
+/// To the caller: a callee device rings.
+pub fn call_progress(call_id: &str) -> Frame {
+    render(&json!({ "type": "call.progress", "callId": call_id, "state": "ringing" }))
+}
+
+/// To both sides once answered; the caller's copy carries the SDP answer.
+pub fn call_answered(call_id: &str, answered_at: DateTime<Utc>, sdp: Option<&str>) -> Frame {
+    let mut frame = json!({ "type": "call.answered", "callId": call_id, "answeredAt": format_js_iso(answered_at) });
+    if let Some(sdp) = sdp {
+        frame["sdp"] = json!(sdp);
+    }
+    render(&frame)
+}
+
+/// A relayed ICE candidate.
+pub fn call_candidate(call_id: &str, candidate: &Value) -> Frame {
+    render(&json!({ "type": "call.candidate", "callId": call_id, "candidate": candidate }))
+}
+
+/// To a connection that rejoined a call.
+pub fn call_rejoined(reference: Option<&str>, call_id: &str, state: &str) -> Frame {
+    let mut frame = json!({ "type": "call.rejoined", "callId": call_id, "state": state });
+    if let Some(reference) = reference {
+        frame["ref"] = json!(reference);
+    }
+    render(&frame)
+}
+
+/// The end of a call, to both sides.
+pub fn call_ended(
+    call_id: &str,
+    cause: &str,
+    ended_by: &str,
+    started_at: DateTime<Utc>,
+    answered_at: Option<DateTime<Utc>>,
+    ended_at: DateTime<Utc>,
+    detail: Option<&str>,
+) -> Frame {
+    let duration_ms = answered_at.map_or(0, |at| (ended_at - at).num_milliseconds().max(0));
+    let mut frame = json!({
+        "type": "call.ended",
+        "callId": call_id,
+        "cause": cause,
+        "endedBy": ended_by,
+        "startedAt": format_js_iso(started_at),
+        "answeredAt": answered_at.map(format_js_iso),
+        "endedAt": format_js_iso(ended_at),
+        "durationMs": duration_ms,
+    });
+    if let Some(detail) = detail {
+        frame["detail"] = json!(detail);
+    }
+    render(&frame)
+}

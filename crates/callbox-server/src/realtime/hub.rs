@@ -1,9 +1,10 @@
 //! This node's live connections: who is connected, fan-out of frames to them, and closing them when their session
 //! ends. Frames for users on other nodes, and session events, also go to [`super::cluster`] when Redis is set.
 
+use super::calls::{CallDelivery, CallRefusal, CallRegistry, CallTarget, Endpoint, Placed, Signal};
 use super::cluster::{Cluster, Published};
 use super::frames::Frame;
-use super::{Closing, RealtimeConfig, SessionEvent};
+use super::{CallsConfig, Closing, RealtimeConfig, SessionEvent};
 use crate::store::Store;
 use callbox_core::Reason;
 use chrono::{DateTime, Utc};
@@ -21,6 +22,8 @@ pub enum Outbound {
     Seq(u64, Frame),
     /// Any other frame (the copy of a sent message to the sender's other devices).
     Plain(Frame),
+    /// A call frame (docs/calls.md), with what the connection does besides writing it.
+    Call(CallDelivery),
 }
 
 /// One live connection as the hub sees it.
@@ -38,6 +41,8 @@ pub struct Connection {
     pub session_created_at: DateTime<Utc>,
     /// Whether the session has `messaging` (otherwise nothing is delivered to it).
     pub messaging: bool,
+    /// Whether the session has `calling` (otherwise it is never rung).
+    pub calling: bool,
     /// When it connected.
     pub connected_at: DateTime<Utc>,
     /// The client's address.
@@ -100,6 +105,8 @@ pub struct NewConnection {
     pub session_created_at: DateTime<Utc>,
     /// Whether `messaging` was granted.
     pub messaging: bool,
+    /// Whether `calling` was granted.
+    pub calling: bool,
     /// Client address.
     pub peer: String,
 }
@@ -135,6 +142,9 @@ type UserKey = (String, String);
 pub(super) struct Inner {
     config: RealtimeConfig,
     store: Arc<dyn Store>,
+    /// This node's name in the cluster (random per start): the home of the calls placed here.
+    node_id: String,
+    calls: CallRegistry,
     next_id: AtomicU64,
     by_user: RwLock<HashMap<UserKey, Vec<Arc<Connection>>>>,
     /// Rate limiters by session id, with how many of this node's connections use each.
@@ -165,11 +175,13 @@ pub struct ConnectionView {
 
 impl Hub {
     /// A hub for this node over `store`.
-    pub fn new(store: Arc<dyn Store>, config: RealtimeConfig) -> Self {
+    pub fn new(store: Arc<dyn Store>, config: RealtimeConfig, calls: CallsConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
                 store,
+                node_id: crate::crypto::random_token(12),
+                calls: CallRegistry::new(calls),
                 next_id: AtomicU64::new(1),
                 by_user: RwLock::default(),
                 rates: Mutex::default(),
@@ -187,8 +199,9 @@ impl Hub {
     /// Connects the hub to the other nodes through Redis at `url`, and starts the retention purge. Called once
     /// at start; the background tasks end when the last clone of the hub is dropped.
     pub async fn start(&self, redis_url: Option<&str>) -> Result<(), redis::RedisError> {
+        self.inner.calls.start_writer(self.inner.store.clone());
         if let Some(url) = redis_url {
-            let cluster = Cluster::connect(url, Arc::downgrade(&self.inner)).await?;
+            let cluster = Cluster::connect(url, Arc::downgrade(&self.inner), self.inner.node_id.clone()).await?;
             let _ = self.inner.cluster.set(cluster);
         }
         tokio::spawn(purge_in_the_background(Arc::downgrade(&self.inner)));
@@ -211,6 +224,7 @@ impl Hub {
             user_id: new.user_id,
             session_created_at: new.session_created_at,
             messaging: new.messaging,
+            calling: new.calling,
             connected_at: Utc::now(),
             peer: new.peer,
             outbound: outbound_tx,
@@ -301,17 +315,18 @@ impl Hub {
         accepted_at: DateTime<Utc>,
     ) {
         self.inner.deliver_local(app_key, user_id, &outbound, except, accepted_at);
+        let (seq, frame) = match &outbound {
+            Outbound::Seq(seq, frame) => (Some(*seq), frame),
+            Outbound::Plain(frame) => (None, frame),
+            // Call frames travel through `send_calls`.
+            Outbound::Call(_) => return,
+        };
         if let Some(cluster) = self.inner.cluster.get() {
             cluster.publish(Published::Deliver {
                 app_key: app_key.to_owned(),
                 user_id: user_id.to_owned(),
-                seq: match &outbound {
-                    Outbound::Seq(seq, _) => Some(*seq),
-                    Outbound::Plain(_) => None,
-                },
-                frame: match &outbound {
-                    Outbound::Seq(_, frame) | Outbound::Plain(frame) => frame.to_string(),
-                },
+                seq,
+                frame: frame.to_string(),
                 accepted_at,
             });
         }
@@ -322,6 +337,42 @@ impl Hub {
         self.inner.apply(&event);
         if let Some(cluster) = self.inner.cluster.get() {
             cluster.publish(Published::Event(event));
+        }
+    }
+
+    /// This node's name in the cluster.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// The calls homed on this node.
+    pub fn calls(&self) -> &CallRegistry {
+        &self.inner.calls
+    }
+
+    /// `call.start` from a connection of this node (docs/calls.md).
+    pub fn start_call(
+        &self,
+        caller: Endpoint,
+        callee_id: String,
+        sdp: String,
+        headers: String,
+    ) -> Result<Placed, CallRefusal> {
+        self.inner.calls.start(&self.inner, caller, callee_id, sdp, headers)
+    }
+
+    /// Sends a signal to the home of its call: this node's registry, or another node's through Redis.
+    pub fn signal_home(&self, home: &str, signal: Signal) {
+        self.inner.signal_home(home, signal);
+    }
+
+    /// Sends a signal to whichever node is the call's home (`call.rejoin` from a new connection, which does not
+    /// know it). Without a cluster, an unknown call is refused at once.
+    pub fn signal_any(&self, signal: Signal) {
+        if self.inner.calls.has(&signal.call_id) || self.inner.cluster.get().is_none() {
+            self.inner.calls.handle(&self.inner, signal);
+        } else if let Some(cluster) = self.inner.cluster.get() {
+            cluster.publish(Published::CallSignal { home: ANY_NODE.to_owned(), signal });
         }
     }
 
@@ -341,7 +392,101 @@ impl Hub {
     }
 }
 
+/// The `home` of a call signal that any node holding the call may take.
+pub(super) const ANY_NODE: &str = "*";
+
 impl Inner {
+    pub(super) fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    pub(super) fn calls(&self) -> &CallRegistry {
+        &self.calls
+    }
+
+    pub(super) fn is_clustered(&self) -> bool {
+        self.cluster.get().is_some()
+    }
+
+    /// Connections with `calling` of `user_id` on this node, but those of `except_session`.
+    pub(super) fn calling_devices_here(&self, app_key: &str, user_id: &str, except_session: &str) -> usize {
+        let by_user = self.by_user.read().unwrap_or_else(|p| p.into_inner());
+        by_user
+            .get(&(app_key.to_owned(), user_id.to_owned()))
+            .map(|list| list.iter().filter(|c| c.calling && c.session_id != except_session).count())
+            .unwrap_or(0)
+    }
+
+    /// Delivers call frames here and, for targets that may be elsewhere, to the other nodes.
+    pub(super) fn send_calls(&self, effects: Vec<(CallTarget, CallDelivery)>) {
+        for (target, delivery) in effects {
+            let elsewhere = match &target {
+                CallTarget::Connection(endpoint) => endpoint.node != self.node_id,
+                CallTarget::Devices { .. } => true,
+            };
+            self.deliver_call_local(&target, &delivery);
+            if elsewhere {
+                if let Some(cluster) = self.cluster.get() {
+                    cluster.publish(Published::CallDeliver {
+                        target,
+                        call_id: delivery.call_id,
+                        home: delivery.home,
+                        update: delivery.update,
+                        frame: delivery.frame.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Queues a call frame for the matching connections of this node.
+    pub(super) fn deliver_call_local(&self, target: &CallTarget, delivery: &CallDelivery) {
+        let (app_key, user_id) = match target {
+            CallTarget::Connection(endpoint) => {
+                if endpoint.node != self.node_id {
+                    return;
+                }
+                (&endpoint.app_key, &endpoint.user_id)
+            }
+            CallTarget::Devices { app_key, user_id, .. } => (app_key, user_id),
+        };
+        let targets: Vec<Arc<Connection>> = {
+            let by_user = self.by_user.read().unwrap_or_else(|p| p.into_inner());
+            let Some(list) = by_user.get(&(app_key.clone(), user_id.clone())) else { return };
+            list.iter()
+                .filter(|c| match target {
+                    CallTarget::Connection(endpoint) => c.id == endpoint.connection,
+                    CallTarget::Devices { except_session, except, .. } => {
+                        c.calling
+                            && except_session.as_deref() != Some(c.session_id.as_str())
+                            && !except.as_ref().is_some_and(|e| e.node == self.node_id && e.connection == c.id)
+                    }
+                })
+                .cloned()
+                .collect()
+        };
+        for connection in targets {
+            if let Err(mpsc::error::TrySendError::Full(_)) =
+                connection.outbound.try_send(Outbound::Call(delivery.clone()))
+            {
+                self.metrics.slow_closed.increment(1);
+                connection.close(Closing::new(
+                    Reason::ServiceUnavailable,
+                    "the connection did not keep up with its frames: reconnect and rejoin",
+                ));
+            }
+        }
+    }
+
+    /// A signal for a call homed on `home`.
+    pub(super) fn signal_home(self: &Arc<Self>, home: &str, signal: Signal) {
+        if home == self.node_id {
+            self.calls.handle(self, signal);
+        } else if let Some(cluster) = self.cluster.get() {
+            cluster.publish(Published::CallSignal { home: home.to_owned(), signal });
+        }
+    }
+
     pub(super) fn deliver_local(
         &self,
         app_key: &str,

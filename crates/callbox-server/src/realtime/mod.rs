@@ -6,6 +6,7 @@
 //! - [`hub::Hub`] knows this node's live connections, fans frames out to them, and closes them when their
 //!   session ends ([`SessionEvent`], sent by the domain after each revocation write).
 //! - [`cluster`] carries fan-out and session events between nodes through Redis pub/sub.
+//! - [`calls`] holds the call signaling state of the calls homed on this node (docs/calls.md).
 //! - [`frames`] renders server frames.
 //!
 //! The store is the source of truth: a message is acknowledged only after it is in every recipient's inbox, with
@@ -14,6 +15,7 @@
 //! last sequence number it saw.
 
 pub mod admin;
+pub mod calls;
 pub mod cluster;
 pub mod connection;
 pub mod frames;

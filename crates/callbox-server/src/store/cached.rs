@@ -23,7 +23,8 @@
 //! drops that answer.
 
 use super::{
-    AppRecord, CallRecord, CallWrite, InboxEntry, MessageRecord, SecretRecord, SessionRecord, Store, StoreError, StoreResult, UserRecord,
+    AppRecord, CallRecord, CallWrite, InboxEntry, MessageRecord, SecretRecord, SessionRecord, Store, StoreError,
+    StoreResult, UserRecord,
 };
 use crate::config::CacheConfig;
 use async_trait::async_trait;

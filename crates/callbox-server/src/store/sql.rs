@@ -46,8 +46,8 @@ use sqlx::AnyPool;
 use sqlx::{Executor, Row};
 
 use super::{
-    AppRecord, CallRecord, CallWrite, Capability, InboxEntry, InboxItem, MessageRecord, SecretRecord, SessionRecord, Store, StoreError,
-    StoreResult, UserRecord,
+    AppRecord, CallRecord, CallWrite, Capability, InboxEntry, InboxItem, MessageRecord, SecretRecord, SessionRecord,
+    Store, StoreError, StoreResult, UserRecord,
 };
 
 /// Connections in the pool. SQLite runs one writer at a time whatever the pool size; a few connections let
@@ -1046,7 +1046,8 @@ impl Store for SqlStore {
     }
 
     async fn list_calls(&self, app_key: &str, user_id: Option<&str>, limit: u32) -> StoreResult<Vec<CallRecord>> {
-        const COLUMNS: &str = "id, app_key, caller_id, callee_id, started_at, answered_at, ended_at, end_cause, ended_by";
+        const COLUMNS: &str =
+            "id, app_key, caller_id, callee_id, started_at, answered_at, ended_at, end_cause, ended_by";
         let limit = i64::from(limit.clamp(1, 1000));
         let rows = match user_id {
             None => {

@@ -4,6 +4,7 @@
 
 mod admin_api;
 mod cache;
+mod calls_smoke;
 mod client_api;
 mod config_reference;
 mod connections;
