@@ -4,7 +4,8 @@
 // up and both see onCallEnded with hung_up and a duration. Then the same call with iceTransportPolicy "relay", so
 // the media must pass through coturn with the TURN credentials Callbox handed out (the selected candidate pair is a
 // relay one, coturn logged the allocations); then once more with a tampered TURN password: the call never connects
-// and the SDK ends it with `failure`. Last, the demo page's call panel, used as a person would in two tabs.
+// and the SDK ends it with `failure`. A signaling cut mid-call is rejoined. Last, the demo page's call panel, used
+// as a person would in two tabs.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -63,6 +64,31 @@ after(async () => {
  */
 async function openPhone(user, mode) {
   const context = await browser.newContext();
+  // The page's WebSocket, wrapped so the test can cut the signaling (as e2e/messaging.test.mjs does): `net.drop()`
+  // closes the live socket and makes new ones fail, `net.restore()` lets them through; `net.sent` lists the types
+  // of the frames sent.
+  await context.addInitScript(() => {
+    const Native = window.WebSocket;
+    const net = { sockets: [], blocked: false, sent: [] };
+    net.drop = () => {
+      net.blocked = true;
+      for (const socket of net.sockets) socket.close();
+    };
+    net.restore = () => {
+      net.blocked = false;
+    };
+    window.net = net;
+    window.WebSocket = class extends Native {
+      constructor(url) {
+        super(net.blocked ? String(url).replace("/v1/realtime", "/v1/unplugged") : url);
+        net.sockets.push(this);
+      }
+      send(data) {
+        net.sent.push(JSON.parse(data).type);
+        super.send(data);
+      }
+    };
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(20000);
   const errors = [];
@@ -261,6 +287,49 @@ test("the same call forced through coturn (iceTransportPolicy relay): the select
   for (const user of ["alice", "bob"]) {
     assert.match(log, new RegExp(`user <\\d+:${user}>.*ALLOCATE processed, success`), `coturn allocated for ${user}`);
   }
+});
+
+test("a signaling cut mid-call: bob's SDK reconnects and rejoins, the call and its audio go on, bob hangs up", async (t) => {
+  const alice = await openPhone("alice", "direct");
+  const bob = await openPhone("bob", "direct");
+  t.after(async () => {
+    await alice.context.close();
+    await bob.context.close();
+  });
+  await callBob(alice.page);
+  await bob.page.waitForFunction(() => window.seen.incoming.length === 1);
+  await bob.page.evaluate(() => window.call.answer());
+  await bob.page.waitForFunction(() => window.seen.events.some((e) => e.event === "established"));
+  await alice.page.waitForFunction(() => window.seen.events.some((e) => e.event === "established"));
+
+  await bob.page.evaluate(() => window.net.drop());
+  await bob.page.waitForFunction(() => window.phone.getConnectionState() === "reconnecting");
+  const cut = await mediaStats(alice.page);
+  await sleep(1500); // within Callbox's grace (10 s); reconnect attempts fail meanwhile
+  await bob.page.evaluate(() => window.net.restore());
+  await bob.page.waitForFunction(() => window.phone.getConnectionState() === "connected");
+  await bob.page.waitForFunction(() => window.net.sent.includes("call.rejoin"));
+  await sleep(1500);
+  const later = await mediaStats(alice.page);
+  t.diagnostic(`cut: alice received ${cut.bytesReceived} → ${later.bytesReceived} bytes across bob's reconnect`);
+  assert.ok(later.bytesReceived - cut.bytesReceived > 4000, "bob's audio kept coming (media never depended on the socket)");
+  for (const side of [alice, bob]) {
+    const events = (await seen(side.page)).events;
+    assert.equal(events.filter((e) => e.event === "ended").length, 0, "the call goes on");
+    assert.equal(await side.page.evaluate(() => window.call.state), "established");
+  }
+  assert.equal((await bob.page.evaluate(() => window.net.sent.filter((type) => type === "call.rejoin"))).length, 1);
+
+  // The rejoined connection carries the call's frames: bob hangs up, alice hears it.
+  await bob.page.evaluate(() => window.call.hangup());
+  await alice.page.waitForFunction(() => window.seen.events.some((e) => e.event === "ended"));
+  for (const side of [alice, bob]) {
+    const [ended] = (await seen(side.page)).events.filter((e) => e.event === "ended");
+    assert.equal(ended.cause, "hung_up");
+    assert.equal(ended.endedBy, "callee");
+  }
+  assert.deepEqual(alice.errors, []);
+  assert.deepEqual(bob.errors, []);
 });
 
 test("a tampered TURN password: no relay, the call never connects, the SDK ends it with failure", async (t) => {
