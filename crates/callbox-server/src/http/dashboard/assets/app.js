@@ -706,7 +706,15 @@ function fmtTalkTime(ms) {
 async function calls(app, params) {
   const key = enc(app.applicationKey);
   const user = params.get('user') || '';
-  const list = (await api('GET', `/admin/v1/apps/${key}/calls?limit=200${user ? `&user=${enc(user)}` : ''}`)).calls;
+  const error = errorBox('calls-error');
+  let list = [];
+  try {
+    list = (await api('GET', `/admin/v1/apps/${key}/calls?limit=200${user ? `&user=${enc(user)}` : ''}`)).calls;
+  } catch (failure) {
+    // A filter the server refuses (not a user id) is shown beside the filter, which stays to be corrected.
+    if (!(failure instanceof ApiFailure) || failure.status !== 400) throw failure;
+    showError(error, failure);
+  }
   const userInput = h('input', { type: 'text', value: user, autocomplete: 'off' });
   const filter = h('form', { class: 'inline', role: 'search' },
     labelled('call-user', 'User id', userInput, 'Calls this user placed or received.'),
@@ -727,7 +735,7 @@ async function calls(app, params) {
   return [
     h('h2', {}, 'Recent calls'),
     h('p', {}, 'The latest calls of this application, newest first (at most 200), from the call records every node writes.'),
-    filter,
+    filter, error,
     user ? h('p', {}, h('a', { href: `#/apps/${key}/calls` }, 'Show the calls of every user')) : null,
     table(user ? `Calls of ${user}` : 'Recent calls', ['Started', 'Caller', 'Callee', 'Talk time', 'End', 'Ended by', 'Call id'],
       rows, user ? `${user} has no call.` : 'No call yet.'),
