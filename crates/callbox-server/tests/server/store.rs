@@ -598,7 +598,7 @@ pub async fn calls(store: &dyn Store) {
         ended_by: Some("callee".to_owned()),
         ..whole.clone()
     };
-    assert_eq!(store.list_calls(&app.key, None, 10).await.unwrap(), [expected.clone()]);
+    assert_eq!(store.list_calls(&app.key, None, 10).await.unwrap(), std::slice::from_ref(&expected));
 
     // A second answer, a second end and a second placement of the same id change nothing: the first one stands.
     store
@@ -609,7 +609,7 @@ pub async fn calls(store: &dyn Store) {
         ])
         .await
         .unwrap();
-    assert_eq!(store.list_calls(&app.key, None, 10).await.unwrap(), [expected.clone()]);
+    assert_eq!(store.list_calls(&app.key, None, 10).await.unwrap(), std::slice::from_ref(&expected));
 
     // Changes to a call never placed, and a call of an application that does not exist, are dropped.
     let ghost = unique("call-");
@@ -647,7 +647,7 @@ pub async fn calls(store: &dyn Store) {
     assert!(listed(Some("ALICE"), 10, &app.key).await.is_empty(), "user ids are case-sensitive");
     assert_eq!(listed(None, 2, &app.key).await, same_start);
     assert_eq!(listed(None, 0, &app.key).await, [first], "a limit of 0 still lists one");
-    assert_eq!(listed(None, 10, &other.key).await, [elsewhere.id.clone()]);
+    assert_eq!(listed(None, 10, &other.key).await, std::slice::from_ref(&elsewhere.id));
     assert!(listed(Some("carol"), 10, &other.key).await.is_empty());
 
     // The records go with their application.
