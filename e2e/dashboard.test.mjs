@@ -73,11 +73,12 @@ function mint(secret, user, extra = []) {
   return JSON.parse(out.toString()).userTicket;
 }
 
-async function exchange(ticket) {
+/** `POST /v1/instance` with a ticket; `services.voip` asks for the `calling` capability as well. */
+async function exchange(ticket, services = { im: true }) {
   const response = await fetch(`${server.url}/v1/instance`, {
     method: 'POST',
     headers: { Authorization: `User ${ticket}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ services: { im: true } }),
+    body: JSON.stringify({ services }),
   });
   return { status: response.status, body: await response.json() };
 }
@@ -397,23 +398,50 @@ test("sessions: revoke one, and all of a user's; their signed calls are refused"
   await page.getByText('alice has no live session.').waitFor();
 });
 
-/** A live realtime connection of `session` (signed first frame, docs/realtime.md); resolves once `ready`. */
+/**
+ * A live realtime connection of `session` (signed first frame, docs/realtime.md); resolves once `ready`, with
+ * `send(frame)` and `expect(type, callId)` (the next frame of that type, and of that call when given, that came
+ * after `ready`) for the call frames.
+ */
 function realtimeConnection(session) {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(`${server.url.replace('http', 'ws')}/v1/realtime`);
     const closed = new Promise((done) => socket.on('close', (code, reason) => done({ code, reason: String(reason) })));
+    const inbox = [];
+    const waiters = new Set();
+    let ready = null;
+    const send = (frame) => socket.send(JSON.stringify(frame));
+    const expect = (type, callId) => new Promise((found, missing) => {
+      const timer = setTimeout(() => {
+        waiters.delete(look);
+        missing(new Error(`no ${type} frame${callId ? ` of ${callId}` : ''} within 10 s; got ${JSON.stringify(inbox)}`));
+      }, 10_000);
+      function look() {
+        const at = inbox.findIndex((frame) => frame.type === type && (!callId || frame.callId === callId));
+        if (at < 0) return;
+        clearTimeout(timer);
+        waiters.delete(look);
+        found(inbox.splice(at, 1)[0]);
+      }
+      waiters.add(look);
+      look();
+    });
     socket.on('error', reject);
     socket.on('message', (data) => {
       const frame = JSON.parse(String(data));
-      if (frame.type === 'challenge') {
+      if (frame.type === 'ping') {
+        socket.send(JSON.stringify({ type: 'pong' }));
+      } else if (ready) {
+        inbox.push(frame);
+        for (const look of [...waiters]) look();
+      } else if (frame.type === 'challenge') {
         const timestamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
         const stringToSign = `GET\n\n\nx-timestamp:${timestamp}\n/v1/realtime/${frame.nonce}`;
         const signature = createHmac('sha256', Buffer.from(session.secret, 'base64')).update(stringToSign).digest('base64');
         socket.send(JSON.stringify({ type: 'auth', sessionId: session.id, timestamp, signature }));
       } else if (frame.type === 'ready') {
-        resolve({ socket, closed });
-      } else if (frame.type === 'ping') {
-        socket.send(JSON.stringify({ type: 'pong' }));
+        ready = frame;
+        resolve({ socket, closed, ready, send, expect });
       } else if (frame.type === 'error') {
         reject(new Error(`${frame.reason}: ${frame.message}`));
       }
@@ -440,6 +468,103 @@ test("realtime: the app's live connections and messages, and dropping a user's c
   assert.equal(closed.code, 4503, JSON.stringify(closed));
   await page.getByText('alice has no live connection on this node.').waitFor();
   assert.equal(await page.locator('#live-connections').textContent(), '0');
+});
+
+/** Calls `callee` from `caller`'s connection (docs/calls.md); resolves with the call id once placed. */
+async function placeCall(caller, calleeId) {
+  caller.send({ type: 'call.start', calleeId, sdp: 'v=0 offer (test)' });
+  return (await caller.expect('call.placed')).callId;
+}
+
+test('calls: the recent calls of the application, real ones placed over the realtime connection, filtered by user', async () => {
+  const calling = { im: true, voip: true };
+  const connect = async (user) => realtimeConnection((await exchange(mint(app.secret, user), calling)).body);
+  const alice = await connect('alice');
+  const bob = await connect('bob');
+  assert.ok(alice.ready.capabilities.includes('calling'), JSON.stringify(alice.ready));
+
+  // 1. alice calls bob, bob answers, they talk a moment, alice hangs up.
+  const talked = await placeCall(alice, 'bob');
+  await bob.expect('call.incoming', talked);
+  bob.send({ type: 'call.answer', callId: talked, sdp: 'v=0 answer (test)' });
+  await alice.expect('call.answered');
+  await new Promise((done) => setTimeout(done, 120));
+  alice.send({ type: 'call.hangup', callId: talked });
+  assert.equal((await alice.expect('call.ended', talked)).cause, 'hung_up');
+  assert.equal((await bob.expect('call.ended', talked)).cause, 'hung_up');
+  // 2. bob calls carol, who has no connection: unavailable at once.
+  const unanswered = await placeCall(bob, 'carol');
+  assert.equal((await bob.expect('call.ended', unanswered)).cause, 'no_answer');
+  // 3. alice calls bob again, and bob declines.
+  const declined = await placeCall(alice, 'bob');
+  await bob.expect('call.incoming', declined);
+  bob.send({ type: 'call.decline', callId: declined });
+  assert.equal((await alice.expect('call.ended', declined)).cause, 'denied');
+
+  // The records are written behind the signaling: wait until the three have their end.
+  let listed = [];
+  for (let tries = 0; tries < 200; tries += 1) {
+    listed = (await admin('GET', `/admin/v1/apps/${app.key}/calls`)).body.calls;
+    if (listed.length === 3 && listed.every((c) => c.endedAt)) break;
+    await new Promise((done) => setTimeout(done, 50));
+  }
+  assert.deepEqual(listed.map((c) => c.callId), [declined, unanswered, talked], 'newest first');
+  alice.socket.close();
+  bob.socket.close();
+
+  await openTab('Calls');
+  const table = page.getByRole('table', { name: 'Recent calls' });
+  await table.waitFor();
+  const rows = table.getByRole('row');
+  assert.equal(await rows.count(), 4, 'a header and three calls');
+  const cells = async (index) => (await rows.nth(index).getByRole('cell').allTextContents()).map((text) => text.trim());
+  const [newest, middle, oldest] = [await cells(1), await cells(2), await cells(3)];
+  assert.deepEqual([newest[1], newest[2], newest[5], newest[6]], ['alice', 'bob', 'callee', declined]);
+  assert.match(newest[4], /^denied the callee declined$/);
+  assert.equal(newest[3], '—', 'a declined call has no talk time');
+  assert.deepEqual([middle[1], middle[2], middle[5], middle[6]], ['bob', 'carol', 'server', unanswered]);
+  assert.match(middle[4], /^no_answer nobody answered/);
+  assert.deepEqual([oldest[1], oldest[2], oldest[5], oldest[6]], ['alice', 'bob', 'caller', talked]);
+  assert.match(oldest[4], /^hung_up /);
+  const talkTime = listed[2].durationMs;
+  assert.ok(talkTime >= 120 && talkTime < 10_000, `talk time ${talkTime} ms`);
+  assert.equal(oldest[3], `${Math.floor(talkTime / 1000)}.${Math.floor((talkTime % 1000) / 100)} s`);
+  assert.match(oldest[0], /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+  await assertLabelled();
+  await shot('calls');
+
+  // The user filter matches the caller or the callee.
+  await page.getByLabel('User id').fill('carol');
+  await page.getByRole('button', { name: 'Show calls' }).click();
+  const carols = page.getByRole('table', { name: 'Calls of carol' });
+  await carols.waitFor();
+  assert.match(page.url(), /\/calls\?user=carol$/);
+  assert.equal(await carols.getByRole('row').count(), 2);
+  assert.equal(await carols.getByRole('row').filter({ hasText: unanswered }).count(), 1);
+
+  await page.getByLabel('User id').fill('alice');
+  await page.getByRole('button', { name: 'Show calls' }).click();
+  const alices = page.getByRole('table', { name: 'Calls of alice' });
+  await alices.waitFor();
+  assert.equal(await alices.getByRole('row').count(), 3);
+  assert.equal(await alices.getByRole('row').filter({ hasText: unanswered }).count(), 0, 'not a call of alice');
+  await shot('calls-filtered');
+
+  await page.getByLabel('User id').fill('dave');
+  await page.getByRole('button', { name: 'Show calls' }).click();
+  await page.getByText('dave has no call.').waitFor();
+  await page.getByRole('link', { name: 'Show the calls of every user' }).click();
+  await table.waitFor();
+  assert.equal(await table.getByRole('row').count(), 4);
+
+  // A filter that is no user id is the server's 400, shown beside the filter, which stays to be corrected.
+  await page.getByLabel('User id').fill('bad\u0001user');
+  await page.getByRole('button', { name: 'Show calls' }).click();
+  await page.locator('#calls-error').filter({ hasText: 'malformed_request' }).waitFor();
+  assert.equal(await page.getByRole('alert').filter({ hasText: 'malformed_request' }).count(), 1);
+  await page.getByRole('link', { name: 'Show the calls of every user' }).click();
+  await table.waitFor();
+  assert.equal(await page.locator('#calls-error').textContent(), '');
 });
 
 test('auth events: the reason word and a plain-language explanation of the fix', async () => {
@@ -655,7 +780,7 @@ test('keyboard only, and a phone-width screen', async () => {
   await page.keyboard.press('Space');
   await status('switched on');
 
-  for (const tab of ['Secrets', 'Users', 'Sessions', 'Auth events', 'Realtime', 'Ticket debugger']) {
+  for (const tab of ['Secrets', 'Users', 'Sessions', 'Auth events', 'Realtime', 'Calls', 'Ticket debugger']) {
     await openTab(tab);
     const sideways = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(sideways <= 0, `${tab}: no sideways scrolling (${sideways}px)`);

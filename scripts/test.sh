@@ -32,6 +32,7 @@ for tool in curl jq openssl xxd; do command -v "$tool" > /dev/null || packages+=
 ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || packages+=(postgresql)
 command -v redis-server > /dev/null || packages+=(redis-server)
 [ -x /usr/bin/chromium ] || packages+=(chromium)
+command -v turnserver > /dev/null || packages+=(coturn)
 if [ ${#packages[@]} -gt 0 ]; then
   command -v apt-get > /dev/null || missing "missing ${packages[*]}, and no apt-get to install them: install them first"
   [ "$(id -u)" -eq 0 ] || missing "missing ${packages[*]}: run as root so that apt-get can install them, or install them first"

@@ -2,7 +2,7 @@
 // admin API, tickets minted here (for the cases a backend would not mint), and Debian's Chromium.
 import { spawn } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -63,10 +63,19 @@ export function startListening(bin, args, env = {}, timeoutMs = 30000) {
   });
 }
 
-/** `callbox serve` on 127.0.0.1:0 with a fresh data directory; adds `admin(method, path, body)`. */
-export async function startCallbox() {
+/**
+ * `callbox serve` on 127.0.0.1:0 with a fresh data directory; adds `admin(method, path, body)`. `config`: the
+ * text of a configuration file passed with `--config` (e.g. a `[turn]` table), `env`: extra `CALLBOX_*` variables.
+ */
+export async function startCallbox({ config = null, env = {} } = {}) {
   const data = mkdtempSync(join(tmpdir(), "callbox-sdk-e2e-"));
-  const server = await startListening(callboxBin, ["serve", "--listen", "127.0.0.1:0", "--data", data]);
+  const args = ["serve", "--listen", "127.0.0.1:0", "--data", data];
+  if (config !== null) {
+    const file = join(data, "callbox.toml");
+    writeFileSync(file, config, { mode: 0o600 });
+    args.push("--config", file);
+  }
+  const server = await startListening(callboxBin, args, env);
   const token = readFileSync(join(data, "admin-token"), "utf8").trim();
   const admin = async (method, path, body) => {
     const response = await fetch(server.url + path, {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The JS SDK's tests, from a fresh clone: npm packages, the committed dist/ matches a rebuild (the server embeds
 # it), node unit tests, then the browser end-to-end tests in Debian's Chromium against real `callbox serve` and
-# `partner-backend` processes (the crash test also needs PostgreSQL and Redis: scripts/test.sh starts them).
+# `partner-backend` processes (the crash test also needs PostgreSQL and Redis: scripts/test.sh starts them; the
+# call test a coturn, which it starts itself).
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd ../.. && pwd)
@@ -20,7 +21,7 @@ if ! diff -r dist "$fresh" > /dev/null; then
 fi
 
 echo "== sdk/js: unit tests"
-node --test test/sdk.test.mjs test/realtime.test.mjs
+node --test test/sdk.test.mjs test/realtime.test.mjs test/calls.test.mjs
 
 echo "== sdk/js: legacy-shaped code type-checks against dist/callbox.d.ts"
 node node_modules/typescript/bin/tsc --noEmit --strict --target ES2022 --module ES2022 --moduleResolution bundler \
@@ -31,4 +32,4 @@ bash scripts/install-browser.sh
 echo "== building callbox and partner-backend"
 cargo build --locked -p callbox -p partner-backend
 echo "== browser end-to-end tests"
-node --test e2e/sdk.test.mjs e2e/messaging.test.mjs e2e/crash.test.mjs
+node --test e2e/sdk.test.mjs e2e/messaging.test.mjs e2e/calls.test.mjs e2e/crash.test.mjs

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use axum::Json;
-use callbox_wire::admin::AppSettingsPatch;
+use callbox_wire::admin::{AppSettingsPatch, CallList};
 use callbox_wire::client::{InstanceRequest, SessionGrant};
 use callbox_wire::{CapabilitySchema, ErrorBody};
 use utoipa::OpenApi;
@@ -44,6 +44,7 @@ use utoipa::OpenApi;
         admin_revoke_session,
         admin_revoke_sessions,
         admin_events,
+        admin_list_calls,
         admin_diagnose,
         admin_realtime,
         admin_list_connections,
@@ -152,6 +153,17 @@ doc_path!(
     "admin"
 );
 doc_path!(admin_events, get, "/admin/v1/apps/{key}/events", "Latest accepted and refused authentications", "admin");
+#[utoipa::path(get, path = "/admin/v1/apps/{key}/calls", tag = "admin",
+    summary = "Recent calls of an application, newest first (docs/calls.md section 5)",
+    params(
+        ("key" = String, Path, description = "Application key"),
+        ("user" = Option<String>, Query, description = "Only the calls this user placed or received"),
+        ("limit" = Option<u32>, Query, description = "At most this many calls (default 50, at most 500)"),
+    ),
+    responses((status = 200, description = "The calls", body = CallList),
+        (status = "4XX", description = "PROTOCOL §7 error", body = ErrorBody)))]
+fn admin_list_calls() {}
+
 doc_path!(
     admin_realtime,
     get,

@@ -287,3 +287,35 @@ pub struct RealtimeActivity {
     /// Of those, the ones their recipient confirmed.
     pub delivered_last_hour: u64,
 }
+
+/// One call record (`GET /admin/v1/apps/{key}/calls`, docs/calls.md section 5). Times are ISO-8601 UTC with
+/// milliseconds, as in the call frames.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallView {
+    /// The call's id (UUIDv7), as in the `call.*` frames.
+    pub call_id: String,
+    /// Who called.
+    pub caller_id: String,
+    /// Who was called.
+    pub callee_id: String,
+    /// When the call was placed.
+    pub started_at: String,
+    /// When a callee device answered; null if none did.
+    pub answered_at: Option<String>,
+    /// When the call ended; null while it goes on (or when the node that held it died).
+    pub ended_at: Option<String>,
+    /// The end cause (`hung_up`, `no_answer`, `canceled`, ...); null while it goes on.
+    pub end_cause: Option<String>,
+    /// Which side ended it: `caller`, `callee` or `server`; null while it goes on.
+    pub ended_by: Option<String>,
+    /// Milliseconds from the answer to the end; null unless the call was both answered and ended.
+    pub duration_ms: Option<u64>,
+}
+
+/// `GET /admin/v1/apps/{key}/calls`: the newest calls first.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct CallList {
+    /// The calls, newest first.
+    pub calls: Vec<CallView>,
+}

@@ -35,6 +35,8 @@ enum Command {
     Session(admin::SessionArgs),
     /// List and drop a user's live realtime connections through the admin API.
     Connection(realtime_cli::ConnectionArgs),
+    /// List an application's recent calls through the admin API.
+    Call(admin::CallArgs),
 }
 
 /// An error in how the command was called (exit status 2), as opposed to a failed operation (exit status 1).
@@ -64,6 +66,7 @@ async fn main() -> ExitCode {
         Command::User(args) => admin::run_user(args).await,
         Command::Session(args) => admin::run_session(args).await,
         Command::Connection(args) => realtime_cli::run(args).await,
+        Command::Call(args) => admin::run_call(args).await,
     };
     match outcome {
         Ok(code) => code,

@@ -26,6 +26,8 @@ export interface ClientOptions {
     fetch?: typeof fetch;
     /** The realtime connection's WebSocket class and timings (docs/realtime.md); the defaults suit browsers. */
     realtime?: RealtimeOptions;
+    /** Calling: extra RTCConfiguration (e.g. `{iceTransportPolicy: "relay"}`), injected WebRTC for tests. */
+    calls?: CallOptions;
 }
 /** What `client.addListener()` takes; every member is optional. */
 export interface ClientListener {
@@ -196,6 +198,20 @@ interface RealtimeHooks {
 }
 /** An `error` frame (a §7 body with `type` and maybe `ref`) as a `CallboxError`. */
 export declare function errorFromFrame(frame: Record<string, unknown>): CallboxError;
+/** Optional extras of `RealtimeConnection.request()`. */
+export interface RequestHooks {
+    /**
+     * Runs synchronously with the answer, before any later frame is dispatched (a promise continuation runs too
+     * late when the server sends the answer and the next frame back to back, e.g. `call.placed` then
+     * `call.progress`).
+     */
+    onAnswer?: (frame: Frame) => void;
+    /**
+     * A frame that answers the request without echoing its `ref` (e.g. `call.answered` after `call.answer`, which
+     * docs/calls.md does not list with a `ref`): it settles the request too, and is still dispatched.
+     */
+    settledBy?: (frame: Frame) => boolean;
+}
 /**
  * The realtime connection of one client. Created by the client; features reach it through `on()`, `send()` and
  * `request()`. Exported for the types; applications do not construct it.
@@ -218,7 +234,7 @@ export declare class RealtimeConnection {
      * rejects with its `CallboxError`). Made while not connected, it waits for the next connection; a connection
      * lost after it was sent rejects it with the retryable `connection_lost` (it may or may not have been taken).
      */
-    request(frame: Frame): Promise<Frame>;
+    request(frame: Frame, hooks?: RequestHooks): Promise<Frame>;
     /** Opens the connection (again, from a fresh cursor) for a new session. */
     open(): void;
     /** Closes the connection for good; requests not answered yet are rejected. */
@@ -288,6 +304,237 @@ export declare class MessageClient {
     /** The realtime configuration Callbox hands this session (`GET /v1/configuration/user`). */
     getConfiguration(): CallboxPromise<unknown>;
 }
+/**
+ * Why a call ended: the cause words of docs/calls.md. `getEndCause()` and `getDetails().endCause` give these
+ * words; `CallEndCause` names them in the legacy upper-case form, so `call.getEndCause() === CallEndCause.HUNG_UP`
+ * reads as code written for the legacy SDK does.
+ */
+export type CallEndCauseWord = "canceled" | "denied" | "no_answer" | "hung_up" | "failure" | "timeout" | "other_device_answered" | "revoked";
+/** The end causes under their legacy upper-case names; each value is the docs/calls.md word. */
+export declare const CallEndCause: Readonly<{
+    readonly CANCELED: "canceled";
+    readonly DENIED: "denied";
+    readonly NO_ANSWER: "no_answer";
+    readonly HUNG_UP: "hung_up";
+    readonly FAILURE: "failure";
+    readonly TIMEOUT: "timeout";
+    readonly OTHER_DEVICE_ANSWERED: "other_device_answered";
+    readonly REVOKED: "revoked";
+}>;
+/**
+ * `initiating` (outgoing, until the callee rings), `ringing` (outgoing: the callee's device rings; incoming:
+ * waiting for `answer()`), `answered` (media connecting), `established` (media flows), `ended`.
+ */
+export type CallState = "initiating" | "ringing" | "answered" | "established" | "ended";
+/** What `call.getDetails()` answers: times, duration and why the call ended. */
+export interface CallDetails {
+    /** When the call started (Callbox's `startedAt` once known; before that, when `callUser()` was called). */
+    startedTime: Date;
+    /** When it was answered (Callbox's `answeredAt`), null if it never was. */
+    answeredTime: Date | null;
+    /** When media started to flow here (ICE connected), null if it never did. */
+    establishedTime: Date | null;
+    /** When it ended (Callbox's `endedAt` when Callbox said; else the local time), null while it goes on. */
+    endedTime: Date | null;
+    /** Seconds from the answer to the end, rounded (Callbox's `durationMs`); 0 for a call never answered. */
+    duration: number;
+    /** The same in milliseconds. */
+    durationMs: number;
+    /** The docs/calls.md cause word, null while the call goes on. */
+    endCause: CallEndCauseWord | null;
+    /** Who ended it: `caller`, `callee`, `server`, or null (ended here without Callbox saying, or not ended). */
+    endedBy: string | null;
+    /** Callbox's `detail`, e.g. `unavailable` with `no_answer`. */
+    detail: string | null;
+    /** Why it failed, when it did (a refused frame, the microphone, media that never flowed, the connection). */
+    error: CallboxError | null;
+}
+/** What `call.addEventListener()` takes; every member is optional. */
+export interface CallListener {
+    /** Outgoing: the callee's device rings. */
+    onCallProgressing?(call: Call): void;
+    /** The call was answered and media flows (ICE connected). */
+    onCallEstablished?(call: Call): void;
+    /** The call ended: see `getEndCause()` and `getDetails()`. */
+    onCallEnded?(call: Call): void;
+}
+/** What `callClient.addEventListener()` takes. */
+export interface CallClientListener {
+    /** A call for this user rings on this device; `call.answer()` or `call.hangup()` (declines) it. */
+    onIncomingCall?(call: Call): void;
+}
+/** Small JSON headers of a call (`call.start`'s `headers`). */
+export type CallHeaders = Record<string, unknown>;
+/**
+ * The part of `RTCPeerConnection` the SDK uses; the browser's class has it. Tests inject a fake through
+ * `CallOptions.createPeerConnection` (Node has no WebRTC).
+ */
+export interface PeerConnectionLike {
+    readonly connectionState?: string;
+    readonly iceConnectionState?: string;
+    readonly localDescription: {
+        type: string;
+        sdp: string;
+    } | null;
+    onicecandidate: ((event: any) => void) | null;
+    ontrack: ((event: any) => void) | null;
+    onconnectionstatechange: ((event: any) => void) | null;
+    oniceconnectionstatechange: ((event: any) => void) | null;
+    addTrack(track: any, ...streams: any[]): unknown;
+    createOffer(): Promise<{
+        type: string;
+        sdp?: string;
+    }>;
+    createAnswer(): Promise<{
+        type: string;
+        sdp?: string;
+    }>;
+    setLocalDescription(description: {
+        type: string;
+        sdp?: string;
+    }): Promise<void>;
+    setRemoteDescription(description: {
+        type: string;
+        sdp: string;
+    }): Promise<void>;
+    addIceCandidate(candidate: RTCIceCandidateInit): Promise<void>;
+    getStats?(): Promise<any>;
+    close(): void;
+}
+/** The media stream the SDK needs from `getUserMedia`: its tracks (each with `enabled` and `stop()`). */
+export interface MediaStreamLike {
+    getTracks(): {
+        kind: string;
+        enabled: boolean;
+        stop(): void;
+    }[];
+}
+/** Calling options of `new Client({calls})`; the defaults suit browsers. */
+export interface CallOptions {
+    /**
+     * Extra `RTCConfiguration` for every call's peer connection, e.g. `{iceTransportPolicy: "relay"}` to force
+     * media through TURN. An object is merged over the configuration built from Callbox's `iceServers` (its own
+     * `iceServers` are added after Callbox's); a function receives that configuration and returns the one to use.
+     */
+    rtcConfiguration?: RTCConfiguration | ((fromCallbox: RTCConfiguration) => RTCConfiguration);
+    /** Makes a peer connection (default `new RTCPeerConnection(configuration)`); for tests. */
+    createPeerConnection?: (configuration: RTCConfiguration) => PeerConnectionLike;
+    /** Opens the microphone (default `navigator.mediaDevices.getUserMedia`); for tests. */
+    getUserMedia?: (constraints: MediaStreamConstraints) => Promise<MediaStreamLike>;
+    /**
+     * An answered call whose media does not flow within this time (ICE not connected, or disconnected this long)
+     * is hung up with cause `failure` (default 20000 ms).
+     */
+    mediaTimeoutMs?: number;
+    /** How long `hangup()` waits for Callbox's `call.ended` before ending the call here anyway (default 3000 ms). */
+    hangupWaitMs?: number;
+}
+/** What the client lends its call client. */
+interface CallingContext {
+    connection: RealtimeConnection | null;
+    options: CallOptions;
+    userId(): string;
+    /** The session's `GET /v1/configuration/user` (signed). */
+    configuration(): Promise<unknown>;
+    log(level: LogMessage["level"], message: string): void;
+}
+/** One call, outgoing (`callClient.callUser()`) or incoming (`onIncomingCall`). */
+export declare class Call {
+    #private;
+    /** Callbox's call id (a UUIDv7): null for an outgoing call until Callbox placed it. */
+    callId: string | null;
+    /** The caller's user id. */
+    readonly fromId: string;
+    /** The callee's user id. */
+    readonly toId: string;
+    readonly direction: "incoming" | "outgoing";
+    /** The caller's `headers` (an outgoing call: the ones given to `callUser()`). */
+    readonly headers: CallHeaders;
+    /** The remote side's audio, once it arrived (set it as an `<audio>` element's `srcObject`). */
+    incomingStream: MediaStream | null;
+    /**
+     * `URL.createObjectURL(incomingStream)` where the browser still allows it (legacy pages set it as `src`).
+     * Current browsers removed object URLs of a MediaStream: there it stays null; use `incomingStream` as
+     * `srcObject` instead.
+     */
+    incomingStreamURL: string | null;
+    /** This side's microphone stream, once opened. */
+    outgoingStream: MediaStreamLike | null;
+    /** The WebRTC peer connection (for `getStats()`), once made. */
+    peerConnection: PeerConnectionLike | null;
+    /** @internal */ _state: CallState;
+    /** @internal */ _started: Date;
+    /** @internal */ _answered: Date | null;
+    /** @internal */ _established: Date | null;
+    /** @internal */ _ended: Date | null;
+    /** @internal */ _durationMs: number;
+    /** @internal */ _cause: CallEndCauseWord | null;
+    /** @internal */ _endedBy: string | null;
+    /** @internal */ _detail: string | null;
+    /** @internal */ _error: CallboxError | null;
+    /** @internal */ _muted: boolean;
+    /** @internal */
+    constructor(owner: CallClient, direction: "incoming" | "outgoing", fromId: string, toId: string, headers: CallHeaders, started: Date);
+    /** Where the call is: `initiating`, `ringing`, `answered`, `established` or `ended`. */
+    get state(): CallState;
+    /** Whether `mute()` is in force. */
+    get muted(): boolean;
+    addEventListener(listener: CallListener): void;
+    removeEventListener(listener: CallListener): void;
+    /**
+     * Answers a ringing incoming call: opens the microphone, answers the offer, and resolves once Callbox took
+     * the answer. `.fail()` gets `microphone_unavailable` (the call ends with `failure`, and is declined), or
+     * Callbox's refusal such as `call_already_answered` (another device was first) or `not_found` (it ended).
+     */
+    answer(): CallboxPromise<void>;
+    /**
+     * Ends the call: an outgoing call not answered yet is canceled, a ringing incoming one declined, an answered
+     * one hung up. Resolves once it ended (`onCallEnded` has fired).
+     */
+    hangup(): CallboxPromise<void>;
+    /** Declines a ringing incoming call (as `hangup()` does for one). */
+    decline(): CallboxPromise<void>;
+    /** Stops sending this side's audio (the microphone stays open; its track is disabled). */
+    mute(): void;
+    unmute(): void;
+    /** The docs/calls.md cause word (compare with `CallEndCause.HUNG_UP` etc.); null while the call goes on. */
+    getEndCause(): CallEndCauseWord | null;
+    getDetails(): CallDetails;
+    /** The peer connection's statistics (`RTCPeerConnection.getStats()`); null before it exists. */
+    getStats(): CallboxPromise<RTCStatsReport | null>;
+    /** @internal */
+    _emit(name: keyof CallListener, log: (level: LogMessage["level"], message: string) => void): void;
+}
+/**
+ * Calls, for a session granted the `calling` capability; `client.getCallClient()` returns it. It uses the
+ * client's realtime connection (no second socket) and, after a reconnect, rejoins the calls that go on.
+ */
+export declare class CallClient {
+    #private;
+    /** @internal */
+    constructor(context: CallingContext);
+    /**
+     * Calls a user of this application. Returns the call at once; `onCallProgressing` fires when the callee's
+     * device rings, `onCallEstablished` when media flows, `onCallEnded` at the end (a refusal, such as
+     * `rate_limited` or `too_many_calls`, or a microphone that could not be opened, ends it with `failure` and the
+     * error in `getDetails().error`).
+     */
+    callUser(userId: string, headers?: CallHeaders): Call;
+    /** Adds a listener; the first one with `onIncomingCall` also gets the calls ringing since before it. */
+    addEventListener(listener: CallClientListener): void;
+    removeEventListener(listener: CallClientListener): void;
+    /** The calls that go on (not ended), outgoing and incoming. */
+    getCalls(): Call[];
+    /** @internal */
+    _answer(call: Call): Promise<void>;
+    /** @internal */
+    _hangup(call: Call, failure: CallboxError | null): Promise<void>;
+    /** @internal */
+    _applyMute(call: Call): void;
+    /** The client's session ended or was terminated: every call ends here (terminate hangs them up first). */
+    /** @internal */
+    _shutdown(cause: CallEndCauseWord, error: CallboxError | null, hangUp: boolean): void;
+}
 /** The Callbox client; also exported as `SinchClient`. */
 export declare class Client {
     #private;
@@ -321,6 +568,11 @@ export declare class Client {
      * `messaging` capability.
      */
     getMessageClient(): MessageClient;
+    /**
+     * Calls (the same object on every call); throws `capability_not_granted` when the session has no `calling`
+     * capability (ask for it with `capabilities: {calling: true}`).
+     */
+    getCallClient(): CallClient;
     /** The user's identities (`GET /v1/user/profile`), a signed call. */
     getUserProfile(): CallboxPromise<unknown>;
     /**

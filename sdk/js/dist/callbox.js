@@ -735,7 +735,7 @@ var RealtimeConnection = class {
    * rejects with its `CallboxError`). Made while not connected, it waits for the next connection; a connection
    * lost after it was sent rejects it with the retryable `connection_lost` (it may or may not have been taken).
    */
-  request(frame) {
+  request(frame, hooks = {}) {
     if (this.#state === "stopped" || this.#state === "idle") return Promise.reject(stoppedError());
     let queued = 0;
     for (const pending of this.#pending.values()) if (!pending.sent) queued += 1;
@@ -757,8 +757,16 @@ var RealtimeConnection = class {
       const pending = {
         frame: withRef,
         sent: false,
+        settledBy: hooks.settledBy,
         resolve: (answer) => {
           clearTimeout(timer);
+          if (hooks.onAnswer) {
+            try {
+              hooks.onAnswer(answer);
+            } catch {
+              this.#hooks.log("error", `realtime: the ${answer.type} answer handler threw`);
+            }
+          }
           resolve(answer);
         },
         reject: (error) => {
@@ -910,8 +918,25 @@ var RealtimeConnection = class {
         break;
       default:
         if (this.#answer(frame)) return;
+        this.#settleBy(frame);
     }
     this.#dispatch(frame);
+  }
+  /** Settles the requests that this frame answers without their `ref` (`RequestHooks.settledBy`). */
+  #settleBy(frame) {
+    for (const [ref, pending] of this.#pending) {
+      if (!pending.sent || !pending.settledBy) continue;
+      let matches = false;
+      try {
+        matches = pending.settledBy(frame);
+      } catch {
+        matches = false;
+      }
+      if (matches) {
+        this.#pending.delete(ref);
+        pending.resolve(frame);
+      }
+    }
   }
   /** Settles the request this frame answers, if it carries a known `ref`. */
   #answer(frame) {
@@ -1202,6 +1227,694 @@ ${recipientId}`)) return;
     }
   }
 };
+var CallEndCause = Object.freeze({
+  CANCELED: "canceled",
+  DENIED: "denied",
+  NO_ANSWER: "no_answer",
+  HUNG_UP: "hung_up",
+  FAILURE: "failure",
+  TIMEOUT: "timeout",
+  OTHER_DEVICE_ANSWERED: "other_device_answered",
+  REVOKED: "revoked"
+});
+var MAX_HELD_CANDIDATES = 200;
+function callError(reason, message, retryable = false) {
+  return new CallboxError(LOCAL_CODES[reason] ?? 0, reason, message, retryable);
+}
+function microphoneError(error) {
+  const name = error && typeof error === "object" && typeof error.name === "string" ? error.name : "Error";
+  const why = {
+    NotAllowedError: "access to the microphone was refused (by the user or the browser's settings)",
+    SecurityError: "the page may not use the microphone",
+    NotFoundError: "no microphone was found",
+    NotReadableError: "the microphone is in use by another application or could not be read",
+    OverconstrainedError: "no microphone fits the constraints"
+  };
+  return callError("microphone_unavailable", `the microphone could not be opened: ${why[name] ?? name} (${name})`);
+}
+var Call = class {
+  /** Callbox's call id (a UUIDv7): null for an outgoing call until Callbox placed it. */
+  callId = null;
+  /** The caller's user id. */
+  fromId;
+  /** The callee's user id. */
+  toId;
+  direction;
+  /** The caller's `headers` (an outgoing call: the ones given to `callUser()`). */
+  headers;
+  /** The remote side's audio, once it arrived (set it as an `<audio>` element's `srcObject`). */
+  incomingStream = null;
+  /**
+   * `URL.createObjectURL(incomingStream)` where the browser still allows it (legacy pages set it as `src`).
+   * Current browsers removed object URLs of a MediaStream: there it stays null; use `incomingStream` as
+   * `srcObject` instead.
+   */
+  incomingStreamURL = null;
+  /** This side's microphone stream, once opened. */
+  outgoingStream = null;
+  /** The WebRTC peer connection (for `getStats()`), once made. */
+  peerConnection = null;
+  /** @internal */
+  _state;
+  /** @internal */
+  _started;
+  /** @internal */
+  _answered = null;
+  /** @internal */
+  _established = null;
+  /** @internal */
+  _ended = null;
+  /** @internal */
+  _durationMs = 0;
+  /** @internal */
+  _cause = null;
+  /** @internal */
+  _endedBy = null;
+  /** @internal */
+  _detail = null;
+  /** @internal */
+  _error = null;
+  /** @internal */
+  _muted = false;
+  #listeners = /* @__PURE__ */ new Set();
+  #owner;
+  /** @internal */
+  constructor(owner, direction, fromId, toId, headers, started) {
+    this.#owner = owner;
+    this.direction = direction;
+    this.fromId = fromId;
+    this.toId = toId;
+    this.headers = headers;
+    this._started = started;
+    this._state = direction === "outgoing" ? "initiating" : "ringing";
+  }
+  /** Where the call is: `initiating`, `ringing`, `answered`, `established` or `ended`. */
+  get state() {
+    return this._state;
+  }
+  /** Whether `mute()` is in force. */
+  get muted() {
+    return this._muted;
+  }
+  addEventListener(listener) {
+    this.#listeners.add(listener);
+  }
+  removeEventListener(listener) {
+    this.#listeners.delete(listener);
+  }
+  /**
+   * Answers a ringing incoming call: opens the microphone, answers the offer, and resolves once Callbox took
+   * the answer. `.fail()` gets `microphone_unavailable` (the call ends with `failure`, and is declined), or
+   * Callbox's refusal such as `call_already_answered` (another device was first) or `not_found` (it ended).
+   */
+  answer() {
+    return CallboxPromise.from(this.#owner._answer(this));
+  }
+  /**
+   * Ends the call: an outgoing call not answered yet is canceled, a ringing incoming one declined, an answered
+   * one hung up. Resolves once it ended (`onCallEnded` has fired).
+   */
+  hangup() {
+    return CallboxPromise.from(this.#owner._hangup(this, null));
+  }
+  /** Declines a ringing incoming call (as `hangup()` does for one). */
+  decline() {
+    if (this.direction !== "incoming") {
+      return CallboxPromise.from(Promise.reject(callError("invalid_argument", "only an incoming call is declined")));
+    }
+    return this.hangup();
+  }
+  /** Stops sending this side's audio (the microphone stays open; its track is disabled). */
+  mute() {
+    this._muted = true;
+    this.#owner._applyMute(this);
+  }
+  unmute() {
+    this._muted = false;
+    this.#owner._applyMute(this);
+  }
+  /** The docs/calls.md cause word (compare with `CallEndCause.HUNG_UP` etc.); null while the call goes on. */
+  getEndCause() {
+    return this._cause;
+  }
+  getDetails() {
+    return {
+      startedTime: this._started,
+      answeredTime: this._answered,
+      establishedTime: this._established,
+      endedTime: this._ended,
+      duration: Math.round(this._durationMs / 1e3),
+      durationMs: this._durationMs,
+      endCause: this._cause,
+      endedBy: this._endedBy,
+      detail: this._detail,
+      error: this._error
+    };
+  }
+  /** The peer connection's statistics (`RTCPeerConnection.getStats()`); null before it exists. */
+  getStats() {
+    const pc = this.peerConnection;
+    return CallboxPromise.from(pc && pc.getStats ? pc.getStats() : Promise.resolve(null));
+  }
+  /** @internal */
+  _emit(name, log) {
+    for (const listener of [...this.#listeners]) {
+      const fn = listener[name];
+      if (typeof fn !== "function") continue;
+      try {
+        fn.call(listener, this);
+      } catch {
+        log("error", `calls: ${name} threw`);
+      }
+    }
+  }
+};
+var CallClient = class {
+  #context;
+  #listeners = /* @__PURE__ */ new Set();
+  /** Calls that go on, by Callbox's id. */
+  #calls = /* @__PURE__ */ new Map();
+  /** Every record not ended, placed or not. */
+  #records = /* @__PURE__ */ new Set();
+  /** Incoming calls that rang while nobody listened for them. */
+  #held = [];
+  #iceServers = null;
+  #iceServersUntil = 0;
+  /** @internal */
+  constructor(context) {
+    this.#context = context;
+    const connection = context.connection;
+    if (connection) {
+      connection.on("ready", () => this.#rejoinAll());
+      connection.on("call.incoming", (frame) => this.#incoming(frame));
+      connection.on("call.progress", (frame) => this.#progress(frame));
+      connection.on("call.answered", (frame) => this.#answered(frame));
+      connection.on("call.candidate", (frame) => this.#remoteCandidate(frame));
+      connection.on("call.ended", (frame) => this.#endedFrame(frame));
+    }
+  }
+  /**
+   * Calls a user of this application. Returns the call at once; `onCallProgressing` fires when the callee's
+   * device rings, `onCallEstablished` when media flows, `onCallEnded` at the end (a refusal, such as
+   * `rate_limited` or `too_many_calls`, or a microphone that could not be opened, ends it with `failure` and the
+   * error in `getDetails().error`).
+   */
+  callUser(userId, headers) {
+    if (typeof userId !== "string" || userId === "") {
+      throw callError("invalid_argument", "callUser() needs the callee's user id");
+    }
+    if (headers !== void 0 && (headers === null || typeof headers !== "object" || Array.isArray(headers))) {
+      throw callError("invalid_argument", "callUser() headers must be a JSON object");
+    }
+    const call = new Call(this, "outgoing", this.#context.userId(), userId, { ...headers ?? {} }, /* @__PURE__ */ new Date());
+    const record = this.#record(call, null);
+    void this.#place(record);
+    return call;
+  }
+  /** Adds a listener; the first one with `onIncomingCall` also gets the calls ringing since before it. */
+  addEventListener(listener) {
+    this.#listeners.add(listener);
+    if (typeof listener.onIncomingCall === "function" && this.#held.length > 0) {
+      const held = this.#held.splice(0);
+      for (const record of held) if (record.call._state === "ringing") this.#emitIncoming(record.call);
+    }
+  }
+  removeEventListener(listener) {
+    this.#listeners.delete(listener);
+  }
+  /** The calls that go on (not ended), outgoing and incoming. */
+  getCalls() {
+    return [...this.#records].map((r) => r.call);
+  }
+  // -- for Call -----------------------------------------------------------------------------------------------
+  /** @internal */
+  async _answer(call) {
+    const record = this.#recordOf(call);
+    if (call.direction !== "incoming") throw callError("invalid_argument", "only an incoming call is answered");
+    if (!record || call._state !== "ringing" || record.pc) {
+      throw callError("invalid_argument", `the call cannot be answered now (it is ${call._state})`);
+    }
+    const connection = this.#context.connection;
+    const callId = call.callId;
+    let stream;
+    try {
+      stream = await this.#openMicrophone(call);
+    } catch (error) {
+      const failure = error instanceof CallboxError ? error : microphoneError(error);
+      if (call.state !== "ended") {
+        connection?.send({ type: "call.decline", callId });
+        this.#finishLocally(record, "failure", failure);
+      }
+      throw failure;
+    }
+    try {
+      const pc = await this.#peer(record);
+      for (const track of stream.getTracks()) pc.addTrack(track, stream);
+      await pc.setRemoteDescription({ type: "offer", sdp: record.offer ?? "" });
+      await this.#remoteDescriptionSet(record);
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      if (call._state !== "ringing") throw callError("not_found", "the call ended while it was being answered");
+      if (!connection) throw callError("realtime_unavailable", "no realtime connection");
+      const sdp = pc.localDescription?.sdp ?? answer.sdp ?? "";
+      await connection.request(
+        { type: "call.answer", callId, sdp },
+        {
+          settledBy: (f) => f.type === "call.answered" && f.callId === callId,
+          onAnswer: (f) => this.#answered(f)
+        }
+      );
+    } catch (error) {
+      const failure = error instanceof CallboxError ? error : callError("failure", `answering failed: ${String(error)}`);
+      if (call.state !== "ended") {
+        const cause = failure.reason === "call_already_answered" ? "other_device_answered" : "failure";
+        if (cause === "failure" && failure.reason !== "not_found") connection?.send({ type: "call.decline", callId });
+        this.#finishLocally(record, cause, failure);
+      }
+      throw failure;
+    }
+  }
+  /** @internal */
+  async _hangup(call, failure) {
+    const record = this.#recordOf(call);
+    if (!record || call._state === "ended") return;
+    if (record.ending) return record.ending;
+    const connection = this.#context.connection;
+    const answered = call._state === "answered" || call._state === "established";
+    const localCause = failure ? "failure" : answered ? "hung_up" : call.direction === "incoming" ? "denied" : "canceled";
+    if (failure) call._error = failure;
+    this.#stopMedia(record);
+    if (call.callId === null || !connection) {
+      record.hangupAsked = true;
+      this.#finishLocally(record, localCause, failure);
+      return;
+    }
+    const callId = call.callId;
+    const frame = call.direction === "incoming" && !answered ? { type: "call.decline", callId } : failure ? { type: "call.hangup", callId, cause: "failure" } : { type: "call.hangup", callId };
+    const ended = (f) => f.type === "call.ended" && f.callId === callId;
+    record.ending = new Promise((resolve) => {
+      const timer = unrefTimer(
+        setTimeout(() => {
+          this.#finishLocally(record, localCause, failure);
+          resolve();
+        }, this.#context.options.hangupWaitMs ?? 3e3)
+      );
+      connection.request(frame, { settledBy: ended, onAnswer: (f) => ended(f) ? this.#endedFrame(f) : void 0 }).catch((error) => {
+        this.#finishLocally(record, localCause, failure ?? (error instanceof CallboxError ? error : null));
+      }).finally(() => {
+        clearTimeout(timer);
+        this.#finishLocally(record, localCause, failure);
+        resolve();
+      });
+    });
+    return record.ending;
+  }
+  /** @internal */
+  _applyMute(call) {
+    const stream = call.outgoingStream;
+    if (!stream) return;
+    for (const track of stream.getTracks()) if (track.kind === "audio") track.enabled = !call._muted;
+  }
+  /** The client's session ended or was terminated: every call ends here (terminate hangs them up first). */
+  /** @internal */
+  _shutdown(cause, error, hangUp) {
+    for (const record of [...this.#records]) {
+      const call = record.call;
+      const answered = call._state === "answered" || call._state === "established";
+      if (hangUp && call.callId) {
+        const frame = call.direction === "incoming" && !answered ? { type: "call.decline", callId: call.callId } : { type: "call.hangup", callId: call.callId };
+        this.#context.connection?.send(frame);
+      }
+      const local = hangUp ? answered ? "hung_up" : call.direction === "incoming" ? "denied" : "canceled" : cause;
+      this.#finishLocally(record, local, error);
+    }
+  }
+  // -- internals ----------------------------------------------------------------------------------------------
+  #record(call, offer) {
+    const record = {
+      call,
+      offer,
+      pc: null,
+      remoteCandidates: [],
+      remoteDescriptionSet: false,
+      localCandidates: [],
+      mayTrickle: false,
+      hangupAsked: false,
+      mediaTimer: null,
+      ending: null,
+      connected: false
+    };
+    this.#records.add(record);
+    if (call.callId) this.#calls.set(call.callId, record);
+    return record;
+  }
+  #recordOf(call) {
+    for (const record of this.#records) if (record.call === call) return record;
+    return null;
+  }
+  async #place(record) {
+    const call = record.call;
+    const connection = this.#context.connection;
+    try {
+      if (!connection) throw callError("realtime_unavailable", "no WebSocket in this environment: no calls");
+      const stream = await this.#openMicrophone(call);
+      const pc = await this.#peer(record);
+      for (const track of stream.getTracks()) pc.addTrack(track, stream);
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      if (call._state === "ended") return;
+      const frame = { type: "call.start", calleeId: call.toId, sdp: pc.localDescription?.sdp ?? offer.sdp ?? "" };
+      if (Object.keys(call.headers).length > 0) frame.headers = call.headers;
+      await connection.request(frame, { onAnswer: (placed) => this.#placed(record, placed) });
+    } catch (error) {
+      if (call._state === "ended") return;
+      const failure = error instanceof CallboxError ? error : callError("failure", `the call could not be set up: ${String(error)}`);
+      this.#context.log("warn", `calls: the call to a user failed: ${failure.reason}`);
+      this.#finishLocally(record, "failure", failure);
+    }
+  }
+  /** `call.placed`: the call has its id; a hang-up asked for meanwhile goes out now. */
+  #placed(record, frame) {
+    if (typeof frame.callId !== "string") return;
+    const call = record.call;
+    if (record.hangupAsked || call._state === "ended") {
+      this.#context.connection?.send({ type: "call.hangup", callId: frame.callId });
+      return;
+    }
+    call.callId = frame.callId;
+    call._started = dateOr(frame.startedAt, call._started);
+    this.#calls.set(frame.callId, record);
+    record.mayTrickle = true;
+    this.#flushCandidates(record);
+  }
+  #incoming(frame) {
+    const { callId, callerId, calleeId, sdp } = frame;
+    if (typeof callId !== "string" || typeof callerId !== "string" || typeof sdp !== "string") return;
+    if (this.#calls.has(callId)) return;
+    const headers = frame.headers && typeof frame.headers === "object" && !Array.isArray(frame.headers) ? frame.headers : {};
+    const call = new Call(
+      this,
+      "incoming",
+      callerId,
+      typeof calleeId === "string" ? calleeId : this.#context.userId(),
+      headers,
+      dateOr(frame.startedAt, /* @__PURE__ */ new Date())
+    );
+    call.callId = callId;
+    const record = this.#record(call, sdp);
+    const listening = [...this.#listeners].some((l) => typeof l.onIncomingCall === "function");
+    if (listening) this.#emitIncoming(call);
+    else this.#held.push(record);
+  }
+  #emitIncoming(call) {
+    for (const listener of [...this.#listeners]) {
+      if (typeof listener.onIncomingCall !== "function") continue;
+      try {
+        listener.onIncomingCall.call(listener, call);
+      } catch {
+        this.#context.log("error", "calls: onIncomingCall threw");
+      }
+    }
+  }
+  #progress(frame) {
+    const record = typeof frame.callId === "string" ? this.#calls.get(frame.callId) : void 0;
+    if (!record || record.call.direction !== "outgoing" || record.call._state !== "initiating") return;
+    record.call._state = "ringing";
+    record.call._emit("onCallProgressing", this.#context.log);
+  }
+  /** `call.answered`: to the caller with the answer's SDP; to the answering callee, its answer was taken. */
+  #answered(frame) {
+    const record = typeof frame.callId === "string" ? this.#calls.get(frame.callId) : void 0;
+    if (!record) return;
+    const call = record.call;
+    if (call._state !== "initiating" && call._state !== "ringing") return;
+    call._state = "answered";
+    call._answered = dateOr(frame.answeredAt, /* @__PURE__ */ new Date());
+    this.#armMediaTimer(record);
+    if (call.direction === "outgoing") {
+      const pc = record.pc;
+      if (!pc || typeof frame.sdp !== "string") {
+        void this._hangup(call, callError("failure", "the answer came without an SDP"));
+        return;
+      }
+      pc.setRemoteDescription({ type: "answer", sdp: frame.sdp }).then(() => this.#remoteDescriptionSet(record)).catch(() => {
+        void this._hangup(call, callError("failure", "the callee's answer could not be applied"));
+      });
+    } else {
+      record.mayTrickle = true;
+      this.#flushCandidates(record);
+    }
+    this.#maybeEstablished(record);
+  }
+  #remoteCandidate(frame) {
+    const record = typeof frame.callId === "string" ? this.#calls.get(frame.callId) : void 0;
+    const candidate = frame.candidate;
+    if (!record || !candidate || typeof candidate !== "object") return;
+    const init = candidate;
+    if (record.remoteDescriptionSet && record.pc) {
+      record.pc.addIceCandidate(init).catch(() => this.#context.log("warn", "calls: a remote candidate was refused"));
+    } else if (record.remoteCandidates.length < MAX_HELD_CANDIDATES) {
+      record.remoteCandidates.push(init);
+    }
+  }
+  async #remoteDescriptionSet(record) {
+    record.remoteDescriptionSet = true;
+    const held = record.remoteCandidates.splice(0);
+    for (const candidate of held) {
+      try {
+        await record.pc?.addIceCandidate(candidate);
+      } catch {
+        this.#context.log("warn", "calls: a remote candidate was refused");
+      }
+    }
+  }
+  #endedFrame(frame) {
+    const record = typeof frame.callId === "string" ? this.#calls.get(frame.callId) : void 0;
+    if (!record) return;
+    const call = record.call;
+    if (call._state === "ended") return;
+    const cause = typeof frame.cause === "string" ? frame.cause : "failure";
+    call._answered = typeof frame.answeredAt === "string" ? dateOr(frame.answeredAt, /* @__PURE__ */ new Date()) : call._answered;
+    call._started = dateOr(frame.startedAt, call._started);
+    call._endedBy = typeof frame.endedBy === "string" ? frame.endedBy : null;
+    call._detail = typeof frame.detail === "string" ? frame.detail : null;
+    const endedAt = dateOr(frame.endedAt, /* @__PURE__ */ new Date());
+    const durationMs = typeof frame.durationMs === "number" && frame.durationMs >= 0 ? frame.durationMs : null;
+    this.#finish(record, cause, call._error, endedAt, durationMs);
+  }
+  /** Ends a call with what this side knows (no `call.ended` from Callbox, or not yet). */
+  #finishLocally(record, cause, error) {
+    this.#finish(record, cause, error, /* @__PURE__ */ new Date(), null);
+  }
+  #finish(record, cause, error, endedAt, durationMs) {
+    const call = record.call;
+    if (call._state === "ended") return;
+    this.#stopMedia(record);
+    call._state = "ended";
+    call._cause = cause;
+    call._error = error ?? call._error;
+    call._ended = endedAt;
+    call._durationMs = durationMs ?? (call._answered ? Math.max(0, endedAt.getTime() - call._answered.getTime()) : 0);
+    this.#records.delete(record);
+    if (call.callId && this.#calls.get(call.callId) === record) this.#calls.delete(call.callId);
+    const heldAt = this.#held.indexOf(record);
+    if (heldAt >= 0) this.#held.splice(heldAt, 1);
+    this.#context.log("info", `calls: a call ended: ${cause}`);
+    call._emit("onCallEnded", this.#context.log);
+  }
+  #stopMedia(record) {
+    if (record.mediaTimer !== null) {
+      clearTimeout(record.mediaTimer);
+      record.mediaTimer = null;
+    }
+    const pc = record.pc;
+    if (pc) {
+      pc.onicecandidate = null;
+      pc.ontrack = null;
+      pc.onconnectionstatechange = null;
+      pc.oniceconnectionstatechange = null;
+      try {
+        pc.close();
+      } catch {
+      }
+    }
+    if (record.call.outgoingStream) this.#stopTracks(record.call.outgoingStream);
+  }
+  #stopTracks(stream) {
+    for (const track of stream.getTracks()) {
+      try {
+        track.stop();
+      } catch {
+      }
+    }
+  }
+  async #openMicrophone(call) {
+    const given = this.#context.options.getUserMedia;
+    const devices = globalThis.navigator?.mediaDevices;
+    const open = given ?? (devices && devices.getUserMedia ? (c) => devices.getUserMedia(c) : null);
+    if (!open) {
+      throw callError(
+        "microphone_unavailable",
+        "the microphone could not be opened: this page has no navigator.mediaDevices (browsers give it only to https pages and http://localhost)"
+      );
+    }
+    let stream;
+    try {
+      stream = await open({ audio: true, video: false });
+    } catch (error) {
+      throw microphoneError(error);
+    }
+    if (call._state === "ended") {
+      this.#stopTracks(stream);
+      throw callError("not_found", "the call ended before the microphone was open");
+    }
+    call.outgoingStream = stream;
+    this._applyMute(call);
+    return stream;
+  }
+  /** The RTCConfiguration of a call: Callbox's `iceServers` (cached until shortly before they expire), then the app's. */
+  async #rtcConfiguration() {
+    if (this.#iceServers === null || Date.now() >= this.#iceServersUntil) {
+      try {
+        const body = await this.#context.configuration();
+        this.#iceServers = Array.isArray(body?.iceServers) ? body.iceServers : [];
+        const expires = typeof body?.iceServersExpireAt === "string" ? Date.parse(body.iceServersExpireAt) : NaN;
+        this.#iceServersUntil = Number.isNaN(expires) ? 0 : expires - 6e4;
+      } catch (error) {
+        const reason = error instanceof CallboxError ? error.reason : "error";
+        this.#context.log("warn", `calls: no ICE servers from Callbox (${reason}): direct connections only`);
+        this.#iceServers = [];
+        this.#iceServersUntil = 0;
+      }
+    }
+    const fromCallbox = { iceServers: this.#iceServers.map((s) => ({ ...s })) };
+    const extra = this.#context.options.rtcConfiguration;
+    if (typeof extra === "function") return extra(fromCallbox);
+    if (extra && typeof extra === "object") {
+      return { ...fromCallbox, ...extra, iceServers: [...fromCallbox.iceServers ?? [], ...extra.iceServers ?? []] };
+    }
+    return fromCallbox;
+  }
+  async #peer(record) {
+    const configuration = await this.#rtcConfiguration();
+    const make = this.#context.options.createPeerConnection ?? ((c) => {
+      const Native = globalThis.RTCPeerConnection;
+      if (!Native) throw callError("webrtc_unavailable", "this browser has no RTCPeerConnection");
+      return new Native(c);
+    });
+    if (record.call._state === "ended") throw callError("not_found", "the call ended while it was being set up");
+    const pc = make(configuration);
+    record.pc = pc;
+    record.call.peerConnection = pc;
+    pc.onicecandidate = (event) => {
+      const c = event?.candidate;
+      if (!c) return;
+      const init = typeof c.toJSON === "function" ? c.toJSON() : c;
+      record.localCandidates.push(init);
+      this.#flushCandidates(record);
+    };
+    pc.ontrack = (event) => {
+      const call = record.call;
+      let stream = event?.streams && event.streams[0] ? event.streams[0] : null;
+      const MediaStreamClass = globalThis.MediaStream;
+      if (!stream && event?.track && MediaStreamClass) stream = new MediaStreamClass([event.track]);
+      if (!stream || call.incomingStream === stream) return;
+      call.incomingStream = stream;
+      call.incomingStreamURL = null;
+      try {
+        const url = URL.createObjectURL?.(stream);
+        if (typeof url === "string") call.incomingStreamURL = url;
+      } catch {
+        call.incomingStreamURL = null;
+      }
+    };
+    const stateChanged = () => this.#mediaState(record);
+    pc.onconnectionstatechange = stateChanged;
+    pc.oniceconnectionstatechange = stateChanged;
+    return pc;
+  }
+  #flushCandidates(record) {
+    const connection = this.#context.connection;
+    const callId = record.call.callId;
+    if (!record.mayTrickle || !callId || !connection || record.call._state === "ended") return;
+    while (record.localCandidates.length > 0) {
+      const candidate = record.localCandidates[0];
+      if (!connection.send({ type: "call.candidate", callId, candidate })) return;
+      record.localCandidates.shift();
+    }
+  }
+  /** The peer connection's state: connected → established; failed, or disconnected too long → failure. */
+  #mediaState(record) {
+    const pc = record.pc;
+    if (!pc || record.call._state === "ended") return;
+    const state = pc.connectionState ?? "";
+    const ice = pc.iceConnectionState ?? "";
+    if (state === "failed" || ice === "failed") {
+      void this._hangup(record.call, callError("media_failed", "the media connection failed (ICE found no working path)"));
+      return;
+    }
+    const connected = state === "connected" || state === "" && (ice === "connected" || ice === "completed");
+    if (connected) {
+      record.connected = true;
+      if (record.mediaTimer !== null) {
+        clearTimeout(record.mediaTimer);
+        record.mediaTimer = null;
+      }
+      this.#maybeEstablished(record);
+    } else if (record.connected && (state === "disconnected" || ice === "disconnected")) {
+      record.connected = false;
+      this.#armMediaTimer(record);
+    }
+  }
+  #armMediaTimer(record) {
+    if (record.connected || record.mediaTimer !== null) return;
+    const ms = this.#context.options.mediaTimeoutMs ?? 2e4;
+    record.mediaTimer = unrefTimer(
+      setTimeout(() => {
+        record.mediaTimer = null;
+        if (record.connected || record.call._state === "ended") return;
+        void this._hangup(
+          record.call,
+          callError("media_failed", `no media flowed within ${ms} ms (ICE did not connect)`)
+        );
+      }, ms)
+    );
+  }
+  #maybeEstablished(record) {
+    const call = record.call;
+    if (call._state !== "answered" || !record.connected) return;
+    call._state = "established";
+    call._established = /* @__PURE__ */ new Date();
+    call._emit("onCallEstablished", this.#context.log);
+  }
+  /** A new realtime connection (`ready`): every call that goes on is rejoined (docs/calls.md §3). */
+  #rejoinAll() {
+    const connection = this.#context.connection;
+    if (!connection) return;
+    for (const record of [...this.#calls.values()]) {
+      const call = record.call;
+      const callId = call.callId;
+      if (!callId || call._state === "ended") continue;
+      this.#context.log("info", "calls: rejoining a call after a reconnect");
+      connection.request(
+        { type: "call.rejoin", callId },
+        {
+          onAnswer: (f) => {
+            if (f.type !== "call.rejoined" || call._state === "ended") return;
+            if (f.state === "answered" && call.direction === "outgoing" && !record.remoteDescriptionSet) {
+              void this._hangup(call, callError("failure", "the call was answered while the connection was down"));
+              return;
+            }
+            this.#flushCandidates(record);
+          }
+        }
+      ).catch((error) => {
+        if (!(error instanceof CallboxError) || call._state === "ended") return;
+        if (error.reason === "not_found") this.#finishLocally(record, "timeout", error);
+      });
+    }
+  }
+};
 var JSON_TYPE = "application/json; charset=UTF-8";
 var Client = class {
   applicationKey;
@@ -1220,6 +1933,8 @@ var Client = class {
   #connection;
   /** Made with the client, so that messages arriving before the app asks for it are held, not lost. */
   #messageClient;
+  /** Made with the client too: a call ringing before the app asks for it is held for its first listener. */
+  #callClient;
   constructor(options) {
     if (!options || typeof options.applicationKey !== "string" || options.applicationKey === "") {
       throw localError("invalid_argument", "new Client({applicationKey}) needs the application key");
@@ -1263,6 +1978,13 @@ var Client = class {
       userId: () => this.#session?.userId ?? "",
       log: this.#log
     });
+    this.#callClient = new CallClient({
+      connection: this.#connection,
+      options: { ...options.calls ?? {} },
+      userId: () => this.#session?.userId ?? "",
+      configuration: () => this.call("GET", "/v1/configuration/user").then((r) => r.body),
+      log: this.#log
+    });
   }
   /** Adds a listener for the client's life: started, failed, stopped, connection state. */
   addListener(listener) {
@@ -1291,6 +2013,7 @@ var Client = class {
     );
   }
   async #start(credentials) {
+    this.#callClient._shutdown("hung_up", null, true);
     this.#connection?.stop();
     this.#stopTimer();
     this.#session = null;
@@ -1372,6 +2095,7 @@ var Client = class {
       (async () => {
         this.#stopTimer();
         this.#provider = null;
+        this.#callClient._shutdown("hung_up", null, true);
         this.#connection?.stop();
         const s = this.#session;
         if (!s) return;
@@ -1395,6 +2119,17 @@ var Client = class {
       throw localError("capability_not_granted", "this session was not granted the messaging capability");
     }
     return this.#messageClient;
+  }
+  /**
+   * Calls (the same object on every call); throws `capability_not_granted` when the session has no `calling`
+   * capability (ask for it with `capabilities: {calling: true}`).
+   */
+  getCallClient() {
+    if (!this.#session) throw localError("not_started", "start() the client first");
+    if (!this.#session.capabilities.includes("calling")) {
+      throw localError("capability_not_granted", "this session was not granted the calling capability");
+    }
+    return this.#callClient;
   }
   /** The user's identities (`GET /v1/user/profile`), a signed call. */
   getUserProfile() {
@@ -1699,6 +2434,7 @@ var Client = class {
     this.#stopTimer();
     this.#provider = null;
     this.#session = null;
+    this.#callClient._shutdown("revoked", error, false);
     this.#emit("onClientFailed", error);
     this.#emit("onClientStopped", error);
   }
@@ -1721,6 +2457,9 @@ var Client = class {
   }
 };
 export {
+  Call,
+  CallClient,
+  CallEndCause,
   CallboxError,
   CallboxPromise,
   Client,

@@ -41,6 +41,8 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** The realtime connection's WebSocket class and timings (docs/realtime.md); the defaults suit browsers. */
   realtime?: RealtimeOptions;
+  /** Calling: extra RTCConfiguration (e.g. `{iceTransportPolicy: "relay"}`), injected WebRTC for tests. */
+  calls?: CallOptions;
 }
 
 /** What `client.addListener()` takes; every member is optional. */
@@ -487,8 +489,25 @@ function unrefTimer<T>(timer: T): T {
 interface PendingRequest {
   frame: Frame;
   sent: boolean;
+  /** Also settles the request: a frame without its `ref` that answers it (see `RequestHooks.settledBy`). */
+  settledBy?: (frame: Frame) => boolean;
   resolve: (frame: Frame) => void;
   reject: (error: CallboxError) => void;
+}
+
+/** Optional extras of `RealtimeConnection.request()`. */
+export interface RequestHooks {
+  /**
+   * Runs synchronously with the answer, before any later frame is dispatched (a promise continuation runs too
+   * late when the server sends the answer and the next frame back to back, e.g. `call.placed` then
+   * `call.progress`).
+   */
+  onAnswer?: (frame: Frame) => void;
+  /**
+   * A frame that answers the request without echoing its `ref` (e.g. `call.answered` after `call.answer`, which
+   * docs/calls.md does not list with a `ref`): it settles the request too, and is still dispatched.
+   */
+  settledBy?: (frame: Frame) => boolean;
 }
 
 const OPEN = 1;
@@ -570,7 +589,7 @@ export class RealtimeConnection {
    * rejects with its `CallboxError`). Made while not connected, it waits for the next connection; a connection
    * lost after it was sent rejects it with the retryable `connection_lost` (it may or may not have been taken).
    */
-  request(frame: Frame): Promise<Frame> {
+  request(frame: Frame, hooks: RequestHooks = {}): Promise<Frame> {
     if (this.#state === "stopped" || this.#state === "idle") return Promise.reject(stoppedError());
     let queued = 0;
     for (const pending of this.#pending.values()) if (!pending.sent) queued += 1;
@@ -594,8 +613,16 @@ export class RealtimeConnection {
       const pending: PendingRequest = {
         frame: withRef,
         sent: false,
+        settledBy: hooks.settledBy,
         resolve: (answer) => {
           clearTimeout(timer);
+          if (hooks.onAnswer) {
+            try {
+              hooks.onAnswer(answer);
+            } catch {
+              this.#hooks.log("error", `realtime: the ${answer.type} answer handler threw`);
+            }
+          }
           resolve(answer);
         },
         reject: (error) => {
@@ -762,8 +789,26 @@ export class RealtimeConnection {
         break;
       default:
         if (this.#answer(frame)) return;
+        this.#settleBy(frame);
     }
     this.#dispatch(frame);
+  }
+
+  /** Settles the requests that this frame answers without their `ref` (`RequestHooks.settledBy`). */
+  #settleBy(frame: Frame): void {
+    for (const [ref, pending] of this.#pending) {
+      if (!pending.sent || !pending.settledBy) continue;
+      let matches = false;
+      try {
+        matches = pending.settledBy(frame);
+      } catch {
+        matches = false;
+      }
+      if (matches) {
+        this.#pending.delete(ref);
+        pending.resolve(frame);
+      }
+    }
   }
 
   /** Settles the request this frame answers, if it carries a known `ref`. */
@@ -1155,6 +1200,958 @@ export class MessageClient {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Calls (docs/calls.md, capability `calling`): the signaling rides the client's one realtime connection; the
+// media goes browser to browser over WebRTC, directly or through the TURN relay Callbox hands out.
+
+/**
+ * Why a call ended: the cause words of docs/calls.md. `getEndCause()` and `getDetails().endCause` give these
+ * words; `CallEndCause` names them in the legacy upper-case form, so `call.getEndCause() === CallEndCause.HUNG_UP`
+ * reads as code written for the legacy SDK does.
+ */
+export type CallEndCauseWord =
+  | "canceled"
+  | "denied"
+  | "no_answer"
+  | "hung_up"
+  | "failure"
+  | "timeout"
+  | "other_device_answered"
+  | "revoked";
+
+/** The end causes under their legacy upper-case names; each value is the docs/calls.md word. */
+export const CallEndCause = Object.freeze({
+  CANCELED: "canceled",
+  DENIED: "denied",
+  NO_ANSWER: "no_answer",
+  HUNG_UP: "hung_up",
+  FAILURE: "failure",
+  TIMEOUT: "timeout",
+  OTHER_DEVICE_ANSWERED: "other_device_answered",
+  REVOKED: "revoked",
+} as const);
+
+/**
+ * `initiating` (outgoing, until the callee rings), `ringing` (outgoing: the callee's device rings; incoming:
+ * waiting for `answer()`), `answered` (media connecting), `established` (media flows), `ended`.
+ */
+export type CallState = "initiating" | "ringing" | "answered" | "established" | "ended";
+
+/** What `call.getDetails()` answers: times, duration and why the call ended. */
+export interface CallDetails {
+  /** When the call started (Callbox's `startedAt` once known; before that, when `callUser()` was called). */
+  startedTime: Date;
+  /** When it was answered (Callbox's `answeredAt`), null if it never was. */
+  answeredTime: Date | null;
+  /** When media started to flow here (ICE connected), null if it never did. */
+  establishedTime: Date | null;
+  /** When it ended (Callbox's `endedAt` when Callbox said; else the local time), null while it goes on. */
+  endedTime: Date | null;
+  /** Seconds from the answer to the end, rounded (Callbox's `durationMs`); 0 for a call never answered. */
+  duration: number;
+  /** The same in milliseconds. */
+  durationMs: number;
+  /** The docs/calls.md cause word, null while the call goes on. */
+  endCause: CallEndCauseWord | null;
+  /** Who ended it: `caller`, `callee`, `server`, or null (ended here without Callbox saying, or not ended). */
+  endedBy: string | null;
+  /** Callbox's `detail`, e.g. `unavailable` with `no_answer`. */
+  detail: string | null;
+  /** Why it failed, when it did (a refused frame, the microphone, media that never flowed, the connection). */
+  error: CallboxError | null;
+}
+
+/** What `call.addEventListener()` takes; every member is optional. */
+export interface CallListener {
+  /** Outgoing: the callee's device rings. */
+  onCallProgressing?(call: Call): void;
+  /** The call was answered and media flows (ICE connected). */
+  onCallEstablished?(call: Call): void;
+  /** The call ended: see `getEndCause()` and `getDetails()`. */
+  onCallEnded?(call: Call): void;
+}
+
+/** What `callClient.addEventListener()` takes. */
+export interface CallClientListener {
+  /** A call for this user rings on this device; `call.answer()` or `call.hangup()` (declines) it. */
+  onIncomingCall?(call: Call): void;
+}
+
+/** Small JSON headers of a call (`call.start`'s `headers`). */
+export type CallHeaders = Record<string, unknown>;
+
+/**
+ * The part of `RTCPeerConnection` the SDK uses; the browser's class has it. Tests inject a fake through
+ * `CallOptions.createPeerConnection` (Node has no WebRTC).
+ */
+export interface PeerConnectionLike {
+  readonly connectionState?: string;
+  readonly iceConnectionState?: string;
+  readonly localDescription: { type: string; sdp: string } | null;
+  onicecandidate: ((event: any) => void) | null;
+  ontrack: ((event: any) => void) | null;
+  onconnectionstatechange: ((event: any) => void) | null;
+  oniceconnectionstatechange: ((event: any) => void) | null;
+  addTrack(track: any, ...streams: any[]): unknown;
+  createOffer(): Promise<{ type: string; sdp?: string }>;
+  createAnswer(): Promise<{ type: string; sdp?: string }>;
+  setLocalDescription(description: { type: string; sdp?: string }): Promise<void>;
+  setRemoteDescription(description: { type: string; sdp: string }): Promise<void>;
+  addIceCandidate(candidate: RTCIceCandidateInit): Promise<void>;
+  getStats?(): Promise<any>;
+  close(): void;
+}
+
+/** The media stream the SDK needs from `getUserMedia`: its tracks (each with `enabled` and `stop()`). */
+export interface MediaStreamLike {
+  getTracks(): { kind: string; enabled: boolean; stop(): void }[];
+}
+
+/** Calling options of `new Client({calls})`; the defaults suit browsers. */
+export interface CallOptions {
+  /**
+   * Extra `RTCConfiguration` for every call's peer connection, e.g. `{iceTransportPolicy: "relay"}` to force
+   * media through TURN. An object is merged over the configuration built from Callbox's `iceServers` (its own
+   * `iceServers` are added after Callbox's); a function receives that configuration and returns the one to use.
+   */
+  rtcConfiguration?: RTCConfiguration | ((fromCallbox: RTCConfiguration) => RTCConfiguration);
+  /** Makes a peer connection (default `new RTCPeerConnection(configuration)`); for tests. */
+  createPeerConnection?: (configuration: RTCConfiguration) => PeerConnectionLike;
+  /** Opens the microphone (default `navigator.mediaDevices.getUserMedia`); for tests. */
+  getUserMedia?: (constraints: MediaStreamConstraints) => Promise<MediaStreamLike>;
+  /**
+   * An answered call whose media does not flow within this time (ICE not connected, or disconnected this long)
+   * is hung up with cause `failure` (default 20000 ms).
+   */
+  mediaTimeoutMs?: number;
+  /** How long `hangup()` waits for Callbox's `call.ended` before ending the call here anyway (default 3000 ms). */
+  hangupWaitMs?: number;
+}
+
+/** What the client lends its call client. */
+interface CallingContext {
+  connection: RealtimeConnection | null;
+  options: CallOptions;
+  userId(): string;
+  /** The session's `GET /v1/configuration/user` (signed). */
+  configuration(): Promise<unknown>;
+  log(level: LogMessage["level"], message: string): void;
+}
+
+/** How many remote candidates are held for a call whose remote description is not set yet. */
+const MAX_HELD_CANDIDATES = 200;
+
+function callError(reason: string, message: string, retryable = false): CallboxError {
+  return new CallboxError(LOCAL_CODES[reason] ?? 0, reason, message, retryable);
+}
+
+/** The error of a microphone that could not be opened; it names the microphone and the browser's reason. */
+function microphoneError(error: unknown): CallboxError {
+  const name = error && typeof error === "object" && typeof (error as { name?: unknown }).name === "string"
+    ? (error as { name: string }).name
+    : "Error";
+  const why: Record<string, string> = {
+    NotAllowedError: "access to the microphone was refused (by the user or the browser's settings)",
+    SecurityError: "the page may not use the microphone",
+    NotFoundError: "no microphone was found",
+    NotReadableError: "the microphone is in use by another application or could not be read",
+    OverconstrainedError: "no microphone fits the constraints",
+  };
+  return callError("microphone_unavailable", `the microphone could not be opened: ${why[name] ?? name} (${name})`);
+}
+
+/** One call, outgoing (`callClient.callUser()`) or incoming (`onIncomingCall`). */
+export class Call {
+  /** Callbox's call id (a UUIDv7): null for an outgoing call until Callbox placed it. */
+  callId: string | null = null;
+  /** The caller's user id. */
+  readonly fromId: string;
+  /** The callee's user id. */
+  readonly toId: string;
+  readonly direction: "incoming" | "outgoing";
+  /** The caller's `headers` (an outgoing call: the ones given to `callUser()`). */
+  readonly headers: CallHeaders;
+  /** The remote side's audio, once it arrived (set it as an `<audio>` element's `srcObject`). */
+  incomingStream: MediaStream | null = null;
+  /**
+   * `URL.createObjectURL(incomingStream)` where the browser still allows it (legacy pages set it as `src`).
+   * Current browsers removed object URLs of a MediaStream: there it stays null; use `incomingStream` as
+   * `srcObject` instead.
+   */
+  incomingStreamURL: string | null = null;
+  /** This side's microphone stream, once opened. */
+  outgoingStream: MediaStreamLike | null = null;
+  /** The WebRTC peer connection (for `getStats()`), once made. */
+  peerConnection: PeerConnectionLike | null = null;
+
+  /** @internal */ _state: CallState;
+  /** @internal */ _started: Date;
+  /** @internal */ _answered: Date | null = null;
+  /** @internal */ _established: Date | null = null;
+  /** @internal */ _ended: Date | null = null;
+  /** @internal */ _durationMs = 0;
+  /** @internal */ _cause: CallEndCauseWord | null = null;
+  /** @internal */ _endedBy: string | null = null;
+  /** @internal */ _detail: string | null = null;
+  /** @internal */ _error: CallboxError | null = null;
+  /** @internal */ _muted = false;
+  readonly #listeners = new Set<CallListener>();
+  readonly #owner: CallClient;
+
+  /** @internal */
+  constructor(
+    owner: CallClient,
+    direction: "incoming" | "outgoing",
+    fromId: string,
+    toId: string,
+    headers: CallHeaders,
+    started: Date,
+  ) {
+    this.#owner = owner;
+    this.direction = direction;
+    this.fromId = fromId;
+    this.toId = toId;
+    this.headers = headers;
+    this._started = started;
+    this._state = direction === "outgoing" ? "initiating" : "ringing";
+  }
+
+  /** Where the call is: `initiating`, `ringing`, `answered`, `established` or `ended`. */
+  get state(): CallState {
+    return this._state;
+  }
+
+  /** Whether `mute()` is in force. */
+  get muted(): boolean {
+    return this._muted;
+  }
+
+  addEventListener(listener: CallListener): void {
+    this.#listeners.add(listener);
+  }
+
+  removeEventListener(listener: CallListener): void {
+    this.#listeners.delete(listener);
+  }
+
+  /**
+   * Answers a ringing incoming call: opens the microphone, answers the offer, and resolves once Callbox took
+   * the answer. `.fail()` gets `microphone_unavailable` (the call ends with `failure`, and is declined), or
+   * Callbox's refusal such as `call_already_answered` (another device was first) or `not_found` (it ended).
+   */
+  answer(): CallboxPromise<void> {
+    return CallboxPromise.from(this.#owner._answer(this));
+  }
+
+  /**
+   * Ends the call: an outgoing call not answered yet is canceled, a ringing incoming one declined, an answered
+   * one hung up. Resolves once it ended (`onCallEnded` has fired).
+   */
+  hangup(): CallboxPromise<void> {
+    return CallboxPromise.from(this.#owner._hangup(this, null));
+  }
+
+  /** Declines a ringing incoming call (as `hangup()` does for one). */
+  decline(): CallboxPromise<void> {
+    if (this.direction !== "incoming") {
+      return CallboxPromise.from(Promise.reject(callError("invalid_argument", "only an incoming call is declined")));
+    }
+    return this.hangup();
+  }
+
+  /** Stops sending this side's audio (the microphone stays open; its track is disabled). */
+  mute(): void {
+    this._muted = true;
+    this.#owner._applyMute(this);
+  }
+
+  unmute(): void {
+    this._muted = false;
+    this.#owner._applyMute(this);
+  }
+
+  /** The docs/calls.md cause word (compare with `CallEndCause.HUNG_UP` etc.); null while the call goes on. */
+  getEndCause(): CallEndCauseWord | null {
+    return this._cause;
+  }
+
+  getDetails(): CallDetails {
+    return {
+      startedTime: this._started,
+      answeredTime: this._answered,
+      establishedTime: this._established,
+      endedTime: this._ended,
+      duration: Math.round(this._durationMs / 1000),
+      durationMs: this._durationMs,
+      endCause: this._cause,
+      endedBy: this._endedBy,
+      detail: this._detail,
+      error: this._error,
+    };
+  }
+
+  /** The peer connection's statistics (`RTCPeerConnection.getStats()`); null before it exists. */
+  getStats(): CallboxPromise<RTCStatsReport | null> {
+    const pc = this.peerConnection;
+    return CallboxPromise.from(pc && pc.getStats ? pc.getStats() : Promise.resolve(null));
+  }
+
+  /** @internal */
+  _emit(name: keyof CallListener, log: (level: LogMessage["level"], message: string) => void): void {
+    for (const listener of [...this.#listeners]) {
+      const fn = listener[name];
+      if (typeof fn !== "function") continue;
+      try {
+        fn.call(listener, this);
+      } catch {
+        log("error", `calls: ${name} threw`);
+      }
+    }
+  }
+}
+
+/** What the call client keeps of a call besides the `Call` the app sees. */
+interface CallRecord {
+  call: Call;
+  /** The remote offer of an incoming call. */
+  offer: string | null;
+  pc: PeerConnectionLike | null;
+  /** Remote candidates waiting for the remote description. */
+  remoteCandidates: RTCIceCandidateInit[];
+  remoteDescriptionSet: boolean;
+  /** Local candidates waiting until they may go (callId known; callee: answer taken; connection up). */
+  localCandidates: RTCIceCandidateInit[];
+  /** Whether local candidates may be sent (the caller once placed, the callee once its answer was taken). */
+  mayTrickle: boolean;
+  /** `hangup()` was asked for before Callbox placed the call. */
+  hangupAsked: boolean;
+  /** Media timer: answered but not connected, or disconnected. */
+  mediaTimer: ReturnType<typeof setTimeout> | null;
+  /** Set while `hangup()` waits for `call.ended`. */
+  ending: Promise<void> | null;
+  connected: boolean;
+}
+
+/**
+ * Calls, for a session granted the `calling` capability; `client.getCallClient()` returns it. It uses the
+ * client's realtime connection (no second socket) and, after a reconnect, rejoins the calls that go on.
+ */
+export class CallClient {
+  readonly #context: CallingContext;
+  readonly #listeners = new Set<CallClientListener>();
+  /** Calls that go on, by Callbox's id. */
+  readonly #calls = new Map<string, CallRecord>();
+  /** Every record not ended, placed or not. */
+  readonly #records = new Set<CallRecord>();
+  /** Incoming calls that rang while nobody listened for them. */
+  readonly #held: CallRecord[] = [];
+  #iceServers: RTCIceServer[] | null = null;
+  #iceServersUntil = 0;
+
+  /** @internal */
+  constructor(context: CallingContext) {
+    this.#context = context;
+    const connection = context.connection;
+    if (connection) {
+      connection.on("ready", () => this.#rejoinAll());
+      connection.on("call.incoming", (frame) => this.#incoming(frame));
+      connection.on("call.progress", (frame) => this.#progress(frame));
+      connection.on("call.answered", (frame) => this.#answered(frame));
+      connection.on("call.candidate", (frame) => this.#remoteCandidate(frame));
+      connection.on("call.ended", (frame) => this.#endedFrame(frame));
+    }
+  }
+
+  /**
+   * Calls a user of this application. Returns the call at once; `onCallProgressing` fires when the callee's
+   * device rings, `onCallEstablished` when media flows, `onCallEnded` at the end (a refusal, such as
+   * `rate_limited` or `too_many_calls`, or a microphone that could not be opened, ends it with `failure` and the
+   * error in `getDetails().error`).
+   */
+  callUser(userId: string, headers?: CallHeaders): Call {
+    if (typeof userId !== "string" || userId === "") {
+      throw callError("invalid_argument", "callUser() needs the callee's user id");
+    }
+    if (headers !== undefined && (headers === null || typeof headers !== "object" || Array.isArray(headers))) {
+      throw callError("invalid_argument", "callUser() headers must be a JSON object");
+    }
+    const call = new Call(this, "outgoing", this.#context.userId(), userId, { ...(headers ?? {}) }, new Date());
+    const record = this.#record(call, null);
+    void this.#place(record);
+    return call;
+  }
+
+  /** Adds a listener; the first one with `onIncomingCall` also gets the calls ringing since before it. */
+  addEventListener(listener: CallClientListener): void {
+    this.#listeners.add(listener);
+    if (typeof listener.onIncomingCall === "function" && this.#held.length > 0) {
+      const held = this.#held.splice(0);
+      for (const record of held) if (record.call._state === "ringing") this.#emitIncoming(record.call);
+    }
+  }
+
+  removeEventListener(listener: CallClientListener): void {
+    this.#listeners.delete(listener);
+  }
+
+  /** The calls that go on (not ended), outgoing and incoming. */
+  getCalls(): Call[] {
+    return [...this.#records].map((r) => r.call);
+  }
+
+  // -- for Call -----------------------------------------------------------------------------------------------
+
+  /** @internal */
+  async _answer(call: Call): Promise<void> {
+    const record = this.#recordOf(call);
+    if (call.direction !== "incoming") throw callError("invalid_argument", "only an incoming call is answered");
+    if (!record || call._state !== "ringing" || record.pc) {
+      throw callError("invalid_argument", `the call cannot be answered now (it is ${call._state})`);
+    }
+    const connection = this.#context.connection;
+    const callId = call.callId as string;
+    let stream: MediaStreamLike;
+    try {
+      stream = await this.#openMicrophone(call);
+    } catch (error) {
+      const failure = error instanceof CallboxError ? error : microphoneError(error);
+      if (call.state !== "ended") {
+        // Callbox is told the call is not taken here; this side ends it with `failure`, naming the microphone.
+        connection?.send({ type: "call.decline", callId });
+        this.#finishLocally(record, "failure", failure);
+      }
+      throw failure;
+    }
+    try {
+      const pc = await this.#peer(record);
+      for (const track of stream.getTracks()) pc.addTrack(track, stream);
+      await pc.setRemoteDescription({ type: "offer", sdp: record.offer ?? "" });
+      await this.#remoteDescriptionSet(record);
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      if (call._state !== "ringing") throw callError("not_found", "the call ended while it was being answered");
+      if (!connection) throw callError("realtime_unavailable", "no realtime connection");
+      const sdp = pc.localDescription?.sdp ?? answer.sdp ?? "";
+      await connection.request(
+        { type: "call.answer", callId, sdp },
+        {
+          settledBy: (f) => f.type === "call.answered" && f.callId === callId,
+          onAnswer: (f) => this.#answered(f),
+        },
+      );
+    } catch (error) {
+      const failure = error instanceof CallboxError ? error : callError("failure", `answering failed: ${String(error)}`);
+      if (call.state !== "ended") {
+        // Another device was first: the call goes on there (Callbox's `call.ended` may come late, or not at all).
+        const cause = failure.reason === "call_already_answered" ? "other_device_answered" : "failure";
+        if (cause === "failure" && failure.reason !== "not_found") connection?.send({ type: "call.decline", callId });
+        this.#finishLocally(record, cause, failure);
+      }
+      throw failure;
+    }
+  }
+
+  /** @internal */
+  async _hangup(call: Call, failure: CallboxError | null): Promise<void> {
+    const record = this.#recordOf(call);
+    if (!record || call._state === "ended") return;
+    if (record.ending) return record.ending;
+    const connection = this.#context.connection;
+    const answered = call._state === "answered" || call._state === "established";
+    const localCause: CallEndCauseWord = failure
+      ? "failure"
+      : answered
+        ? "hung_up"
+        : call.direction === "incoming"
+          ? "denied"
+          : "canceled";
+    // Kept for `getDetails().error` whoever's `call.ended` ends the call.
+    if (failure) call._error = failure;
+    // Media stops at once; `onCallEnded` waits (a little) for Callbox's `call.ended` and its times.
+    this.#stopMedia(record);
+    if (call.callId === null || !connection) {
+      record.hangupAsked = true;
+      this.#finishLocally(record, localCause, failure);
+      return;
+    }
+    const callId = call.callId;
+    const frame: Frame =
+      call.direction === "incoming" && !answered
+        ? { type: "call.decline", callId }
+        : failure
+          ? { type: "call.hangup", callId, cause: "failure" }
+          : { type: "call.hangup", callId };
+    const ended = (f: Frame) => f.type === "call.ended" && f.callId === callId;
+    record.ending = new Promise<void>((resolve) => {
+      const timer = unrefTimer(
+        setTimeout(() => {
+          this.#finishLocally(record, localCause, failure);
+          resolve();
+        }, this.#context.options.hangupWaitMs ?? 3000),
+      );
+      connection
+        .request(frame, { settledBy: ended, onAnswer: (f) => (ended(f) ? this.#endedFrame(f) : undefined) })
+        .catch((error: unknown) => {
+          // `not_found`: it had already ended (its `call.ended` was missed); anything else: end it here.
+          this.#finishLocally(record, localCause, failure ?? (error instanceof CallboxError ? error : null));
+        })
+        .finally(() => {
+          clearTimeout(timer);
+          this.#finishLocally(record, localCause, failure);
+          resolve();
+        });
+    });
+    return record.ending;
+  }
+
+  /** @internal */
+  _applyMute(call: Call): void {
+    const stream = call.outgoingStream;
+    if (!stream) return;
+    for (const track of stream.getTracks()) if (track.kind === "audio") track.enabled = !call._muted;
+  }
+
+  /** The client's session ended or was terminated: every call ends here (terminate hangs them up first). */
+  /** @internal */
+  _shutdown(cause: CallEndCauseWord, error: CallboxError | null, hangUp: boolean): void {
+    for (const record of [...this.#records]) {
+      const call = record.call;
+      const answered = call._state === "answered" || call._state === "established";
+      if (hangUp && call.callId) {
+        const frame =
+          call.direction === "incoming" && !answered
+            ? { type: "call.decline", callId: call.callId }
+            : { type: "call.hangup", callId: call.callId };
+        this.#context.connection?.send(frame);
+      }
+      const local: CallEndCauseWord = hangUp
+        ? answered
+          ? "hung_up"
+          : call.direction === "incoming"
+            ? "denied"
+            : "canceled"
+        : cause;
+      this.#finishLocally(record, local, error);
+    }
+  }
+
+  // -- internals ----------------------------------------------------------------------------------------------
+
+  #record(call: Call, offer: string | null): CallRecord {
+    const record: CallRecord = {
+      call,
+      offer,
+      pc: null,
+      remoteCandidates: [],
+      remoteDescriptionSet: false,
+      localCandidates: [],
+      mayTrickle: false,
+      hangupAsked: false,
+      mediaTimer: null,
+      ending: null,
+      connected: false,
+    };
+    this.#records.add(record);
+    if (call.callId) this.#calls.set(call.callId, record);
+    return record;
+  }
+
+  #recordOf(call: Call): CallRecord | null {
+    for (const record of this.#records) if (record.call === call) return record;
+    return null;
+  }
+
+  async #place(record: CallRecord): Promise<void> {
+    const call = record.call;
+    const connection = this.#context.connection;
+    try {
+      if (!connection) throw callError("realtime_unavailable", "no WebSocket in this environment: no calls");
+      const stream = await this.#openMicrophone(call);
+      const pc = await this.#peer(record);
+      for (const track of stream.getTracks()) pc.addTrack(track, stream);
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      if (call._state === "ended") return;
+      const frame: Frame = { type: "call.start", calleeId: call.toId, sdp: pc.localDescription?.sdp ?? offer.sdp ?? "" };
+      if (Object.keys(call.headers).length > 0) frame.headers = call.headers;
+      await connection.request(frame, { onAnswer: (placed) => this.#placed(record, placed) });
+    } catch (error) {
+      if (call._state === "ended") return; // hung up meanwhile: nothing more to tell
+      const failure =
+        error instanceof CallboxError ? error : callError("failure", `the call could not be set up: ${String(error)}`);
+      this.#context.log("warn", `calls: the call to a user failed: ${failure.reason}`);
+      this.#finishLocally(record, "failure", failure);
+    }
+  }
+
+  /** `call.placed`: the call has its id; a hang-up asked for meanwhile goes out now. */
+  #placed(record: CallRecord, frame: Frame): void {
+    if (typeof frame.callId !== "string") return;
+    const call = record.call;
+    if (record.hangupAsked || call._state === "ended") {
+      this.#context.connection?.send({ type: "call.hangup", callId: frame.callId });
+      return;
+    }
+    call.callId = frame.callId;
+    call._started = dateOr(frame.startedAt, call._started);
+    this.#calls.set(frame.callId, record);
+    record.mayTrickle = true;
+    this.#flushCandidates(record);
+  }
+
+  #incoming(frame: Frame): void {
+    const { callId, callerId, calleeId, sdp } = frame;
+    if (typeof callId !== "string" || typeof callerId !== "string" || typeof sdp !== "string") return;
+    if (this.#calls.has(callId)) return;
+    const headers =
+      frame.headers && typeof frame.headers === "object" && !Array.isArray(frame.headers)
+        ? (frame.headers as CallHeaders)
+        : {};
+    const call = new Call(
+      this,
+      "incoming",
+      callerId,
+      typeof calleeId === "string" ? calleeId : this.#context.userId(),
+      headers,
+      dateOr(frame.startedAt, new Date()),
+    );
+    call.callId = callId;
+    const record = this.#record(call, sdp);
+    const listening = [...this.#listeners].some((l) => typeof l.onIncomingCall === "function");
+    if (listening) this.#emitIncoming(call);
+    else this.#held.push(record);
+  }
+
+  #emitIncoming(call: Call): void {
+    for (const listener of [...this.#listeners]) {
+      if (typeof listener.onIncomingCall !== "function") continue;
+      try {
+        listener.onIncomingCall.call(listener, call);
+      } catch {
+        this.#context.log("error", "calls: onIncomingCall threw");
+      }
+    }
+  }
+
+  #progress(frame: Frame): void {
+    const record = typeof frame.callId === "string" ? this.#calls.get(frame.callId) : undefined;
+    if (!record || record.call.direction !== "outgoing" || record.call._state !== "initiating") return;
+    record.call._state = "ringing";
+    record.call._emit("onCallProgressing", this.#context.log);
+  }
+
+  /** `call.answered`: to the caller with the answer's SDP; to the answering callee, its answer was taken. */
+  #answered(frame: Frame): void {
+    const record = typeof frame.callId === "string" ? this.#calls.get(frame.callId) : undefined;
+    if (!record) return;
+    const call = record.call;
+    if (call._state !== "initiating" && call._state !== "ringing") return;
+    call._state = "answered";
+    call._answered = dateOr(frame.answeredAt, new Date());
+    this.#armMediaTimer(record);
+    if (call.direction === "outgoing") {
+      const pc = record.pc;
+      if (!pc || typeof frame.sdp !== "string") {
+        void this._hangup(call, callError("failure", "the answer came without an SDP"));
+        return;
+      }
+      pc.setRemoteDescription({ type: "answer", sdp: frame.sdp })
+        .then(() => this.#remoteDescriptionSet(record))
+        .catch(() => {
+          void this._hangup(call, callError("failure", "the callee's answer could not be applied"));
+        });
+    } else {
+      record.mayTrickle = true;
+      this.#flushCandidates(record);
+    }
+    this.#maybeEstablished(record);
+  }
+
+  #remoteCandidate(frame: Frame): void {
+    const record = typeof frame.callId === "string" ? this.#calls.get(frame.callId) : undefined;
+    const candidate = frame.candidate;
+    if (!record || !candidate || typeof candidate !== "object") return;
+    const init = candidate as RTCIceCandidateInit;
+    if (record.remoteDescriptionSet && record.pc) {
+      record.pc.addIceCandidate(init).catch(() => this.#context.log("warn", "calls: a remote candidate was refused"));
+    } else if (record.remoteCandidates.length < MAX_HELD_CANDIDATES) {
+      record.remoteCandidates.push(init);
+    }
+  }
+
+  async #remoteDescriptionSet(record: CallRecord): Promise<void> {
+    record.remoteDescriptionSet = true;
+    const held = record.remoteCandidates.splice(0);
+    for (const candidate of held) {
+      try {
+        await record.pc?.addIceCandidate(candidate);
+      } catch {
+        this.#context.log("warn", "calls: a remote candidate was refused");
+      }
+    }
+  }
+
+  #endedFrame(frame: Frame): void {
+    const record = typeof frame.callId === "string" ? this.#calls.get(frame.callId) : undefined;
+    if (!record) return;
+    const call = record.call;
+    if (call._state === "ended") return;
+    const cause = typeof frame.cause === "string" ? (frame.cause as CallEndCauseWord) : "failure";
+    call._answered = typeof frame.answeredAt === "string" ? dateOr(frame.answeredAt, new Date()) : call._answered;
+    call._started = dateOr(frame.startedAt, call._started);
+    call._endedBy = typeof frame.endedBy === "string" ? frame.endedBy : null;
+    call._detail = typeof frame.detail === "string" ? frame.detail : null;
+    const endedAt = dateOr(frame.endedAt, new Date());
+    const durationMs = typeof frame.durationMs === "number" && frame.durationMs >= 0 ? frame.durationMs : null;
+    this.#finish(record, cause, call._error, endedAt, durationMs);
+  }
+
+  /** Ends a call with what this side knows (no `call.ended` from Callbox, or not yet). */
+  #finishLocally(record: CallRecord, cause: CallEndCauseWord, error: CallboxError | null): void {
+    this.#finish(record, cause, error, new Date(), null);
+  }
+
+  #finish(
+    record: CallRecord,
+    cause: CallEndCauseWord,
+    error: CallboxError | null,
+    endedAt: Date,
+    durationMs: number | null,
+  ): void {
+    const call = record.call;
+    if (call._state === "ended") return;
+    this.#stopMedia(record);
+    call._state = "ended";
+    call._cause = cause;
+    call._error = error ?? call._error;
+    call._ended = endedAt;
+    call._durationMs =
+      durationMs ?? (call._answered ? Math.max(0, endedAt.getTime() - call._answered.getTime()) : 0);
+    this.#records.delete(record);
+    if (call.callId && this.#calls.get(call.callId) === record) this.#calls.delete(call.callId);
+    const heldAt = this.#held.indexOf(record);
+    if (heldAt >= 0) this.#held.splice(heldAt, 1);
+    this.#context.log("info", `calls: a call ended: ${cause}`);
+    call._emit("onCallEnded", this.#context.log);
+  }
+
+  #stopMedia(record: CallRecord): void {
+    if (record.mediaTimer !== null) {
+      clearTimeout(record.mediaTimer);
+      record.mediaTimer = null;
+    }
+    const pc = record.pc;
+    if (pc) {
+      pc.onicecandidate = null;
+      pc.ontrack = null;
+      pc.onconnectionstatechange = null;
+      pc.oniceconnectionstatechange = null;
+      try {
+        pc.close();
+      } catch {
+        // Closed already.
+      }
+    }
+    if (record.call.outgoingStream) this.#stopTracks(record.call.outgoingStream);
+  }
+
+  #stopTracks(stream: MediaStreamLike): void {
+    for (const track of stream.getTracks()) {
+      try {
+        track.stop();
+      } catch {
+        // Stopped already.
+      }
+    }
+  }
+
+  async #openMicrophone(call: Call): Promise<MediaStreamLike> {
+    const given = this.#context.options.getUserMedia;
+    const devices = (globalThis as { navigator?: { mediaDevices?: MediaDevices } }).navigator?.mediaDevices;
+    const open = given ?? (devices && devices.getUserMedia ? (c: MediaStreamConstraints) => devices.getUserMedia(c) : null);
+    if (!open) {
+      throw callError(
+        "microphone_unavailable",
+        "the microphone could not be opened: this page has no navigator.mediaDevices (browsers give it only to https pages and http://localhost)",
+      );
+    }
+    let stream: MediaStreamLike;
+    try {
+      stream = await open({ audio: true, video: false });
+    } catch (error) {
+      throw microphoneError(error);
+    }
+    if (call._state === "ended") {
+      // Hung up while the browser asked for the microphone.
+      this.#stopTracks(stream);
+      throw callError("not_found", "the call ended before the microphone was open");
+    }
+    call.outgoingStream = stream;
+    this._applyMute(call);
+    return stream;
+  }
+
+  /** The RTCConfiguration of a call: Callbox's `iceServers` (cached until shortly before they expire), then the app's. */
+  async #rtcConfiguration(): Promise<RTCConfiguration> {
+    if (this.#iceServers === null || Date.now() >= this.#iceServersUntil) {
+      try {
+        const body = (await this.#context.configuration()) as { iceServers?: unknown; iceServersExpireAt?: unknown };
+        this.#iceServers = Array.isArray(body?.iceServers) ? (body.iceServers as RTCIceServer[]) : [];
+        const expires = typeof body?.iceServersExpireAt === "string" ? Date.parse(body.iceServersExpireAt) : NaN;
+        // A minute of margin; a configuration without an expiry is asked for again at the next call.
+        this.#iceServersUntil = Number.isNaN(expires) ? 0 : expires - 60000;
+      } catch (error) {
+        const reason = error instanceof CallboxError ? error.reason : "error";
+        this.#context.log("warn", `calls: no ICE servers from Callbox (${reason}): direct connections only`);
+        this.#iceServers = [];
+        this.#iceServersUntil = 0;
+      }
+    }
+    const fromCallbox: RTCConfiguration = { iceServers: this.#iceServers.map((s) => ({ ...s })) };
+    const extra = this.#context.options.rtcConfiguration;
+    if (typeof extra === "function") return extra(fromCallbox);
+    if (extra && typeof extra === "object") {
+      return { ...fromCallbox, ...extra, iceServers: [...(fromCallbox.iceServers ?? []), ...(extra.iceServers ?? [])] };
+    }
+    return fromCallbox;
+  }
+
+  async #peer(record: CallRecord): Promise<PeerConnectionLike> {
+    const configuration = await this.#rtcConfiguration();
+    const make =
+      this.#context.options.createPeerConnection ??
+      ((c: RTCConfiguration) => {
+        const Native = (globalThis as { RTCPeerConnection?: new (c: RTCConfiguration) => PeerConnectionLike })
+          .RTCPeerConnection;
+        if (!Native) throw callError("webrtc_unavailable", "this browser has no RTCPeerConnection");
+        return new Native(c);
+      });
+    // A call ended while the configuration was fetched gets no peer connection (nothing would close it).
+    if (record.call._state === "ended") throw callError("not_found", "the call ended while it was being set up");
+    const pc = make(configuration);
+    record.pc = pc;
+    record.call.peerConnection = pc;
+    pc.onicecandidate = (event: { candidate?: { toJSON?: () => RTCIceCandidateInit } | null }) => {
+      const c = event?.candidate;
+      // The end of gathering (a null candidate) is not signaled: docs/calls.md has no frame for it.
+      if (!c) return;
+      const init = typeof c.toJSON === "function" ? c.toJSON() : (c as RTCIceCandidateInit);
+      record.localCandidates.push(init);
+      this.#flushCandidates(record);
+    };
+    pc.ontrack = (event: { track?: unknown; streams?: MediaStream[] }) => {
+      const call = record.call;
+      let stream: MediaStream | null = event?.streams && event.streams[0] ? event.streams[0] : null;
+      const MediaStreamClass = (globalThis as { MediaStream?: new (tracks: unknown[]) => MediaStream }).MediaStream;
+      if (!stream && event?.track && MediaStreamClass) stream = new MediaStreamClass([event.track]);
+      if (!stream || call.incomingStream === stream) return;
+      call.incomingStream = stream;
+      call.incomingStreamURL = null;
+      try {
+        // Gone from current browsers (a TypeError there): `incomingStream` as `srcObject` is the way now.
+        const url = (URL as { createObjectURL?: (o: unknown) => string }).createObjectURL?.(stream);
+        if (typeof url === "string") call.incomingStreamURL = url;
+      } catch {
+        call.incomingStreamURL = null;
+      }
+    };
+    const stateChanged = () => this.#mediaState(record);
+    pc.onconnectionstatechange = stateChanged;
+    pc.oniceconnectionstatechange = stateChanged;
+    return pc;
+  }
+
+  #flushCandidates(record: CallRecord): void {
+    const connection = this.#context.connection;
+    const callId = record.call.callId;
+    if (!record.mayTrickle || !callId || !connection || record.call._state === "ended") return;
+    while (record.localCandidates.length > 0) {
+      const candidate = record.localCandidates[0];
+      if (!connection.send({ type: "call.candidate", callId, candidate })) return; // kept for the rejoin
+      record.localCandidates.shift();
+    }
+  }
+
+  /** The peer connection's state: connected → established; failed, or disconnected too long → failure. */
+  #mediaState(record: CallRecord): void {
+    const pc = record.pc;
+    if (!pc || record.call._state === "ended") return;
+    const state = pc.connectionState ?? "";
+    const ice = pc.iceConnectionState ?? "";
+    if (state === "failed" || ice === "failed") {
+      void this._hangup(record.call, callError("media_failed", "the media connection failed (ICE found no working path)"));
+      return;
+    }
+    const connected = state === "connected" || (state === "" && (ice === "connected" || ice === "completed"));
+    if (connected) {
+      record.connected = true;
+      if (record.mediaTimer !== null) {
+        clearTimeout(record.mediaTimer);
+        record.mediaTimer = null;
+      }
+      this.#maybeEstablished(record);
+    } else if (record.connected && (state === "disconnected" || ice === "disconnected")) {
+      record.connected = false;
+      this.#armMediaTimer(record);
+    }
+  }
+
+  #armMediaTimer(record: CallRecord): void {
+    if (record.connected || record.mediaTimer !== null) return;
+    const ms = this.#context.options.mediaTimeoutMs ?? 20000;
+    record.mediaTimer = unrefTimer(
+      setTimeout(() => {
+        record.mediaTimer = null;
+        if (record.connected || record.call._state === "ended") return;
+        void this._hangup(
+          record.call,
+          callError("media_failed", `no media flowed within ${ms} ms (ICE did not connect)`),
+        );
+      }, ms),
+    );
+  }
+
+  #maybeEstablished(record: CallRecord): void {
+    const call = record.call;
+    if (call._state !== "answered" || !record.connected) return;
+    call._state = "established";
+    call._established = new Date();
+    call._emit("onCallEstablished", this.#context.log);
+  }
+
+  /** A new realtime connection (`ready`): every call that goes on is rejoined (docs/calls.md §3). */
+  #rejoinAll(): void {
+    const connection = this.#context.connection;
+    if (!connection) return;
+    for (const record of [...this.#calls.values()]) {
+      const call = record.call;
+      const callId = call.callId;
+      if (!callId || call._state === "ended") continue;
+      this.#context.log("info", "calls: rejoining a call after a reconnect");
+      connection
+        .request(
+          { type: "call.rejoin", callId },
+          {
+            onAnswer: (f) => {
+              if (f.type !== "call.rejoined" || call._state === "ended") return;
+              if (f.state === "answered" && call.direction === "outgoing" && !record.remoteDescriptionSet) {
+                // The answer came while this side was away, and call.rejoined carries no SDP to apply.
+                void this._hangup(call, callError("failure", "the call was answered while the connection was down"));
+                return;
+              }
+              this.#flushCandidates(record);
+            },
+          },
+        )
+        .catch((error: unknown) => {
+          if (!(error instanceof CallboxError) || call._state === "ended") return;
+          // Gone meanwhile (it ended while this side was away: its call.ended was lost with the old connection).
+          if (error.reason === "not_found") this.#finishLocally(record, "timeout", error);
+        });
+    }
+  }
+}
+
 const JSON_TYPE = "application/json; charset=UTF-8";
 
 /** The Callbox client; also exported as `SinchClient`. */
@@ -1175,6 +2172,8 @@ export class Client {
   readonly #connection: RealtimeConnection | null;
   /** Made with the client, so that messages arriving before the app asks for it are held, not lost. */
   readonly #messageClient: MessageClient;
+  /** Made with the client too: a call ringing before the app asks for it is held for its first listener. */
+  readonly #callClient: CallClient;
 
   constructor(options: ClientOptions) {
     if (!options || typeof options.applicationKey !== "string" || options.applicationKey === "") {
@@ -1223,6 +2222,13 @@ export class Client {
       userId: () => this.#session?.userId ?? "",
       log: this.#log,
     });
+    this.#callClient = new CallClient({
+      connection: this.#connection,
+      options: { ...(options.calls ?? {}) },
+      userId: () => this.#session?.userId ?? "",
+      configuration: () => this.call("GET", "/v1/configuration/user").then((r) => r.body),
+      log: this.#log,
+    });
   }
 
   /** Adds a listener for the client's life: started, failed, stopped, connection state. */
@@ -1257,6 +2263,7 @@ export class Client {
   }
 
   async #start(credentials: StartCredentials): Promise<SavedSession> {
+    this.#callClient._shutdown("hung_up", null, true);
     this.#connection?.stop();
     this.#stopTimer();
     this.#session = null;
@@ -1342,6 +2349,8 @@ export class Client {
       (async () => {
         this.#stopTimer();
         this.#provider = null;
+        // Calls that go on are hung up (Callbox is told on the socket while it is still open).
+        this.#callClient._shutdown("hung_up", null, true);
         this.#connection?.stop();
         const s = this.#session;
         if (!s) return;
@@ -1366,6 +2375,18 @@ export class Client {
       throw localError("capability_not_granted", "this session was not granted the messaging capability");
     }
     return this.#messageClient;
+  }
+
+  /**
+   * Calls (the same object on every call); throws `capability_not_granted` when the session has no `calling`
+   * capability (ask for it with `capabilities: {calling: true}`).
+   */
+  getCallClient(): CallClient {
+    if (!this.#session) throw localError("not_started", "start() the client first");
+    if (!this.#session.capabilities.includes("calling")) {
+      throw localError("capability_not_granted", "this session was not granted the calling capability");
+    }
+    return this.#callClient;
   }
 
   /** The user's identities (`GET /v1/user/profile`), a signed call. */
@@ -1721,6 +2742,8 @@ export class Client {
     this.#stopTimer();
     this.#provider = null;
     this.#session = null;
+    // Callbox ended this side's calls with the session (`revoked`); the socket that would say so is closed.
+    this.#callClient._shutdown("revoked", error, false);
     this.#emit("onClientFailed", error);
     this.#emit("onClientStopped", error);
   }

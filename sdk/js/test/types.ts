@@ -10,6 +10,11 @@ import {
   type MessageFailureInfo,
   type ClientListener,
   type ConnectionState,
+  type Call,
+  type CallClient,
+  type CallDetails,
+  type CallEndCauseWord,
+  CallEndCause,
 } from "../dist/callbox.js";
 
 const client = new SinchClient({ applicationKey: "key", capabilities: { messaging: true } });
@@ -66,3 +71,51 @@ client.removeListener(lifecycle);
 
 // The browser's own WebSocket class fits the realtime option (as does the `ws` package's, used by the tests).
 new SinchClient({ applicationKey: "key", realtime: { WebSocket, deadAfterMs: 35000 } });
+
+// Calls, as code written for the legacy SDK's call shape writes them.
+const caller = new SinchClient({
+  applicationKey: "key",
+  capabilities: { messaging: true, calling: true },
+  calls: { rtcConfiguration: { iceTransportPolicy: "relay" }, mediaTimeoutMs: 10000 },
+});
+caller.start({ username: "alice", password: "pw" }).then(() => {
+  const callClient: CallClient = caller.getCallClient();
+  const callListener = {
+    onCallProgressing(call: Call) {
+      void call.state;
+    },
+    onCallEstablished(call: Call) {
+      const stream: MediaStream | null = call.incomingStream;
+      const url: string | null = call.incomingStreamURL;
+      void [stream, url];
+    },
+    onCallEnded(call: Call) {
+      const details: CallDetails = call.getDetails();
+      const seconds: number = details.duration;
+      const started: Date = details.startedTime;
+      const established: Date | null = details.establishedTime;
+      const cause: CallEndCauseWord | null = call.getEndCause();
+      const hungUp: boolean = cause === CallEndCause.HUNG_UP;
+      void [seconds, started, established, details.endedTime, details.endCause, details.error, hungUp];
+    },
+  };
+  callClient.addEventListener({
+    onIncomingCall(call: Call) {
+      const from: string = call.fromId;
+      const direction: "incoming" | "outgoing" = call.direction;
+      void [from, direction, call.callId, call.toId];
+      call.addEventListener(callListener);
+      call.answer().fail((error: CallboxError) => error.reason);
+    },
+  });
+  const call: Call = callClient.callUser("bob", { topic: "support" });
+  call.addEventListener(callListener);
+  call.mute();
+  call.unmute();
+  call.hangup().then(() => call.getEndCause());
+  // @ts-expect-error a user id is a string
+  callClient.callUser(42);
+  // @ts-expect-error not a cause word
+  const wrong: CallEndCauseWord = "HUNG_UP";
+  void wrong;
+});

@@ -1,6 +1,6 @@
 -- Call records (docs/calls.md section 5): one row per call, written behind the signaling by the call's home node.
--- A call to a user of another application is never placed (the callee is unavailable), so both ends belong to
--- app_key.
+-- caller_id belongs to app_key; callee_id is the id the caller typed: a call to an unknown user, or to a user of
+-- another application, is placed (and recorded here, in the caller's app) and ends at once as unavailable.
 CREATE TABLE calls (
     id          TEXT    PRIMARY KEY,
     app_key     TEXT    NOT NULL REFERENCES apps (key) ON DELETE CASCADE,

@@ -8,10 +8,12 @@
 //! - [`users`]: platform-managed users (sign-up, login) and their administration.
 //! - [`admin`]: the admin token, revocation, listings, the audit trail, the ticket debugger, readiness.
 //! - [`calls`]: the STUN/TURN servers and TURN credentials of a session with `calling`.
+//! - [`call_records`]: an application's recent calls, for the admin API, the CLI and the dashboard.
 //! - [`messaging`]: realtime messages (what is stored for whom, durably before acknowledgement) and inboxes.
 
 pub mod admin;
 pub mod apps;
+pub mod call_records;
 pub mod calls;
 pub mod clock;
 pub mod error;
@@ -21,7 +23,7 @@ pub mod users;
 
 /// The records the domain answers with (handlers read them; only the domain reaches the store).
 pub use crate::store::{
-    AppRecord, Capability, InboxEntry, InboxItem, MessageRecord, SecretRecord, SessionRecord, UserRecord,
+    AppRecord, CallRecord, Capability, InboxEntry, InboxItem, MessageRecord, SecretRecord, SessionRecord, UserRecord,
 };
 pub use apps::{AppSettings, AppWithSecrets, CreatedApp, NewSecret};
 pub use clock::{Clock, SystemClock, TestClock};

@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/apps/{key}/sessions/revoke", post(admin::revoke_sessions))
         .route("/admin/v1/apps/{key}/sessions/{id}", delete(admin::revoke_session))
         .route("/admin/v1/apps/{key}/events", get(admin::list_events))
+        .route("/admin/v1/apps/{key}/calls", get(admin::list_calls))
         .route("/admin/v1/apps/{key}/diagnose", post(admin::diagnose));
 
     let mut ops = Router::new()

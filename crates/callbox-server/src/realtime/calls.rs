@@ -370,8 +370,7 @@ impl CallRegistry {
                 retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
             });
         }
-        let now = Utc::now();
-        let started_at = DateTime::<Utc>::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let started_at = now_ms();
         let call_id = uuid::Uuid::now_v7().to_string();
         let devices_here = hub.calling_devices_here(&caller.app_key, &callee_id, &caller.session_id);
         let clustered = hub.is_clustered();
@@ -509,7 +508,7 @@ impl CallRegistry {
                         CallRefusal::new(Reason::CallAlreadyAnswered, Reason::CallAlreadyAnswered.default_message());
                     return (Some(call), Some(refusal));
                 }
-                let now = Utc::now();
+                let now = now_ms();
                 call.answered_at = Some(now);
                 call.callee = Some(from.clone());
                 if let Some(timer) = call.timer.take() {
@@ -656,7 +655,7 @@ impl CallRegistry {
         if let Some(timer) = call.timer.take() {
             timer.abort();
         }
-        let now = Utc::now();
+        let now = now_ms();
         let frame = frames::call_ended(&call.id, cause.as_str(), by, call.started_at, call.answered_at, now, detail);
         effects.push((
             CallTarget::Connection(call.caller.clone()),
@@ -701,6 +700,13 @@ enum Timer {
     Unanswered,
     /// A lost side did not rejoin.
     Grace(Side, u64),
+}
+
+/// Now, to the millisecond: the precision the records keep, so that a frame's times and `durationMs` agree with
+/// the stored call.
+fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::<Utc>::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
 fn spawn_timer(hub: &Arc<Hub>, call_id: &str, after: Duration, timer: Timer) -> JoinHandle<()> {

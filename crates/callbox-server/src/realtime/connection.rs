@@ -2,7 +2,7 @@
 
 use super::calls::{CallDelivery, CallRefusal, CallUpdate, Endpoint, Signal, SignalKind};
 use super::frames::{self, Frame};
-use super::hub::{NewConnection, Outbound, Registered};
+use super::hub::{Connection, NewConnection, Outbound, Registered};
 use super::{Closing, RealtimeConfig};
 use crate::domain::messaging::Accepted;
 use crate::domain::{origin_allowed, Callbox, RequestMeta};
@@ -20,6 +20,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Inbox entries read from the store at a time (replay and gap filling).
@@ -136,6 +137,10 @@ async fn run(ws: WebSocket, callbox: Arc<Callbox>, meta: RequestMeta, connection
         user_id: session.user_id.clone(),
         session_id: session.id.clone(),
     };
+    let (sends, pending_sends) = mpsc::channel(MAX_PENDING_SENDS);
+    if messaging {
+        tokio::spawn(accept_in_order(callbox.clone(), registered.connection.clone(), pending_sends));
+    }
     let mut live = Live {
         socket,
         callbox: callbox.clone(),
@@ -151,6 +156,7 @@ async fn run(ws: WebSocket, callbox: Arc<Callbox>, meta: RequestMeta, connection
         gap_deadline: None,
         confirming: Arc::new(tokio::sync::Semaphore::new(MAX_CONFIRMING)),
         deferred: std::collections::VecDeque::new(),
+        sends,
     };
     if let Err(closing) = live.start(authenticated.resume_after).await {
         if let Some(closing) = closing {
@@ -272,6 +278,53 @@ struct Live {
     confirming: Arc<tokio::sync::Semaphore>,
     /// Confirmations waiting for a place, in arrival order.
     deferred: std::collections::VecDeque<Confirmation>,
+    /// Messages for the sender task ([`accept_in_order`]).
+    sends: mpsc::Sender<PendingSend>,
+}
+
+/// A `message.send` that passed its checks, waiting for the connection's sender task.
+#[derive(Debug)]
+struct PendingSend {
+    reference: Option<String>,
+    recipients: Vec<String>,
+    text: String,
+    headers: String,
+}
+
+/// Sends of one connection accepted at once at most before it stops reading its socket.
+const MAX_PENDING_SENDS: usize = 64;
+
+/// The connection's sender task: stores its messages in the order they were sent (so order holds per sender →
+/// recipient pair), acknowledges each after its commit and fans it out. It runs beside the connection's loop, so
+/// that a sender waiting for commits still writes what it receives (receipts above all) without delay.
+async fn accept_in_order(callbox: Arc<Callbox>, connection: Arc<Connection>, mut pending: mpsc::Receiver<PendingSend>) {
+    while let Some(PendingSend { reference, recipients, text, headers }) = pending.recv().await {
+        let (app_key, user_id) = (&connection.app_key, &connection.user_id);
+        let hub = callbox.realtime();
+        let Accepted { message, seqs, unknown } =
+            match callbox.accept_message(app_key, user_id, recipients, text, headers).await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    connection.send_plain(frames::error(reference.as_deref(), error.reason, &error.message, None));
+                    continue;
+                }
+            };
+        let now = message.created_at;
+        hub.count_accepted();
+        connection.send_plain(frames::accepted(reference.as_deref(), &message));
+        for recipient in &unknown {
+            connection.send_plain(frames::receipt(None, &message.id, recipient, Some("unknown_user"), now));
+        }
+        hub.count_failed(unknown.len() as u64);
+        for (recipient, seq) in message.recipient_ids.iter().zip(seqs) {
+            hub.deliver(app_key, recipient, Outbound::Seq(seq, frames::message(Some(seq), &message)), None, now);
+        }
+        if !message.recipient_ids.iter().any(|r| r == user_id) {
+            // The sender's other devices see what was sent (live only: it is not in the sender's inbox).
+            let copy = Outbound::Plain(frames::message(None, &message));
+            hub.deliver(app_key, user_id, copy, Some(connection.id), now);
+        }
+    }
 }
 
 /// A `message.received` to write.
@@ -391,7 +444,9 @@ impl Live {
                     }
                     Ok(())
                 }
-                incoming = self.socket.ws.recv(), if self.deferred.len() < MAX_DEFERRED_CONFIRMATIONS => match incoming {
+                // Reading stops while confirmations or sends back up (TCP then slows the client); writing goes on.
+                incoming = self.socket.ws.recv(),
+                    if self.deferred.len() < MAX_DEFERRED_CONFIRMATIONS && self.sends.capacity() > 0 => match incoming {
                     None | Some(Err(_)) => Err(None),
                     Some(Ok(message)) => {
                         last_heard = Instant::now();
@@ -579,29 +634,10 @@ impl Live {
                 retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
             });
         }
-        let refused = |error: crate::domain::DomainError| Refusal::new(error.reason, error.message.to_string());
-        let Accepted { message, seqs, unknown } = self
-            .callbox
-            .accept_message(self.app_key(), self.user_id(), unique, text, headers)
-            .await
-            .map_err(refused)?;
-        let accepted = message.recipient_ids.clone();
-        let now = message.created_at;
-        let hub = self.callbox.realtime().clone();
-        hub.count_accepted();
-        self.send(&frames::accepted(reference, &message)).await.map_err(|_| Refusal::new(Reason::Internal, ""))?;
-        for recipient in &unknown {
-            let receipt = frames::receipt(None, &message.id, recipient, Some("unknown_user"), now);
-            self.send(&receipt).await.map_err(|_| Refusal::new(Reason::Internal, ""))?;
-        }
-        hub.count_failed(unknown.len() as u64);
-        for (recipient, seq) in accepted.iter().zip(seqs) {
-            hub.deliver(self.app_key(), recipient, Outbound::Seq(seq, frames::message(Some(seq), &message)), None, now);
-        }
-        if !accepted.iter().any(|r| r == self.user_id()) {
-            // The sender's other devices see what was sent (live only: it is not in the sender's inbox).
-            let copy = Outbound::Plain(frames::message(None, &message));
-            hub.deliver(self.app_key(), self.user_id(), copy, Some(self.registered.connection.id), now);
+        let send = PendingSend { reference: reference.map(str::to_owned), recipients: unique, text, headers };
+        // The loop's guard keeps a place free; a full queue (a bug) waits rather than drops a message.
+        if let Err(mpsc::error::TrySendError::Full(send)) = self.sends.try_send(send) {
+            let _ = self.sends.send(send).await;
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio_tungstenite::tungstenite::Message;
@@ -726,6 +727,84 @@ async fn the_sqlite_store_keeps_inboxes_as_documented() {
             Err(error) => assert!(n % 10 == 3, "write {n} failed: {error}"),
         }
     }
+}
+
+#[tokio::test]
+async fn concurrent_writes_to_shared_inboxes_get_contiguous_sequences_and_each_confirmation_its_own_answer() {
+    // Many appends to the same two users, committed in groups: every user's sequence numbers are 1..=N with no
+    // gap and no duplicate, each message's copy sits at the seq it was answered with, and confirmations in one
+    // group (first, repeated, wrong id, unknown seq) each get the answer they would get alone.
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let store = server.raw_store().await;
+    let sends = (0..120).map(|n| {
+        let store = store.clone();
+        let app_key = app.key.clone();
+        tokio::spawn(async move {
+            let recipients = if n % 3 == 0 { vec!["bob".into(), "carol".into()] } else { vec!["bob".into()] };
+            let message = callbox_server::store::MessageRecord {
+                id: format!("m{n}"),
+                app_key,
+                sender_id: "alice".into(),
+                recipient_ids: recipients,
+                text: format!("text {n}"),
+                headers: "{}".into(),
+                created_at: Utc::now(),
+            };
+            (message.clone(), store.append_message(&message).await.unwrap())
+        })
+    });
+    let sent: Vec<_> = futures_util::future::join_all(sends).await.into_iter().map(Result::unwrap).collect();
+    let mut bob_seqs: Vec<u64> = sent.iter().map(|(_, seqs)| seqs[0]).collect();
+    bob_seqs.sort_unstable();
+    assert_eq!(bob_seqs, (1..=120).collect::<Vec<u64>>());
+    let mut carol_seqs: Vec<u64> = sent.iter().filter(|(_, s)| s.len() == 2).map(|(_, s)| s[1]).collect();
+    carol_seqs.sort_unstable();
+    assert_eq!(carol_seqs, (1..=40).collect::<Vec<u64>>());
+    let inbox = store.read_inbox(&app.key, "bob", 0, 200, false).await.unwrap();
+    for (message, seqs) in &sent {
+        let entry = inbox.iter().find(|e| e.seq == seqs[0]).unwrap();
+        match &entry.item {
+            callbox_server::store::InboxItem::Message(stored) => assert_eq!(stored.id, message.id),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Confirmations of bob's entries, all at once: each entry twice, one wrong id, one unknown seq.
+    let mut confirms = Vec::new();
+    for (message, seqs) in sent.iter().take(30) {
+        for _ in 0..2 {
+            let (store, app_key, id, seq) = (store.clone(), app.key.clone(), message.id.clone(), seqs[0]);
+            confirms.push(tokio::spawn(async move {
+                (seq, store.confirm_delivery(&app_key, "bob", seq, &id, Utc::now()).await)
+            }));
+        }
+    }
+    let (wrong_store, wrong_app) = (store.clone(), app.key.clone());
+    let wrong_seq = sent[40].1[0];
+    let wrong =
+        tokio::spawn(
+            async move { wrong_store.confirm_delivery(&wrong_app, "bob", wrong_seq, "m-other", Utc::now()).await },
+        );
+    let (unknown_store, unknown_app) = (store.clone(), app.key.clone());
+    let unknown =
+        tokio::spawn(async move { unknown_store.confirm_delivery(&unknown_app, "bob", 999, "m1", Utc::now()).await });
+    let mut firsts: HashMap<u64, usize> = HashMap::new();
+    let mut receipt_seqs = Vec::new();
+    for outcome in futures_util::future::join_all(confirms).await {
+        let (seq, outcome) = outcome.unwrap();
+        if let Some((sender, entry)) = outcome.unwrap() {
+            assert_eq!(sender, "alice");
+            *firsts.entry(seq).or_default() += 1;
+            receipt_seqs.push(entry.seq);
+        }
+    }
+    assert_eq!(firsts.len(), 30, "every entry confirmed once");
+    assert!(firsts.values().all(|n| *n == 1), "a repeated confirmation is not first: {firsts:?}");
+    receipt_seqs.sort_unstable();
+    assert_eq!(receipt_seqs, (1..=30).collect::<Vec<u64>>(), "alice's receipts are contiguous");
+    assert!(matches!(wrong.await.unwrap(), Err(callbox_server::store::StoreError::NotFound)));
+    assert!(matches!(unknown.await.unwrap(), Err(callbox_server::store::StoreError::NotFound)));
+    assert_eq!(store.read_inbox(&app.key, "alice", 0, 100, false).await.unwrap().len(), 30);
 }
 
 // ----- revocation reaches the socket -------------------------------------------------------------------------

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use callbox_core::IdentityType;
 use callbox_server::store::sqlite::SqliteStore;
-use callbox_server::store::{AppRecord, Capability, SecretRecord, SessionRecord, Store, StoreError, UserRecord};
+use callbox_server::store::{
+    AppRecord, CallRecord, CallWrite, Capability, SecretRecord, SessionRecord, Store, StoreError, UserRecord,
+};
 use chrono::{DateTime, Duration, Utc};
 
 // ----- fixtures ----------------------------------------------------------------------------------------------
@@ -555,6 +557,105 @@ pub async fn concurrent_sessions(store: Arc<dyn Store>, count: usize) {
     assert_eq!(live.len(), count.min(1000));
 }
 
+fn call(app_key: &str, caller: &str, callee: &str, started_at: DateTime<Utc>) -> CallRecord {
+    CallRecord {
+        id: unique("call-"),
+        app_key: app_key.to_owned(),
+        caller_id: caller.to_owned(),
+        callee_id: callee.to_owned(),
+        started_at,
+        answered_at: None,
+        ended_at: None,
+        end_cause: None,
+        ended_by: None,
+    }
+}
+
+fn call_ended(id: &str, at: DateTime<Utc>, cause: &str, by: &str) -> CallWrite {
+    CallWrite::Ended { id: id.to_owned(), at, cause: cause.to_owned(), by: by.to_owned() }
+}
+
+/// Call records: a batch applied in order (placed, answered, ended in one batch), the first answer and the first
+/// end kept, changes to unknown calls and calls of unknown applications dropped, the listing newest first per
+/// application with the user matching either end, and deletion with the application.
+pub async fn calls(store: &dyn Store) {
+    let (app, _) = new_app(store).await;
+    let (other, _) = new_app(store).await;
+    let t = now();
+    let whole = call(&app.key, "alice", "bob", t);
+    store
+        .write_calls(&[
+            CallWrite::Placed(whole.clone()),
+            CallWrite::Answered { id: whole.id.clone(), at: t + Duration::milliseconds(1_250) },
+            call_ended(&whole.id, t + Duration::milliseconds(9_999), "hung_up", "callee"),
+        ])
+        .await
+        .unwrap();
+    let expected = CallRecord {
+        answered_at: Some(t + Duration::milliseconds(1_250)),
+        ended_at: Some(t + Duration::milliseconds(9_999)),
+        end_cause: Some("hung_up".to_owned()),
+        ended_by: Some("callee".to_owned()),
+        ..whole.clone()
+    };
+    assert_eq!(store.list_calls(&app.key, None, 10).await.unwrap(), std::slice::from_ref(&expected));
+
+    // A second answer, a second end and a second placement of the same id change nothing: the first one stands.
+    store
+        .write_calls(&[
+            CallWrite::Answered { id: whole.id.clone(), at: t + Duration::seconds(30) },
+            call_ended(&whole.id, t + Duration::seconds(40), "failure", "server"),
+            CallWrite::Placed(CallRecord { caller_id: "mallory".to_owned(), ..whole.clone() }),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.list_calls(&app.key, None, 10).await.unwrap(), std::slice::from_ref(&expected));
+
+    // Changes to a call never placed, and a call of an application that does not exist, are dropped.
+    let ghost = unique("call-");
+    let orphan = call(&unique("no-app-"), "alice", "bob", t);
+    store
+        .write_calls(&[
+            CallWrite::Answered { id: ghost.clone(), at: t },
+            call_ended(&ghost, t, "hung_up", "caller"),
+            CallWrite::Placed(orphan.clone()),
+        ])
+        .await
+        .unwrap();
+    assert!(store.list_calls(&orphan.app_key, None, 10).await.unwrap().is_empty());
+    assert_eq!(store.list_calls(&app.key, None, 10).await.unwrap().len(), 1);
+    store.write_calls(&[]).await.unwrap();
+
+    // Newest first (the same start: the larger id first), the user at either end, the other application apart.
+    let later = call(&app.key, "carol", "alice", t + Duration::seconds(1));
+    let to_carol = call(&app.key, "bob", "carol", t + Duration::seconds(2));
+    let unrelated = call(&app.key, "dave", "erin", t + Duration::seconds(2));
+    let mut same_start = [to_carol.id.clone(), unrelated.id.clone()];
+    same_start.sort_by(|a, b| b.cmp(a));
+    let elsewhere = call(&other.key, "alice", "bob", t + Duration::seconds(3));
+    let placed: Vec<CallWrite> =
+        [&later, &to_carol, &unrelated, &elsewhere].into_iter().cloned().map(CallWrite::Placed).collect();
+    store.write_calls(&placed).await.unwrap();
+    let listed = |user: Option<&'static str>, limit: u32, key: &str| {
+        let key = key.to_owned();
+        async move { ids(&store.list_calls(&key, user, limit).await.unwrap(), |c| &c.id) }
+    };
+    let [first, second] = same_start.clone();
+    assert_eq!(listed(None, 10, &app.key).await, [first.clone(), second.clone(), later.id.clone(), whole.id.clone()]);
+    assert_eq!(listed(Some("alice"), 10, &app.key).await, [later.id.clone(), whole.id.clone()]);
+    assert_eq!(listed(Some("carol"), 10, &app.key).await, [to_carol.id.clone(), later.id.clone()]);
+    assert!(listed(Some("ALICE"), 10, &app.key).await.is_empty(), "user ids are case-sensitive");
+    assert_eq!(listed(None, 2, &app.key).await, same_start);
+    assert_eq!(listed(None, 0, &app.key).await, [first], "a limit of 0 still lists one");
+    assert_eq!(listed(None, 10, &other.key).await, std::slice::from_ref(&elsewhere.id));
+    assert!(listed(Some("carol"), 10, &other.key).await.is_empty());
+
+    // The records go with their application.
+    store.delete_app(&app.key).await.unwrap();
+    assert!(store.list_calls(&app.key, None, 10).await.unwrap().is_empty());
+    assert_eq!(store.list_calls(&other.key, None, 10).await.unwrap().len(), 1);
+}
+
 /// Every behaviour, one after the other, on one store.
 pub async fn run_conformance(store: Arc<dyn Store>) {
     meta(&*store).await;
@@ -570,6 +671,7 @@ pub async fn run_conformance(store: Arc<dyn Store>) {
     nonces(&*store).await;
     purge(&*store).await;
     concurrent_sessions(Arc::clone(&store), 50).await;
+    calls(&*store).await;
 }
 
 // ----- SQLite ------------------------------------------------------------------------------------------------
@@ -579,6 +681,12 @@ async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("callbox.db")).await.unwrap();
     (Arc::new(store), dir)
+}
+
+#[tokio::test]
+async fn sqlite_calls() {
+    let (store, _dir) = sqlite().await;
+    calls(&*store).await;
 }
 
 #[tokio::test]

@@ -86,6 +86,15 @@ pub struct SessionArgs {
     pub(crate) command: SessionCommand,
 }
 
+/// `callbox call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    #[command(subcommand)]
+    pub(crate) command: CallCommand,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum AppCommand {
     /// Create an application and print its key and its first secret (shown this once).
@@ -341,6 +350,22 @@ pub(crate) enum SessionCommand {
         /// Revoke every session created before this time, e.g. 2026-11-28T04:00:00Z.
         #[arg(long, value_name = "ISO-8601", value_parser = parse_time)]
         issued_before: Option<DateTime<Utc>>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CallCommand {
+    /// List an application's recent calls, newest first (the call records of docs/calls.md section 5).
+    List {
+        /// Application key.
+        #[arg(long = "app", value_name = "KEY")]
+        app: String,
+        /// Only the calls this user placed or received.
+        #[arg(long, value_name = "USER", allow_hyphen_values = true)]
+        user: Option<String>,
+        /// At most this many calls (server default 50, at most 500).
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
     },
 }
 

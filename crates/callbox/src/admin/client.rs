@@ -234,6 +234,11 @@ pub(crate) fn user_path(app: &str, user: &str) -> anyhow::Result<String> {
     Ok(format!("{}/users/{}", app_path(app)?, segment("user id", user)?))
 }
 
+/// `/apps/{key}/calls`.
+pub(crate) fn calls_path(app: &str) -> anyhow::Result<String> {
+    Ok(format!("{}/calls", app_path(app)?))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -244,6 +249,7 @@ mod tests {
         assert_eq!(segment("user id", "a b/c?d%e").unwrap(), "a%20b%2Fc%3Fd%25e");
         assert_eq!(segment("user id", "Ab-9._~").unwrap(), "Ab-9._~");
         assert_eq!(user_path("k/1", "é").unwrap(), "/apps/k%2F1/users/%C3%A9");
+        assert_eq!(calls_path("k?1").unwrap(), "/apps/k%3F1/calls");
         for refused in ["", ".", ".."] {
             assert!(segment("user id", refused).unwrap_err().downcast_ref::<crate::UsageError>().is_some());
         }

@@ -1,4 +1,4 @@
-//! `callbox app`, `callbox user`, `callbox session`: a client of the admin HTTP API (docs/admin-api.md).
+//! `callbox app`, `callbox user`, `callbox session`, `callbox call`: a client of the admin HTTP API (docs/admin-api.md).
 //!
 //! - [`args`]: the command line, and how options become request bodies.
 //! - [`client`]: the authenticated HTTP client and its errors.
@@ -11,20 +11,20 @@ mod args;
 mod client;
 mod output;
 
-pub use args::{AppArgs, SessionArgs, UserArgs};
+pub use args::{AppArgs, CallArgs, SessionArgs, UserArgs};
 // For the other admin-API commands (`callbox connection`, realtime_cli.rs).
 pub(crate) use args::Connection;
 pub(crate) use client::Client;
 
 use crate::usage;
-use args::{AppCommand, SessionCommand, UserCommand, UserTarget};
+use args::{AppCommand, CallCommand, SessionCommand, UserCommand, UserTarget};
 use callbox_wire::admin::{
-    AddUserBody, AppList, AppView, CreateAppBody, CreatedApp, NewSecret, PasswordBody, RevokeBody, Revoked,
+    AddUserBody, AppList, AppView, CallList, CreateAppBody, CreatedApp, NewSecret, PasswordBody, RevokeBody, Revoked,
     SessionList, UserList, UserView,
 };
 pub(crate) use client::{app_path, segment};
-use client::{user_path, Answer};
-use output::{list_cell, on_off, print_app, print_user_line, user_status};
+use client::{calls_path, user_path, Answer};
+use output::{call_row, list_cell, on_off, print_app, print_user_line, user_status, CALL_HEADERS};
 pub(crate) use output::{print_json, print_table};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -289,6 +289,35 @@ pub async fn run_session(args: SessionArgs) -> anyhow::Result<ExitCode> {
                 print_json(answer.json())?;
             } else {
                 println!("Revoked {} session(s).", answer.typed::<Revoked>()?.revoked);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a `callbox call` subcommand.
+pub async fn run_call(args: CallArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.connection)?;
+    let json_out = args.connection.json;
+    match args.command {
+        CallCommand::List { app, user, limit } => {
+            let mut query = Vec::new();
+            if let Some(user) = &user {
+                query.push(("user", user.clone()));
+            }
+            if let Some(limit) = limit {
+                query.push(("limit", limit.to_string()));
+            }
+            let answer = client.get(&calls_path(&app)?, &query).await?;
+            if json_out {
+                return print_json(answer.json()).map(|()| ExitCode::SUCCESS);
+            }
+            let list: CallList = answer.typed()?;
+            let rows: Vec<Vec<String>> = list.calls.iter().map(call_row).collect();
+            match (&user, rows.is_empty()) {
+                (Some(user), true) => println!("No calls of {user}."),
+                (None, true) => println!("No calls yet."),
+                _ => print_table(&CALL_HEADERS, &rows),
             }
         }
     }

@@ -1,6 +1,6 @@
 //! What the admin commands print: aligned tables and settings for people, the server's JSON for `--json`.
 
-use callbox_wire::admin::{AppView, UserView};
+use callbox_wire::admin::{AppView, CallView, UserView};
 use serde_json::Value;
 use std::fmt::Display;
 
@@ -55,6 +55,35 @@ pub(crate) fn print_user_line(verb: &str, user: &UserView) {
     println!("{verb} user {} ({}, {})", user.user_id, user.identity_type, user_status(user));
 }
 
+/// The headers of `callbox call list`.
+pub(crate) const CALL_HEADERS: [&str; 7] =
+    ["STARTED", "CALLER", "CALLEE", "DURATION", "END CAUSE", "ENDED BY", "CALL ID"];
+
+/// One call as a row under [`CALL_HEADERS`]: `-` where the call has no such thing yet (not answered, not ended).
+pub(crate) fn call_row(call: &CallView) -> Vec<String> {
+    let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
+    vec![
+        call.started_at.clone(),
+        call.caller_id.clone(),
+        call.callee_id.clone(),
+        call.duration_ms.map_or_else(|| "-".into(), talk_time),
+        // A call without an end is going on, or its node died before it could write one (docs/calls.md).
+        call.end_cause.clone().unwrap_or_else(|| if call.ended_at.is_none() { "(no end yet)" } else { "-" }.into()),
+        or_dash(&call.ended_by),
+        call.call_id.clone(),
+    ]
+}
+
+/// A talk time for people: `12.3 s` under a minute, then `4m 05s` and `1h 02m 03s`.
+pub(crate) fn talk_time(milliseconds: u64) -> String {
+    let seconds = milliseconds / 1000;
+    match seconds {
+        0..60 => format!("{seconds}.{} s", milliseconds % 1000 / 100),
+        60..3600 => format!("{}m {:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h {:02}m {:02}s", seconds / 3600, seconds % 3600 / 60, seconds % 60),
+    }
+}
+
 /// Warns on standard error while an application lets anyone sign up.
 pub(crate) fn warn_platform_user_auth(app: &AppView) {
     if app.platform_user_auth {
@@ -101,5 +130,33 @@ mod tests {
         assert_eq!(list_cell(&[Capability::Messaging, Capability::Video]), "messaging, video");
         assert_eq!(on_off(true), "on");
         assert_eq!(on_off(false), "off");
+    }
+
+    #[test]
+    fn talk_times_read_in_the_unit_that_fits() {
+        assert_eq!(talk_time(0), "0.0 s");
+        assert_eq!(talk_time(12_345), "12.3 s");
+        assert_eq!(talk_time(59_999), "59.9 s");
+        assert_eq!(talk_time(60_000), "1m 00s");
+        assert_eq!(talk_time(245_000), "4m 05s");
+        assert_eq!(talk_time(3_723_000), "1h 02m 03s");
+    }
+
+    #[test]
+    fn a_call_row_dashes_what_did_not_happen() {
+        let call = CallView {
+            call_id: "c1".into(),
+            caller_id: "alice".into(),
+            callee_id: "bob".into(),
+            started_at: "2026-12-03T10:00:00.000Z".into(),
+            answered_at: None,
+            ended_at: Some("2026-12-03T10:00:45.000Z".into()),
+            end_cause: Some("no_answer".into()),
+            ended_by: Some("server".into()),
+            duration_ms: None,
+        };
+        assert_eq!(call_row(&call)[3..6], ["-", "no_answer", "server"]);
+        let going_on = CallView { ended_at: None, end_cause: None, ended_by: None, ..call };
+        assert_eq!(call_row(&going_on)[3..6], ["-", "(no end yet)", "-"]);
     }
 }

@@ -383,6 +383,8 @@ fn every_command_has_help() {
         &["connection", "--help"],
         &["connection", "list", "--help"],
         &["connection", "drop", "--help"],
+        &["call", "--help"],
+        &["call", "list", "--help"],
     ] {
         let output = callbox(path, None);
         assert_eq!(code(&output), 0, "{path:?}");
@@ -391,6 +393,7 @@ fn every_command_has_help() {
     assert!(stdout(&callbox(&["app", "--help"], None)).to_lowercase().contains("plain http"));
 }
 mod admin_e2e;
+mod calls;
 mod cluster;
 mod crash;
 mod data_dir;

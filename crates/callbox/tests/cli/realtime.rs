@@ -19,14 +19,26 @@ use crate::served::Served;
 /// Held by the tests that use the shared PostgreSQL and Redis, since `cluster` stops and restarts them.
 pub(crate) static ENGINES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Session {
-    id: String,
-    secret: String,
+pub(crate) struct Session {
+    pub(crate) id: String,
+    pub(crate) secret: String,
 }
 
 async fn session(http: &reqwest::Client, url: &str, key: &str, secret: &Secret, user: &str) -> Session {
+    session_with(http, url, key, secret, user, json!({ "im": true })).await
+}
+
+/// A session of `user` asking for `services` (`{"im": true, "voip": true}` also asks for `calling`).
+pub(crate) async fn session_with(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    secret: &Secret,
+    user: &str,
+    services: Value,
+) -> Session {
     let ticket = ticket::mint(
         &NewTicket {
             application_key: key.to_owned(),
@@ -40,7 +52,7 @@ async fn session(http: &reqwest::Client, url: &str, key: &str, secret: &Secret, 
     let body: Value = http
         .post(format!("{url}/v1/instance"))
         .header("authorization", format!("User {ticket}"))
-        .json(&json!({ "services": { "im": true } }))
+        .json(&json!({ "services": services }))
         .send()
         .await
         .unwrap()
@@ -51,7 +63,7 @@ async fn session(http: &reqwest::Client, url: &str, key: &str, secret: &Secret, 
 }
 
 /// The next text frame that is not a ping, as JSON; `None` when the connection ends.
-async fn next(ws: &mut Ws) -> Option<Value> {
+pub(crate) async fn next(ws: &mut Ws) -> Option<Value> {
     loop {
         match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.ok()?? {
             Ok(Message::Text(text)) => {
@@ -66,7 +78,7 @@ async fn next(ws: &mut Ws) -> Option<Value> {
     }
 }
 
-async fn connect(url: &str, session: &Session, resume_after: Option<u64>) -> Ws {
+pub(crate) async fn connect(url: &str, session: &Session, resume_after: Option<u64>) -> Ws {
     let (mut ws, _) =
         tokio_tungstenite::connect_async(format!("{}/v1/realtime", url.replacen("http", "ws", 1))).await.unwrap();
     let challenge = next(&mut ws).await.unwrap();
