@@ -20,7 +20,7 @@
 //! on `call.start`, is counted, waited out (`retryAfter`) and retried; the bench scripts raise the limit so that
 //! it does not happen.
 
-use crate::realtime::{connect, create_app, next_text, sessions, Ws};
+use crate::realtime::{connect_with, create_app, next_text, sessions, Ws};
 use crate::target;
 use anyhow::{anyhow, bail, Context};
 use futures_util::SinkExt;
@@ -33,6 +33,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// `POST /v1/instance` services: `voip` asks for `calling` (PROTOCOL §6).
 const CALLING: &str = r#"{"voip":true}"#;
+
+/// The client sockets run without Nagle's algorithm, as a browser's WebSocket does (Chrome and Firefox set
+/// `TCP_NODELAY`): a side that sends two frames in a row would otherwise hold the second for the server's ACK.
+const NO_DELAY: bool = true;
 
 /// Longest wait for one expected frame (the server's answer timeout is 45 s, so a lost frame shows here first).
 const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,10 +59,12 @@ pub async fn calls(base: &str, token: &str, pairs: usize, duration: f64) -> anyh
     let mut sockets = Vec::with_capacity(pairs);
     for pair in 0..pairs {
         // Even users call, odd ones answer (`loaduser{2p}` → `loaduser{2p+1}`).
-        let callee =
-            connect(&target.base, &sessions[pair * 2 + 1]).await.with_context(|| format!("pair {pair}: callee"))?;
-        let caller =
-            connect(&target.base, &sessions[pair * 2]).await.with_context(|| format!("pair {pair}: caller"))?;
+        let callee = connect_with(&target.base, &sessions[pair * 2 + 1], NO_DELAY)
+            .await
+            .with_context(|| format!("pair {pair}: callee"))?;
+        let caller = connect_with(&target.base, &sessions[pair * 2], NO_DELAY)
+            .await
+            .with_context(|| format!("pair {pair}: caller"))?;
         sockets.push((caller, callee));
     }
     let offer_bytes = offer(0, 0).len();

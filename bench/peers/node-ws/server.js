@@ -34,7 +34,8 @@
 // Environment: PEER_ADMIN_TOKEN (required), PEER_DB (file; default ./peer-ws.db), PEER_LISTEN (default
 // 127.0.0.1:0), PEER_MESSAGES_PER_SECOND / PEER_MESSAGE_BURST (default 20 / 40, like Callbox),
 // PEER_CALL_ATTEMPTS_PER_MINUTE / PEER_CALL_ATTEMPT_BURST (call.start per session; default 30 / 10, like
-// Callbox's calls.attempts_per_minute / calls.attempt_burst). Prints
+// Callbox's calls.attempts_per_minute / calls.attempt_burst), PEER_CALL_RECORDS (`off`: no call records at all;
+// only for measuring what the records cost the event loop, docs/benchmarks.md; the comparison keeps them). Prints
 // {"event":"listening","url":...} on stdout once bound, like `callbox serve`.
 
 const crypto = require('node:crypto');
@@ -407,7 +408,9 @@ let recordWrites = [];
 const commitRecords = db.transaction((batch) => {
   for (const write of batch) write();
 });
+const CALL_RECORDS = process.env.PEER_CALL_RECORDS !== 'off';
 function record(write) {
+  if (!CALL_RECORDS) return;
   recordWrites.push(write);
   if (recordWrites.length === 1) {
     setImmediate(() => {
