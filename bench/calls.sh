@@ -12,7 +12,8 @@
 #
 # Both servers get the per-session call.start limit (30 a minute, burst 10 by default on both) raised so that it
 # does not cap the run: CALLBOX_CALLS__ATTEMPTS_PER_MINUTE / _ATTEMPT_BURST and PEER_CALL_ATTEMPTS_PER_MINUTE /
-# _BURST. Loopback only; the load generator refuses any other target.
+# _BURST. PEER_CALL_RECORDS=off runs the peer without call records (an experiment on what they cost it; the
+# comparison keeps them on, like Callbox). Loopback only; the load generator refuses any other target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -42,7 +43,7 @@ CALLBOX_PID=$!
 PIDS+=("$CALLBOX_PID")
 PEER_TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 PEER_ADMIN_TOKEN=$PEER_TOKEN PEER_DB="$WORK/peer-ws.db" PEER_CALL_ATTEMPTS_PER_MINUTE=$RATE \
-  PEER_CALL_ATTEMPT_BURST=$RATE node bench/peers/node-ws/server.js > "$WORK/peer.out" 2> "$WORK/peer.err" &
+  PEER_CALL_ATTEMPT_BURST=$RATE PEER_CALL_RECORDS=${PEER_CALL_RECORDS:-on} node bench/peers/node-ws/server.js > "$WORK/peer.out" 2> "$WORK/peer.err" &
 PEER_PID=$!
 PIDS+=("$PEER_PID")
 
@@ -53,7 +54,7 @@ echo "== callbox $CALLBOX_URL (pid $CALLBOX_PID), node-ws peer $PEER_URL (pid $P
 sleep 1
 
 load() { cut -d' ' -f1 /proc/loadavg; }
-echo "{\"startedAt\":\"$(date -u +%FT%TZ)\",\"loadBefore\":$(load),\"pairs\":$PAIRS,\"seconds\":$SECONDS_EACH,\"rounds\":$ROUNDS}" \
+echo "{\"startedAt\":\"$(date -u +%FT%TZ)\",\"loadBefore\":$(load),\"pairs\":$PAIRS,\"seconds\":$SECONDS_EACH,\"rounds\":$ROUNDS,\"peerCallRecords\":\"${PEER_CALL_RECORDS:-on}\"}" \
   > "$RUN/run.json"
 
 step() {
@@ -79,7 +80,7 @@ j() { jq -r "$2" "$RUN/$1.json"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
 echo "Run $RUN: $(date -u +%FT%TZ), 1-min load $(jq .loadBefore "$RUN/run.json") before, $LOAD_AFTER after"
-echo "$PAIRS pairs, ${SECONDS_EACH} s per run, offer $(j callbox-calls-1 .offerBytes) B, answer $(j callbox-calls-1 .answerBytes) B"
+echo "$PAIRS pairs, ${SECONDS_EACH} s per run, peer call records ${PEER_CALL_RECORDS:-on}, offer $(j callbox-calls-1 .offerBytes) B, answer $(j callbox-calls-1 .answerBytes) B"
 echo
 echo "| round | load before (Callbox / peer) | Callbox setups/s | peer setups/s | Callbox / peer | setup p50 / p99 ms Callbox | peer | p99 Callbox / peer |"
 echo "|---|---|---:|---:|---:|---|---|---:|"
