@@ -72,28 +72,72 @@ impl Callbox {
         text: String,
         headers: String,
     ) -> DomainResult<Accepted> {
-        let app = self.store.get_app(app_key).await?;
-        let known = if app.platform_user_auth {
-            self.store.known_users(app_key, &recipients).await?
-        } else {
-            recipients.clone()
+        let mut outcomes = self.accept_messages(app_key, sender_id, vec![(recipients, text, headers)]).await;
+        outcomes.pop().unwrap_or_else(|| Err(DomainError::new(Reason::Internal)))
+    }
+
+    /// [`Callbox::accept_message`] for several messages of one sender, stored in their order in one go (one group
+    /// commit where the engine has one), each with its own answer.
+    pub async fn accept_messages(
+        &self,
+        app_key: &str,
+        sender_id: &str,
+        messages: Vec<(Vec<String>, String, String)>,
+    ) -> Vec<DomainResult<Accepted>> {
+        let app = match self.store.get_app(app_key).await {
+            Ok(app) => app,
+            Err(error) => {
+                let error = DomainError::from(error);
+                return messages.iter().map(|_| Err(error.clone())).collect();
+            }
         };
-        let (accepted, unknown): (Vec<String>, Vec<String>) = recipients.into_iter().partition(|r| known.contains(r));
-        // Milliseconds, as stored: the live copy and a replay carry the same timestamp.
-        let now = self.now();
-        let created_at = DateTime::<Utc>::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
-        let message = MessageRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            app_key: app_key.to_owned(),
-            sender_id: sender_id.to_owned(),
-            recipient_ids: accepted,
-            text,
-            headers,
-            created_at,
-        };
-        let seqs =
-            if message.recipient_ids.is_empty() { Vec::new() } else { self.store.append_message(&message).await? };
-        Ok(Accepted { message, seqs, unknown })
+        let mut prepared: Vec<DomainResult<(MessageRecord, Vec<String>)>> = Vec::with_capacity(messages.len());
+        for (recipients, text, headers) in messages {
+            let known = if app.platform_user_auth {
+                match self.store.known_users(app_key, &recipients).await {
+                    Ok(known) => known,
+                    Err(error) => {
+                        prepared.push(Err(error.into()));
+                        continue;
+                    }
+                }
+            } else {
+                recipients.clone()
+            };
+            let (accepted, unknown): (Vec<String>, Vec<String>) =
+                recipients.into_iter().partition(|r| known.contains(r));
+            let now = self.now();
+            let created_at = DateTime::<Utc>::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+            let message = MessageRecord {
+                id: uuid::Uuid::now_v7().to_string(),
+                app_key: app_key.to_owned(),
+                sender_id: sender_id.to_owned(),
+                recipient_ids: accepted,
+                text,
+                headers,
+                created_at,
+            };
+            prepared.push(Ok((message, unknown)));
+        }
+        let to_store: Vec<MessageRecord> = prepared
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .filter(|(m, _)| !m.recipient_ids.is_empty())
+            .map(|(m, _)| m.clone())
+            .collect();
+        let mut stored = self.store.append_messages(&to_store).await.into_iter();
+        prepared
+            .into_iter()
+            .map(|p| {
+                let (message, unknown) = p?;
+                let seqs = if message.recipient_ids.is_empty() {
+                    Vec::new()
+                } else {
+                    stored.next().unwrap_or_else(|| Err(StoreError::Unavailable("missing answer".into())))?
+                };
+                Ok(Accepted { message, seqs, unknown })
+            })
+            .collect()
     }
 
     /// A recipient confirms entry `seq` (message `message_id`) of its inbox. The first time, the sender's receipt

@@ -298,31 +298,44 @@ const MAX_PENDING_SENDS: usize = 64;
 /// recipient pair), acknowledges each after its commit and fans it out. It runs beside the connection's loop, so
 /// that a sender waiting for commits still writes what it receives (receipts above all) without delay.
 async fn accept_in_order(callbox: Arc<Callbox>, connection: Arc<Connection>, mut pending: mpsc::Receiver<PendingSend>) {
-    while let Some(PendingSend { reference, recipients, text, headers }) = pending.recv().await {
+    let mut batch = Vec::with_capacity(MAX_PENDING_SENDS);
+    // Every send that waited while the previous ones were being stored goes into the next commit together (in
+    // order): a sender with several messages in flight does not pay one commit each.
+    while pending.recv_many(&mut batch, MAX_PENDING_SENDS).await > 0 {
         let (app_key, user_id) = (&connection.app_key, &connection.user_id);
         let hub = callbox.realtime();
-        let Accepted { message, seqs, unknown } =
-            match callbox.accept_message(app_key, user_id, recipients, text, headers).await {
+        let mut references = Vec::with_capacity(batch.len());
+        let mut messages = Vec::with_capacity(batch.len());
+        for PendingSend { reference, recipients, text, headers } in batch.drain(..) {
+            references.push(reference);
+            messages.push((recipients, text, headers));
+        }
+        let outcomes = callbox.accept_messages(app_key, user_id, messages).await;
+        for (reference, outcome) in references.into_iter().zip(outcomes) {
+            let Accepted { message, seqs, unknown } = match outcome {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    connection.send_plain(frames::error(reference.as_deref(), error.reason, &error.message, None));
+                    connection
+                        .send_waiting(frames::error(reference.as_deref(), error.reason, &error.message, None))
+                        .await;
                     continue;
                 }
             };
-        let now = message.created_at;
-        hub.count_accepted();
-        connection.send_plain(frames::accepted(reference.as_deref(), &message));
-        for recipient in &unknown {
-            connection.send_plain(frames::receipt(None, &message.id, recipient, Some("unknown_user"), now));
-        }
-        hub.count_failed(unknown.len() as u64);
-        for (recipient, seq) in message.recipient_ids.iter().zip(seqs) {
-            hub.deliver(app_key, recipient, Outbound::Seq(seq, frames::message(Some(seq), &message)), None, now);
-        }
-        if !message.recipient_ids.iter().any(|r| r == user_id) {
-            // The sender's other devices see what was sent (live only: it is not in the sender's inbox).
-            let copy = Outbound::Plain(frames::message(None, &message));
-            hub.deliver(app_key, user_id, copy, Some(connection.id), now);
+            let now = message.created_at;
+            hub.count_accepted();
+            connection.send_waiting(frames::accepted(reference.as_deref(), &message)).await;
+            for recipient in &unknown {
+                connection.send_waiting(frames::receipt(None, &message.id, recipient, Some("unknown_user"), now)).await;
+            }
+            hub.count_failed(unknown.len() as u64);
+            for (recipient, seq) in message.recipient_ids.iter().zip(seqs) {
+                hub.deliver(app_key, recipient, Outbound::Seq(seq, frames::message(Some(seq), &message)), None, now);
+            }
+            if !message.recipient_ids.iter().any(|r| r == user_id) {
+                // The sender's other devices see what was sent (live only: it is not in the sender's inbox).
+                let copy = Outbound::Plain(frames::message(None, &message));
+                hub.deliver(app_key, user_id, copy, Some(connection.id), now);
+            }
         }
     }
 }

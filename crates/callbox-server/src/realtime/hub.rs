@@ -59,6 +59,12 @@ impl Connection {
         }
     }
 
+    /// Queues a frame for this connection only, waiting for room: for the answers to the connection's own
+    /// frames, which must slow their sender down rather than close it. Returns when the connection is gone.
+    pub async fn send_waiting(&self, frame: Frame) {
+        let _ = self.outbound.send(Outbound::Plain(frame)).await;
+    }
+
     /// Asks the connection to close with `closing` (the first reason wins).
     pub fn close(&self, closing: Closing) {
         self.close.send_if_modified(|current| {

@@ -319,6 +319,10 @@ impl Store for CachedStore {
         self.inner.append_message(message).await
     }
 
+    async fn append_messages(&self, messages: &[MessageRecord]) -> Vec<StoreResult<Vec<u64>>> {
+        self.inner.append_messages(messages).await
+    }
+
     async fn confirm_delivery(
         &self,
         app_key: &str,

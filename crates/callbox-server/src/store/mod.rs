@@ -340,6 +340,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Appends `message` to the inbox of each of its recipients, atomically; durable when this returns. Returns
     /// each recipient's sequence number, in `recipient_ids` order.
     async fn append_message(&self, message: &MessageRecord) -> StoreResult<Vec<u64>>;
+    /// Appends several messages in their order (each user's sequence numbers follow it), each answered like
+    /// [`Store::append_message`]. Engines with a group commit put them in one commit.
+    async fn append_messages(&self, messages: &[MessageRecord]) -> Vec<StoreResult<Vec<u64>>> {
+        let mut answers = Vec::with_capacity(messages.len());
+        for message in messages {
+            answers.push(self.append_message(message).await);
+        }
+        answers
+    }
     /// Marks entry `seq` of `user_id`'s inbox (a message with id `message_id`) as confirmed and, the first time
     /// only, appends the receipt to the sender's inbox, atomically. Returns the sender and the receipt's entry,
     /// or `None` when it was confirmed before. [`StoreError::NotFound`] when no such message entry exists.

@@ -909,6 +909,33 @@ impl Store for SqlStore {
         Ok(seqs)
     }
 
+    async fn append_messages(&self, messages: &[MessageRecord]) -> Vec<StoreResult<Vec<u64>>> {
+        let Some(inbox_writer) = &self.inbox_writer else {
+            let mut answers = Vec::with_capacity(messages.len());
+            for message in messages {
+                answers.push(self.append_message(message).await);
+            }
+            return answers;
+        };
+        // All queued before any answer is awaited: they join one group commit, in this order.
+        let mut answered = Vec::with_capacity(messages.len());
+        for message in messages {
+            let (answer, waiting) = tokio::sync::oneshot::channel();
+            answered.push(match inbox_writer.send(InboxWrite::Append(message.clone(), answer)).await {
+                Ok(()) => Some(waiting),
+                Err(_) => None,
+            });
+        }
+        let mut answers = Vec::with_capacity(messages.len());
+        for waiting in answered {
+            answers.push(match waiting {
+                Some(waiting) => waiting.await.unwrap_or_else(|_| Err(inbox_writer_gone())),
+                None => Err(inbox_writer_gone()),
+            });
+        }
+        answers
+    }
+
     async fn confirm_delivery(
         &self,
         app_key: &str,
