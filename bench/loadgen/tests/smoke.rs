@@ -45,6 +45,29 @@ async fn every_scenario_runs_briefly_against_an_in_process_server() {
     server.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calls_scenario_completes_whole_calls_against_an_in_process_server() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut config =
+        Config { listen: "127.0.0.1:0".parse().unwrap(), data: dir.path().to_owned(), ..Config::default() };
+    // As bench/calls.sh does: the per-session call.start limit must not cap the run.
+    config.calls.attempts_per_minute = 1_000_000;
+    config.calls.attempt_burst = 1_000_000;
+    let (callbox, made) = callbox_server::open(&config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(AppState { callbox: std::sync::Arc::new(callbox), metrics: None });
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
+    });
+    let result = callbox_loadgen::calls::calls(&url, &made.admin_token.unwrap(), 2, 0.5).await.unwrap();
+    assert!(result["completed"].as_u64().unwrap() > 10, "{result}");
+    assert_eq!(result["rateLimited"], 0, "{result}");
+    assert!(result["setupLatencyMs"]["p99"].as_f64().unwrap() > 0.0, "{result}");
+    assert!(result["offerBytes"].as_u64().unwrap() > 2_000, "{result}");
+    server.abort();
+}
+
 #[tokio::test]
 async fn refuses_a_non_loopback_target() {
     let options = Options {
