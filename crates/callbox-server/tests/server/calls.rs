@@ -225,6 +225,11 @@ async fn a_call_runs_from_start_to_hang_up_with_every_frame_as_documented() {
     let mut a = connect(&server, &alice, None).await;
     let mut b = connect(&server, &bob, None).await;
     assert!(a.ready["capabilities"].as_array().unwrap().contains(&json!("calling")), "{}", a.ready);
+    // Bystanders: alice's other device, and a connection of bob's without calling. Neither hears of the call.
+    let alice_elsewhere = calling(&server, &app, "alice").await;
+    let mut a_elsewhere = connect(&server, &alice_elsewhere, None).await;
+    let bob_messaging = messaging_only(&server, &app, "bob").await;
+    let mut b_messaging = connect(&server, &bob_messaging, None).await;
 
     let headers = json!({ "topic": "support", "priority": 2 });
     a.send(json!({ "type": "call.start", "ref": "r1", "calleeId": "bob", "sdp": OFFER, "headers": headers })).await;
@@ -279,6 +284,8 @@ async fn a_call_runs_from_start_to_hang_up_with_every_frame_as_documented() {
     }
     a.quiet_for(Duration::from_millis(200)).await;
     b.quiet_for(Duration::from_millis(100)).await;
+    a_elsewhere.quiet_for(Duration::from_millis(50)).await;
+    b_messaging.quiet_for(Duration::from_millis(50)).await;
 }
 
 // ----- every end cause -----------------------------------------------------------------------------------------
@@ -473,6 +480,23 @@ async fn a_rejoin_after_the_grace_or_from_another_session_is_not_found() {
     let mut b = connect(&server, &bob, None).await;
     b.send(json!({ "type": "call.rejoin", "ref": "late", "callId": call.id })).await;
     refused(&mut b, "late", "not_found").await;
+}
+
+#[tokio::test]
+async fn a_ringing_callee_device_that_reconnects_rejoins_ringing_and_answers() {
+    let (server, _dir, _app, [_, bob], mut a, mut b) =
+        pair_with_sessions(CallsConfig { grace_seconds: 2, ..quick() }).await;
+    let call = ring(&mut a, "bob", &mut [&mut b]).await;
+    drop(b);
+    let mut b = connect(&server, &bob, None).await;
+    b.send(json!({ "type": "call.rejoin", "ref": "rj", "callId": call.id })).await;
+    let rejoined = b.expect("call.rejoined").await;
+    assert_eq!(keys(&rejoined), set(&["type", "ref", "callId", "state"]), "{rejoined}");
+    assert_eq!((rejoined["ref"].as_str(), rejoined["state"].as_str()), (Some("rj"), Some("ringing")));
+    let from_alice = candidate("a1");
+    send_candidate(&mut a, &call, &from_alice).await;
+    assert_candidate(&b.expect("call.candidate").await, &call, &from_alice);
+    answer(&mut a, &mut b, &call).await;
 }
 
 /// Ends a session of bob's or alice's (or the user) through the admin API while they talk; the other side is
@@ -765,6 +789,19 @@ async fn a_session_in_its_maximum_of_calls_is_refused_too_many_calls() {
     assert_ended(&a.expect("call.ended").await, &to_carol, "canceled", "caller", None, None);
     ring(&mut a, "dave", &mut [&mut d]).await;
     answer(&mut a, &mut b, &to_bob).await;
+}
+
+#[tokio::test]
+async fn a_call_the_session_answered_counts_toward_its_maximum_too() {
+    // docs/calls.md: "calls a session takes part in at once", as caller or as callee.
+    let (server, _dir, app, mut a, mut b) = pair(CallsConfig { max_concurrent_per_session: 1, ..quick() }).await;
+    let carol = calling(&server, &app, "carol").await;
+    let mut c = connect(&server, &carol, None).await;
+    let call = ring(&mut a, "bob", &mut [&mut b]).await;
+    answer(&mut a, &mut b, &call).await;
+    b.send(json!({ "type": "call.start", "ref": "busy", "calleeId": "carol", "sdp": OFFER })).await;
+    refused(&mut b, "busy", "too_many_calls").await;
+    c.quiet_for(Duration::from_millis(200)).await;
 }
 
 // ----- TURN and STUN -------------------------------------------------------------------------------------------
@@ -1094,4 +1131,67 @@ async fn across_two_nodes_an_unreachable_callee_is_unavailable_within_the_ringin
         assert!(waited < Duration::from_millis(1500), "{callee}: after {waited:?} (ringing wait 500 ms)");
     }
     d.quiet_for(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn across_two_nodes_either_side_rejoins_on_the_other_node_and_the_call_goes_on() {
+    let Some(engines) = crate::scale::engines() else { return };
+    let _serial = crate::scale::SERIAL.lock().await;
+    let (node_a, node_b, _dirs) = crate::scale::two_nodes_configured(&engines, |config| {
+        cluster_calls(config);
+        config.calls.grace_seconds = 3;
+    })
+    .await;
+    let app = node_a.create_app(json!({})).await;
+    let alice = calling(&node_a, &app, "alice").await;
+    let bob = calling(&node_a, &app, "bob").await;
+    let mut a = connect(&node_a, &alice, None).await;
+    let mut b = connect(&node_b, &bob, None).await;
+    let call = ring(&mut a, "bob", &mut [&mut b]).await;
+    let answered_at = answer(&mut a, &mut b, &call).await;
+
+    // bob's client comes back through the other node (a load balancer's choice).
+    drop(b);
+    let mut b = connect(&node_a, &bob, None).await;
+    b.send(json!({ "type": "call.rejoin", "ref": "rj-b", "callId": call.id })).await;
+    let rejoined = b.expect("call.rejoined").await;
+    assert_eq!((rejoined["ref"].as_str(), rejoined["state"].as_str()), (Some("rj-b"), Some("answered")));
+    // So does alice, away from the call's home node.
+    drop(a);
+    let mut a = connect(&node_b, &alice, None).await;
+    a.send(json!({ "type": "call.rejoin", "ref": "rj-a", "callId": call.id })).await;
+    let rejoined = a.expect("call.rejoined").await;
+    assert_eq!((rejoined["ref"].as_str(), rejoined["state"].as_str()), (Some("rj-a"), Some("answered")));
+
+    // Past both graces, the call goes on from the new connections.
+    b.quiet_for(Duration::from_millis(3500)).await;
+    let from_alice = candidate("a-after");
+    send_candidate(&mut a, &call, &from_alice).await;
+    assert_candidate(&b.expect("call.candidate").await, &call, &from_alice);
+    let from_bob = candidate("b-after");
+    send_candidate(&mut b, &call, &from_bob).await;
+    assert_candidate(&a.expect("call.candidate").await, &call, &from_bob);
+    a.send(json!({ "type": "call.hangup", "callId": call.id })).await;
+    assert_ended(&a.expect("call.ended").await, &call, "hung_up", "caller", Some(&answered_at), None);
+    assert_ended(&b.expect("call.ended").await, &call, "hung_up", "caller", Some(&answered_at), None);
+}
+
+#[tokio::test]
+async fn across_two_nodes_revoking_the_callee_on_its_node_ends_the_call_as_revoked_at_home() {
+    let Some(engines) = crate::scale::engines() else { return };
+    let _serial = crate::scale::SERIAL.lock().await;
+    let (node_a, node_b, _dirs) = crate::scale::two_nodes_configured(&engines, cluster_calls).await;
+    let app = node_a.create_app(json!({})).await;
+    let alice = calling(&node_a, &app, "alice").await;
+    let bob = calling(&node_a, &app, "bob").await;
+    let mut a = connect(&node_a, &alice, None).await;
+    let mut b = connect(&node_b, &bob, None).await;
+    let call = ring(&mut a, "bob", &mut [&mut b]).await;
+    let answered_at = answer(&mut a, &mut b, &call).await;
+    let started = Instant::now();
+    let path = format!("/admin/v1/apps/{}/sessions/{}", app.key, bob.id);
+    assert_eq!(node_b.admin(Method::DELETE, &path, None).await.status(), 204);
+    assert_ended(&a.expect("call.ended").await, &call, "revoked", "server", Some(&answered_at), None);
+    assert!(started.elapsed() < Duration::from_secs(1), "after {:?}", started.elapsed());
+    assert_closed(&b.closed_within(Duration::from_secs(1)).await, 4401, "session_revoked");
 }
