@@ -924,7 +924,15 @@ async fn the_turn_shared_secret_is_never_in_logs_debug_or_answers() {
         .with_writer(move || sink.clone())
         .with_ansi(false)
         .finish();
+    // tracing caches each callsite's interest process-wide, computed by whichever thread first reaches it: a
+    // sibling test without a subscriber would cache "never" and blind this thread-local capture. A global,
+    // layer-less registry (interested in everything, printing nothing) keeps every cached interest open.
+    static BASELINE: std::sync::Once = std::sync::Once::new();
+    BASELINE.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+    });
     let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
 
     let dir = TempDir::new().unwrap();
     let config = Config { calls: quick(), turn: turn(), ..test_config(dir.path()) };
