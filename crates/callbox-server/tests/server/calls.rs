@@ -169,6 +169,22 @@ async fn refused(rt: &mut Rt, reference: &str, reason: &str) -> Value {
     frame
 }
 
+/// The record of call `id` once it has ended (records are written behind the signaling: polled briefly).
+async fn ended_record(server: &Server, app: &App, id: &str) -> callbox_server::store::CallRecord {
+    let store = server.raw_store().await;
+    let started = Instant::now();
+    loop {
+        let records = store.list_calls(&app.key, None, 100).await.unwrap();
+        let mine: Vec<_> = records.into_iter().filter(|r| r.id == id).collect();
+        assert!(mine.len() <= 1, "one record per call: {mine:?}");
+        if let Some(record) = mine.into_iter().next().filter(|r| r.ended_at.is_some()) {
+            return record;
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "no ended record of {id} within 3 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The connection still answers.
 async fn still_open(rt: &mut Rt) {
     rt.send(json!({ "type": "ping" })).await;
@@ -403,7 +419,7 @@ async fn a_hang_up_with_cause_failure_ends_with_failure_by_that_side() {
 
 #[tokio::test]
 async fn a_dropped_side_that_does_not_rejoin_within_the_grace_times_out() {
-    let (_server, _dir, _app, mut a, mut b) = pair(quick()).await;
+    let (server, _dir, app, mut a, mut b) = pair(quick()).await;
     let call = ring(&mut a, "bob", &mut [&mut b]).await;
     let answered_at = answer(&mut a, &mut b, &call).await;
     let dropped = Instant::now();
@@ -411,6 +427,9 @@ async fn a_dropped_side_that_does_not_rejoin_within_the_grace_times_out() {
     assert_ended(&a.expect("call.ended").await, &call, "timeout", "server", Some(&answered_at), None);
     let waited = dropped.elapsed();
     assert!(waited >= Duration::from_millis(900) && waited < Duration::from_millis(2500), "after {waited:?}");
+    let record = ended_record(&server, &app, &call.id).await;
+    assert_eq!((record.end_cause.as_deref(), record.ended_by.as_deref()), (Some("timeout"), Some("server")));
+    assert!(record.answered_at.is_some(), "{record:?}");
 }
 
 #[tokio::test]
@@ -540,6 +559,8 @@ async fn revoked_case(revoke_callee: bool, how: &str) {
         "session" => assert_closed(&closed, 4401, "session_revoked"),
         _ => assert_closed(&closed, 4403, "user_disabled"),
     }
+    let record = ended_record(&server, &app, &call.id).await;
+    assert_eq!((record.end_cause.as_deref(), record.ended_by.as_deref()), (Some("revoked"), Some("server")));
 }
 
 #[tokio::test]
@@ -1086,6 +1107,13 @@ async fn a_call_across_two_nodes_rings_is_answered_relays_and_hangs_up() {
     assert_ended(&b.expect("call.ended").await, &call, "hung_up", "callee", Some(&answered_at), None);
     b.send(json!({ "type": "call.hangup", "ref": "again", "callId": call.id })).await;
     refused(&mut b, "again", "not_found").await;
+    // One record, written by the home, whichever node is asked.
+    for node in [&node_a, &node_b] {
+        let record = ended_record(node, &app, &call.id).await;
+        assert_eq!((record.caller_id.as_str(), record.callee_id.as_str()), ("alice", "bob"));
+        assert_eq!((record.end_cause.as_deref(), record.ended_by.as_deref()), (Some("hung_up"), Some("callee")));
+        assert!(record.answered_at.is_some(), "{record:?}");
+    }
 }
 
 #[tokio::test]
