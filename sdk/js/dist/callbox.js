@@ -1902,7 +1902,11 @@ var CallClient = class {
           onAnswer: (f) => {
             if (f.type !== "call.rejoined" || call._state === "ended") return;
             if (f.state === "answered" && call.direction === "outgoing" && !record.remoteDescriptionSet) {
-              void this._hangup(call, callError("failure", "the call was answered while the connection was down"));
+              if (typeof f.sdp === "string" && (call._state === "initiating" || call._state === "ringing")) {
+                this.#answered({ ...f, type: "call.answered" });
+              } else if (typeof f.sdp !== "string") {
+                void this._hangup(call, callError("failure", "the call was answered while the connection was down"));
+              }
               return;
             }
             this.#flushCandidates(record);

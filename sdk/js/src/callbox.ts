@@ -2135,8 +2135,12 @@ export class CallClient {
             onAnswer: (f) => {
               if (f.type !== "call.rejoined" || call._state === "ended") return;
               if (f.state === "answered" && call.direction === "outgoing" && !record.remoteDescriptionSet) {
-                // The answer came while this side was away, and call.rejoined carries no SDP to apply.
-                void this._hangup(call, callError("failure", "the call was answered while the connection was down"));
+                // The answer came while this side was away: call.rejoined carries it (docs/calls.md).
+                if (typeof f.sdp === "string" && (call._state === "initiating" || call._state === "ringing")) {
+                  this.#answered({ ...f, type: "call.answered" });
+                } else if (typeof f.sdp !== "string") {
+                  void this._hangup(call, callError("failure", "the call was answered while the connection was down"));
+                }
                 return;
               }
               this.#flushCandidates(record);

@@ -243,6 +243,8 @@ struct ActiveCall {
     started_at: DateTime<Utc>,
     started: Instant,
     answered_at: Option<DateTime<Utc>>,
+    /// The callee's SDP answer, for a caller that rejoins after missing `call.answered`.
+    answer_sdp: Option<String>,
     /// `call.progress` was sent.
     ringing: bool,
     /// Sides waiting for a rejoin, with the grace generation that may end the call.
@@ -397,6 +399,7 @@ impl CallRegistry {
                 started_at,
                 started: Instant::now(),
                 answered_at: None,
+                answer_sdp: None,
                 ringing: false,
                 lost: Vec::new(),
                 timer: None,
@@ -510,6 +513,7 @@ impl CallRegistry {
                 }
                 let now = now_ms();
                 call.answered_at = Some(now);
+                call.answer_sdp = Some(sdp.clone());
                 call.callee = Some(from.clone());
                 if let Some(timer) = call.timer.take() {
                     timer.abort();
@@ -617,7 +621,7 @@ impl CallRegistry {
                     Side::Callee
                 } else if call.callee.is_none() && is_callee_device {
                     // A ringing device that reconnected rings again.
-                    let frame = frames::call_rejoined(signal.reference.as_deref(), &id, "ringing");
+                    let frame = frames::call_rejoined(signal.reference.as_deref(), &id, "ringing", None);
                     let update = CallUpdate::Rejoined { caller: false, answered: false };
                     effects.push((CallTarget::Connection(from.clone()), delivery(hub, &id, update, frame)));
                     return (Some(call), None);
@@ -630,11 +634,13 @@ impl CallRegistry {
                     Side::Callee => call.callee = Some(from.clone()),
                 }
                 let answered = call.callee.is_some();
-                let frame = frames::call_rejoined(
-                    signal.reference.as_deref(),
-                    &id,
-                    if answered { "answered" } else { "ringing" },
-                );
+                let state = if answered { "answered" } else { "ringing" };
+                // A caller that was away when the answer came gets it now (it may never have seen call.answered).
+                let answer = match (side, call.answered_at, call.answer_sdp.as_deref()) {
+                    (Side::Caller, Some(at), Some(sdp)) => Some((at, sdp)),
+                    _ => None,
+                };
+                let frame = frames::call_rejoined(signal.reference.as_deref(), &id, state, answer);
                 let update = CallUpdate::Rejoined { caller: side == Side::Caller, answered };
                 effects.push((CallTarget::Connection(from.clone()), delivery(hub, &id, update, frame)));
                 (Some(call), None)

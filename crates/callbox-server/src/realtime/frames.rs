@@ -201,8 +201,18 @@ pub fn call_candidate(call_id: &str, candidate: &Value) -> Frame {
 }
 
 /// To a connection that rejoined a call.
-pub fn call_rejoined(reference: Option<&str>, call_id: &str, state: &str) -> Frame {
+/// `answer`: to a caller of an answered call, when it was answered and the SDP answer.
+pub fn call_rejoined(
+    reference: Option<&str>,
+    call_id: &str,
+    state: &str,
+    answer: Option<(DateTime<Utc>, &str)>,
+) -> Frame {
     let mut frame = json!({ "type": "call.rejoined", "callId": call_id, "state": state });
+    if let Some((at, sdp)) = answer {
+        frame["answeredAt"] = json!(format_js_iso(at));
+        frame["sdp"] = json!(sdp);
+    }
     if let Some(reference) = reference {
         frame["ref"] = json!(reference);
     }

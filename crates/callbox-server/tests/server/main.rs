@@ -5,6 +5,7 @@
 mod admin_api;
 mod cache;
 mod call_records;
+mod calls;
 mod calls_smoke;
 mod client_api;
 mod config_reference;

@@ -38,19 +38,28 @@ pub(crate) fn engines() -> Option<Engines> {
 
 /// Two nodes on the same engines and master key, each with its own data directory.
 pub(crate) async fn two_nodes(engines: &Engines) -> (Server, Server, Vec<TempDir>) {
+    two_nodes_configured(engines, |_| {}).await
+}
+
+/// Two nodes as [`two_nodes`], each config changed by `tweak` first (e.g. the call timers).
+pub(crate) async fn two_nodes_configured(
+    engines: &Engines,
+    tweak: impl Fn(&mut Config),
+) -> (Server, Server, Vec<TempDir>) {
     // One key for every node of every test: the shared database remembers the key it was started with.
     let master_key = "c2NhbGUtdGVzdHMtbWFzdGVyLWtleS0zMi1ieXRlcyE=".to_owned();
     let mut dirs = Vec::new();
     let mut nodes = Vec::new();
     for _ in 0..2 {
         let dir = TempDir::new().unwrap();
-        let config = Config {
+        let mut config = Config {
             database_url: Some(Redacted(engines.database_url.clone())),
             redis_url: Some(Redacted(engines.redis_url.clone())),
             master_key: Some(Redacted(master_key.clone())),
             demo_app: false,
             ..test_config(dir.path())
         };
+        tweak(&mut config);
         nodes.push(start_with(config).await);
         dirs.push(dir);
     }
