@@ -507,6 +507,7 @@ function onCall(ws, frame) {
       if (call.callee) return sendError(ws, 'call_already_answered', ref);
       const now = Date.now();
       call.answeredAt = now;
+      call.answerSdp = frame.sdp; // for a caller that rejoins (call.rejoined carries it)
       call.callee = ws;
       call.calleeSession = s.id;
       addSessionCall(s.id, call.id);
@@ -633,8 +634,11 @@ function onCallRejoin(ws, frame, call) {
   if (side === 'caller') call.caller = ws;
   else call.callee = ws;
   join(ws, call);
+  // A caller of an answered call gets the answer again: it may have missed call.answered while away.
+  const missed = side === 'caller' && call.callee
+    ? { answeredAt: new Date(call.answeredAt).toISOString(), sdp: call.answerSdp } : {};
   return send(ws, { type: 'call.rejoined', ...(ref !== undefined ? { ref } : {}), callId: call.id,
-    state: call.callee ? 'answered' : 'ringing' });
+    state: call.callee ? 'answered' : 'ringing', ...missed });
 }
 
 function onAuth(ws, frame) {
