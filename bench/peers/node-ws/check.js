@@ -4,7 +4,8 @@
 // that a message is acknowledged, delivered with seq 1, and its confirmation yields a stored receipt; and that a
 // call (docs/calls.md) is placed, rings both callee devices, is answered by one (the other gets
 // other_device_answered, its late answer not_found), relays a candidate each way, ends hung_up on both sides and
-// leaves its record; that call frames need `calling`, an absent callee is unavailable at once, and call.start is
+// leaves its record; that a caller who drops after the answer rejoins and gets the answer again; that call
+// frames need `calling`, an absent callee is unavailable at once, and call.start is
 // rate limited per session (burst 10 by default).
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
@@ -148,15 +149,35 @@ async function main(url) {
   db.close();
   assert.deepEqual([row.caller_id, row.callee_id, row.end_cause, row.ended_by], ['dave', 'erin', 'hung_up', 'caller']);
   assert.ok(row.started_at <= row.answered_at && row.answered_at <= row.ended_at);
-  // call.start per session: 10 in a burst (2 used above), then rate_limited.
-  for (let i = 0; i < 8; i++) {
-    caller.send(JSON.stringify({ type: 'call.start', calleeId: 'ghost', sdp: 'v=0' }));
-    await caller.next('call.ended');
+  // The caller drops after the answer and rejoins from a new connection within the grace: the answer again.
+  caller.send(JSON.stringify({ type: 'call.start', calleeId: 'erin', sdp: 'v=0 offer 2' }));
+  const second = (await caller.next('call.placed')).callId;
+  await erin2.next('call.incoming');
+  await erin1.next('call.incoming');
+  erin1.send(JSON.stringify({ type: 'call.answer', callId: second, sdp: 'v=0 answer 2' }));
+  await caller.next('call.answered');
+  caller.close();
+  await caller.closed;
+  const back = connect(url, dave, dave.secret);
+  await back.next('ready');
+  back.send(JSON.stringify({ type: 'call.rejoin', ref: 'rj', callId: second }));
+  const rejoined = await back.next('call.rejoined');
+  assert.deepEqual([rejoined.ref, rejoined.state, rejoined.sdp, typeof rejoined.answeredAt],
+    ['rj', 'answered', 'v=0 answer 2', 'string']);
+  erin1.send(JSON.stringify({ type: 'call.hangup', callId: second }));
+  for (const side of [back, erin1]) assert.equal((await side.next('call.ended')).endedBy, 'callee');
+  back.close();
+  const again = connect(url, dave, dave.secret);
+  await again.next('ready');
+  // call.start per session: 10 in a burst (3 used above), then rate_limited.
+  for (let i = 0; i < 7; i++) {
+    again.send(JSON.stringify({ type: 'call.start', calleeId: 'ghost', sdp: 'v=0' }));
+    await again.next('call.ended');
   }
-  caller.send(JSON.stringify({ type: 'call.start', ref: 'r11', calleeId: 'ghost', sdp: 'v=0' }));
-  const limited = await caller.next('error');
+  again.send(JSON.stringify({ type: 'call.start', ref: 'r11', calleeId: 'ghost', sdp: 'v=0' }));
+  const limited = await again.next('error');
   assert.deepEqual([limited.ref, limited.reason, limited.retryAfter > 0], ['r11', 'rate_limited', true]);
-  for (const ws of [caller, erin1, erin2]) ws.close();
+  for (const ws of [again, erin1, erin2]) ws.close();
   console.log('peer check passed');
 }
 
