@@ -23,18 +23,12 @@ SECONDS_EACH=${CALLS_SECONDS:-10}
 ROUNDS=${CALLS_ROUNDS:-2}
 RATE=1000000
 
-echo "== building release binaries" >&2
-cargo build --release --locked -p callbox -p callbox-loadgen >&2
-LOADGEN=$TARGET_DIR/release/callbox-loadgen
-if [ ! -d bench/peers/node-ws/node_modules ]; then
-  echo "== npm ci (node-ws peer)" >&2
-  (cd bench/peers/node-ws && npm ci --no-audit --no-fund >&2)
-fi
 
 RUN=bench/results/calls-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RUN"
 # WORK, PIDS (killed on exit) and wait_url.
 source bench/lib.sh
+build_realtime_bench
 
 CALLBOX_DEMO_APP=false CALLBOX_CALLS__ATTEMPTS_PER_MINUTE=$RATE CALLBOX_CALLS__ATTEMPT_BURST=$RATE \
   RUST_LOG=warn "$TARGET_DIR/release/callbox" serve --listen 127.0.0.1:0 --data "$WORK/callbox" \

@@ -25,3 +25,15 @@ wait_url() {
   cat "${file%.out}.err" >&2 || true
   return 1
 }
+
+# Builds the release server and load generator and installs the node-ws peer's packages (realtime.sh, calls.sh);
+# sets LOADGEN.
+build_realtime_bench() {
+  echo "== building release binaries" >&2
+  cargo build --release --locked -p callbox -p callbox-loadgen >&2
+  LOADGEN=$TARGET_DIR/release/callbox-loadgen
+  if [ ! -d bench/peers/node-ws/node_modules ]; then
+    echo "== npm ci (node-ws peer)" >&2
+    (cd bench/peers/node-ws && npm ci --no-audit --no-fund >&2)
+  fi
+}

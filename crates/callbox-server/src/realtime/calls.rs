@@ -210,6 +210,10 @@ impl CallRefusal {
         Self { reason, message: message.into(), retry_after: None }
     }
 
+    fn already_answered() -> Self {
+        Self::new(Reason::CallAlreadyAnswered, Reason::CallAlreadyAnswered.default_message())
+    }
+
     fn unknown() -> Self {
         Self::new(Reason::NotFound, "no call with this callId on this connection")
     }
@@ -507,9 +511,7 @@ impl CallRegistry {
                     return (Some(call), Some(CallRefusal::unknown()));
                 }
                 if call.callee.is_some() {
-                    let refusal =
-                        CallRefusal::new(Reason::CallAlreadyAnswered, Reason::CallAlreadyAnswered.default_message());
-                    return (Some(call), Some(refusal));
+                    return (Some(call), Some(CallRefusal::already_answered()));
                 }
                 let now = now_ms();
                 call.answered_at = Some(now);
@@ -546,9 +548,7 @@ impl CallRegistry {
                     return (Some(call), Some(CallRefusal::unknown()));
                 }
                 if call.callee.is_some() {
-                    let refusal =
-                        CallRefusal::new(Reason::CallAlreadyAnswered, Reason::CallAlreadyAnswered.default_message());
-                    return (Some(call), Some(refusal));
+                    return (Some(call), Some(CallRefusal::already_answered()));
                 }
                 self.end(effects, hub, call, EndCause::Denied, "callee", None);
                 (None, None)
