@@ -29,6 +29,12 @@ pub fn format_iso_seconds(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// `at` with its sub-millisecond part dropped: the precision Callbox stores times at, so that a time sent live and
+/// the same time read back from the store compare equal.
+pub fn to_millisecond(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +72,13 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2014, 6, 4, 13, 41, 58).unwrap();
         assert_eq!(format_js_iso(at), "2014-06-04T13:41:58.000Z");
         assert_eq!(format_iso_seconds(at), "2014-06-04T13:41:58Z");
+    }
+
+    #[test]
+    fn to_millisecond_drops_only_the_sub_millisecond_part() {
+        let at = DateTime::<Utc>::from_timestamp(1_764_748_800, 123_456_789).unwrap();
+        let truncated = to_millisecond(at);
+        assert_eq!(truncated.timestamp_millis(), at.timestamp_millis());
+        assert_eq!(truncated.timestamp_subsec_nanos(), 123_000_000);
     }
 }

@@ -6,7 +6,6 @@ use super::{Callbox, DomainError, DomainResult};
 use crate::realtime::Hub;
 use crate::store::{AppRecord, InboxEntry, MessageRecord, SessionRecord, StoreError};
 use callbox_core::Reason;
-use chrono::{DateTime, Utc};
 
 /// An application's realtime activity, for the dashboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +106,7 @@ impl Callbox {
             let (accepted, unknown): (Vec<String>, Vec<String>) =
                 recipients.into_iter().partition(|r| known.contains(r));
             let now = self.now();
-            let created_at = DateTime::<Utc>::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+            let created_at = callbox_core::time::to_millisecond(now);
             let message = MessageRecord {
                 id: uuid::Uuid::now_v7().to_string(),
                 app_key: app_key.to_owned(),

@@ -194,7 +194,7 @@ impl EndCause {
     }
 }
 
-/// A refusal of a call frame.
+/// A refusal of a realtime frame (call frames and, in the connection, every other frame).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRefusal {
     /// The §7 reason.
@@ -206,7 +206,8 @@ pub struct CallRefusal {
 }
 
 impl CallRefusal {
-    fn new(reason: Reason, message: impl Into<String>) -> Self {
+    /// A refusal with a sentence and no wait.
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         Self { reason, message: message.into(), retry_after: None }
     }
 
@@ -711,8 +712,7 @@ enum Timer {
 /// Now, to the millisecond: the precision the records keep, so that a frame's times and `durationMs` agree with
 /// the stored call.
 fn now_ms() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::<Utc>::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+    callbox_core::time::to_millisecond(Utc::now())
 }
 
 fn spawn_timer(hub: &Arc<Hub>, call_id: &str, after: Duration, timer: Timer) -> JoinHandle<()> {

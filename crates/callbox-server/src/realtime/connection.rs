@@ -362,18 +362,8 @@ struct LocalCall {
 /// How a frame handler ends: keep going, or close (`None`: the peer is gone, nothing to send).
 type Step = Result<(), Option<Closing>>;
 
-/// A refusal of one frame: an error frame, the connection stays.
-struct Refusal {
-    reason: Reason,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-impl Refusal {
-    fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into(), retry_after: None }
-    }
-}
+/// A refusal of one frame: an error frame, the connection stays (the call registry's refusals are the same).
+type Refusal = CallRefusal;
 
 impl Live {
     fn app_key(&self) -> &str {
@@ -754,7 +744,7 @@ impl Live {
                 ));
             }
             let hub = self.callbox.realtime().clone();
-            let placed = hub.start_call(self.endpoint.clone(), callee_id.clone(), sdp, headers).map_err(refusal)?;
+            let placed = hub.start_call(self.endpoint.clone(), callee_id.clone(), sdp, headers)?;
             let home = hub.node_id().to_owned();
             self.calls.insert(placed.call_id.clone(), LocalCall { home, caller: true, answered: false });
             let frame = frames::call_placed(reference, &placed.call_id, &callee_id, placed.started_at);
@@ -929,10 +919,6 @@ impl Live {
         }
         Ok(())
     }
-}
-
-fn refusal(refused: CallRefusal) -> Refusal {
-    Refusal { reason: refused.reason, message: refused.message, retry_after: refused.retry_after }
 }
 
 fn deadline_of(at: chrono::DateTime<Utc>, now: chrono::DateTime<Utc>) -> Instant {

@@ -54,9 +54,21 @@ pub struct Connection {
 impl Connection {
     /// Queues a frame for this connection only (never waits; a full queue closes it, as for fan-out).
     pub fn send_plain(&self, frame: Frame) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbound.try_send(Outbound::Plain(frame)) {
-            self.close(Closing::new(Reason::ServiceUnavailable, "the connection did not keep up with its messages"));
+        self.offer(Outbound::Plain(frame));
+    }
+
+    /// Queues `outbound` without waiting. A full queue is a reader that does not drain its socket: closing it
+    /// keeps this node's memory bounded, and the client reconnects (messages resume from the store, calls
+    /// rejoin). Returns whether it was closed for that.
+    fn offer(&self, outbound: Outbound) -> bool {
+        let full = matches!(self.outbound.try_send(outbound), Err(mpsc::error::TrySendError::Full(_)));
+        if full {
+            self.close(Closing::new(
+                Reason::ServiceUnavailable,
+                "the connection did not keep up with its frames: reconnect and resume",
+            ));
         }
+        full
     }
 
     /// Queues a frame for this connection only, waiting for room: for the answers to the connection's own
@@ -472,14 +484,8 @@ impl Inner {
                 .collect()
         };
         for connection in targets {
-            if let Err(mpsc::error::TrySendError::Full(_)) =
-                connection.outbound.try_send(Outbound::Call(delivery.clone()))
-            {
+            if connection.offer(Outbound::Call(delivery.clone())) {
                 self.metrics.slow_closed.increment(1);
-                connection.close(Closing::new(
-                    Reason::ServiceUnavailable,
-                    "the connection did not keep up with its frames: reconnect and rejoin",
-                ));
             }
         }
     }
@@ -509,18 +515,8 @@ impl Inner {
             }
         };
         for connection in targets {
-            match connection.outbound.try_send(outbound.clone()) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    // A reader that does not drain its socket: closing it keeps this node's memory bounded; the
-                    // client reconnects and resumes from the store.
-                    self.metrics.slow_closed.increment(1);
-                    connection.close(Closing::new(
-                        Reason::ServiceUnavailable,
-                        "the connection did not keep up with its messages: reconnect and resume",
-                    ));
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            if connection.offer(outbound.clone()) {
+                self.metrics.slow_closed.increment(1);
             }
         }
         let elapsed = (Utc::now() - accepted_at).num_microseconds().unwrap_or(0).max(0);
