@@ -15,6 +15,7 @@
 //! - [`Reason`]: the stable refusal words and legacy error codes of PROTOCOL §7. Every error type here maps to
 //!   one through its `reason()` method.
 //! - [`Capability`]: what a session may do, and the legacy service names (`im`, `voip`, ...) that ask for it.
+//! - [`legacy`]: the legacy SDK's MXP frames (split, parse) and their AES-256-CBC encryption.
 //! - [`turn`]: TURN credentials in coturn's shared-secret mode (HMAC-SHA1 over `expiry:user`).
 //! - [`TicketPolicy`]: an application's default and maximum ticket lifetime and allowed clock skew.
 
@@ -26,6 +27,7 @@ pub mod authorization;
 pub mod capability;
 pub mod credential;
 pub mod jwt;
+pub mod legacy;
 pub mod reason;
 pub mod secret;
 pub mod signing;
