@@ -160,7 +160,9 @@ pub fn decrypt(key: &[u8; 32], encrypted: &str) -> Result<Vec<u8>, FrameError> {
     }
     let (iv, ciphertext) = bytes.split_at(16);
     let iv: &[u8; 16] = iv.try_into().map_err(|_| FrameError::Undecryptable)?;
-    Decryptor::new(key.into(), iv.into()).decrypt_padded_vec_mut::<Pkcs7>(ciphertext).map_err(|_| FrameError::Undecryptable)
+    Decryptor::new(key.into(), iv.into())
+        .decrypt_padded_vec_mut::<Pkcs7>(ciphertext)
+        .map_err(|_| FrameError::Undecryptable)
 }
 
 /// Decrypts and reads the JSON object inside, as the SDK's `MXPdecrypt` does (from the first `{` to the last `}`).
@@ -187,7 +189,8 @@ mod tests {
 
     /// Made with Node's `crypto.createCipheriv("aes-256-cbc", key 00..1f, iv a5 x16)`: the same cipher and padding
     /// as the SDK's CryptoJS call.
-    const NODE_VECTOR: &str = "paWlpaWlpaWlpaWlpaWlpf8tKrZROfuAlqP25/70TVIHFaNOeVQGF5oWwGMcJVjttj6yZooqNwu2s7YMb6QvzzrUYDWS206aXTG1sA3xpvY=";
+    const NODE_VECTOR: &str =
+        "paWlpaWlpaWlpaWlpaWlpf8tKrZROfuAlqP25/70TVIHFaNOeVQGF5oWwGMcJVjttj6yZooqNwu2s7YMb6QvzzrUYDWS206aXTG1sA3xpvY=";
     const NODE_PLAINTEXT: &str = r#"{"md":1,"bt":"msg","bv":10,"bd":"{\"t\":\"hi\"}","fu":"alice"}"#;
 
     #[test]
