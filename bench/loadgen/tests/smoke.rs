@@ -7,17 +7,24 @@ use callbox_server::config::Config;
 use callbox_server::http::{router, AppState};
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_scenario_runs_briefly_against_an_in_process_server() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let config = Config { listen: "127.0.0.1:0".parse().unwrap(), data: dir.path().to_owned(), ..Config::default() };
-    let (callbox, made) = callbox_server::open(&config).await.unwrap();
+/// Opens Callbox on `config` (its data directory bootstrapped) and serves it on 127.0.0.1:0: the base URL, what the
+/// bootstrap made (the admin token) and the server task to abort at the end.
+async fn serve(config: &Config) -> (String, callbox_server::Bootstrapped, tokio::task::JoinHandle<()>) {
+    let (callbox, made) = callbox_server::open(config).await.unwrap();
     let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = router(AppState { callbox: std::sync::Arc::new(callbox), metrics: None });
     let server = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
     });
+    (url, made, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_runs_briefly_against_an_in_process_server() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = Config { listen: "127.0.0.1:0".parse().unwrap(), data: dir.path().to_owned(), ..Config::default() };
+    let (url, made, server) = serve(&config).await;
     let options = Options {
         url,
         admin_token: made.admin_token,
@@ -53,13 +60,7 @@ async fn the_calls_scenario_completes_whole_calls_against_an_in_process_server()
     // As bench/calls.sh does: the per-session call.start limit must not cap the run.
     config.calls.attempts_per_minute = 1_000_000;
     config.calls.attempt_burst = 1_000_000;
-    let (callbox, made) = callbox_server::open(&config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(AppState { callbox: std::sync::Arc::new(callbox), metrics: None });
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
-    });
+    let (url, made, server) = serve(&config).await;
     let result = callbox_loadgen::calls::calls(&url, &made.admin_token.unwrap(), 2, 0.5).await.unwrap();
     assert!(result["completed"].as_u64().unwrap() > 10, "{result}");
     assert_eq!(result["rateLimited"], 0, "{result}");

@@ -391,30 +391,36 @@ async fn every_unreachable_callee_is_unavailable_at_once_and_indistinguishable()
     e.quiet_for(Duration::from_millis(100)).await;
 }
 
+/// Rings bob and answers, then `side` ("caller" or "callee") sends `call.hangup` with `cause`; both sides must
+/// be told `expected`, ended by that side, with the answer time.
+async fn hang_up_after_answer(a: &mut Rt, b: &mut Rt, side: &str, cause: Option<&str>, expected: &str) {
+    let call = ring(a, "bob", &mut [&mut *b]).await;
+    let answered_at = answer(a, b, &call).await;
+    let mut hangup = json!({ "type": "call.hangup", "callId": call.id });
+    if let Some(cause) = cause {
+        hangup["cause"] = json!(cause);
+    }
+    if side == "caller" {
+        a.send(hangup).await
+    } else {
+        b.send(hangup).await
+    }
+    assert_ended(&a.expect("call.ended").await, &call, expected, side, Some(&answered_at), None);
+    assert_ended(&b.expect("call.ended").await, &call, expected, side, Some(&answered_at), None);
+}
+
 #[tokio::test]
 async fn the_callee_hanging_up_after_the_answer_is_hung_up_by_the_callee() {
     let (_server, _dir, _app, mut a, mut b) = pair(quick()).await;
-    let call = ring(&mut a, "bob", &mut [&mut b]).await;
-    let answered_at = answer(&mut a, &mut b, &call).await;
-    b.send(json!({ "type": "call.hangup", "callId": call.id, "cause": "bye" })).await;
-    assert_ended(&a.expect("call.ended").await, &call, "hung_up", "callee", Some(&answered_at), None);
-    assert_ended(&b.expect("call.ended").await, &call, "hung_up", "callee", Some(&answered_at), None);
+    // A cause other than `failure` is an ordinary hang-up.
+    hang_up_after_answer(&mut a, &mut b, "callee", Some("bye"), "hung_up").await;
 }
 
 #[tokio::test]
 async fn a_hang_up_with_cause_failure_ends_with_failure_by_that_side() {
     let (_server, _dir, _app, mut a, mut b) = pair(quick()).await;
-    let call = ring(&mut a, "bob", &mut [&mut b]).await;
-    let answered_at = answer(&mut a, &mut b, &call).await;
-    a.send(json!({ "type": "call.hangup", "callId": call.id, "cause": "failure" })).await;
-    assert_ended(&a.expect("call.ended").await, &call, "failure", "caller", Some(&answered_at), None);
-    assert_ended(&b.expect("call.ended").await, &call, "failure", "caller", Some(&answered_at), None);
-
-    let call = ring(&mut a, "bob", &mut [&mut b]).await;
-    let answered_at = answer(&mut a, &mut b, &call).await;
-    b.send(json!({ "type": "call.hangup", "callId": call.id, "cause": "failure" })).await;
-    assert_ended(&a.expect("call.ended").await, &call, "failure", "callee", Some(&answered_at), None);
-    assert_ended(&b.expect("call.ended").await, &call, "failure", "callee", Some(&answered_at), None);
+    hang_up_after_answer(&mut a, &mut b, "caller", Some("failure"), "failure").await;
+    hang_up_after_answer(&mut a, &mut b, "callee", Some("failure"), "failure").await;
 }
 
 #[tokio::test]
@@ -476,6 +482,26 @@ async fn a_caller_rejoining_while_it_rings_is_told_ringing_and_gets_the_answer()
     assert_eq!(keys(&rejoined), set(&["type", "ref", "callId", "state"]), "{rejoined}");
     assert_eq!(rejoined["state"], "ringing", "{rejoined}");
     answer(&mut a, &mut b, &call).await;
+}
+
+#[tokio::test]
+async fn a_caller_that_was_away_when_the_answer_came_gets_it_on_rejoin() {
+    let (server, _dir, _app, [alice, _bob], a, mut b) = pair_with_sessions(CallsConfig::default()).await;
+    let mut a = a;
+    let call = ring(&mut a, "bob", &mut [&mut b]).await;
+    drop(a); // alice's socket goes away while it rings
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.send(json!({ "type": "call.answer", "callId": call.id, "sdp": "v=0 answer" })).await;
+    b.expect("call.answered").await;
+    let mut a = connect(&server, &alice, None).await;
+    a.send(json!({ "type": "call.rejoin", "ref": "rj", "callId": call.id })).await;
+    let rejoined = a.expect("call.rejoined").await;
+    assert_eq!((rejoined["ref"].as_str(), rejoined["state"].as_str()), (Some("rj"), Some("answered")));
+    assert_eq!(rejoined["sdp"], "v=0 answer");
+    assert!(rejoined["answeredAt"].is_string());
+    // The rejoined connection is the caller now: its hangup ends the call for bob.
+    a.send(json!({ "type": "call.hangup", "callId": call.id })).await;
+    assert_eq!(b.expect("call.ended").await["cause"], "hung_up");
 }
 
 #[tokio::test]

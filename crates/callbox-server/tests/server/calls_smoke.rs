@@ -47,30 +47,3 @@ async fn a_call_is_placed_rung_answered_relayed_and_hung_up() {
     let ended = a.expect("call.ended").await;
     assert_eq!((ended["cause"].as_str(), ended["detail"].as_str()), (Some("no_answer"), Some("unavailable")));
 }
-
-#[tokio::test]
-async fn a_caller_that_was_away_when_the_answer_came_gets_it_on_rejoin() {
-    let server = start().await;
-    let app = server.create_app(json!({})).await;
-    let alice = server.session(&app.ticket("alice")).await;
-    let bob = server.session(&app.ticket("bob")).await;
-    let a = connect(&server, &alice, None).await;
-    let mut b = connect(&server, &bob, None).await;
-    let mut a = a;
-    a.send(json!({"type":"call.start","calleeId":"bob","sdp":"v=0 offer"})).await;
-    let id = a.expect("call.placed").await["callId"].as_str().unwrap().to_owned();
-    b.expect("call.incoming").await;
-    drop(a); // alice's socket goes away while it rings
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    b.send(json!({"type":"call.answer","callId":id,"sdp":"v=0 answer"})).await;
-    b.expect("call.answered").await;
-    let mut a = connect(&server, &alice, None).await;
-    a.send(json!({"type":"call.rejoin","ref":"rj","callId":id})).await;
-    let rejoined = a.expect("call.rejoined").await;
-    assert_eq!((rejoined["ref"].as_str(), rejoined["state"].as_str()), (Some("rj"), Some("answered")));
-    assert_eq!(rejoined["sdp"], "v=0 answer");
-    assert!(rejoined["answeredAt"].is_string());
-    // The rejoined connection is the caller now: its hangup ends the call for bob.
-    a.send(json!({"type":"call.hangup","callId":id})).await;
-    assert_eq!(b.expect("call.ended").await["cause"], "hung_up");
-}
