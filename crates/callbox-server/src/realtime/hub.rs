@@ -602,5 +602,12 @@ async fn purge_in_the_background(hub: std::sync::Weak<Inner>) {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "realtime message purge failed"),
         }
+        // A legacy transport names who may read the messages of its id; unused for as long as a message is kept,
+        // it names nothing left to read (a client that asks again gets a new row with the same id).
+        match inner.store.purge_transports(older_than).await {
+            Ok(removed) if removed > 0 => tracing::info!(removed, "purged unused legacy transports"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "legacy transport purge failed"),
+        }
     }
 }

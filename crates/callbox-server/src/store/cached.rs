@@ -345,12 +345,34 @@ impl Store for CachedStore {
         self.inner.read_inbox(app_key, user_id, after_seq, limit, unconfirmed_only).await
     }
 
+    async fn find_inbox_message(&self, app_key: &str, user_id: &str, message_id: &str) -> StoreResult<Option<u64>> {
+        self.inner.find_inbox_message(app_key, user_id, message_id).await
+    }
+
     async fn inbox_last_seq(&self, app_key: &str, user_id: &str) -> StoreResult<u64> {
         self.inner.inbox_last_seq(app_key, user_id).await
     }
 
     async fn purge_inbox(&self, older_than: DateTime<Utc>, keep_per_user: u64) -> StoreResult<u64> {
         self.inner.purge_inbox(older_than, keep_per_user).await
+    }
+
+    async fn put_transport(
+        &self,
+        app_key: &str,
+        id: &str,
+        participants: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        self.inner.put_transport(app_key, id, participants, now).await
+    }
+
+    async fn get_transport(&self, app_key: &str, id: &str) -> StoreResult<Vec<String>> {
+        self.inner.get_transport(app_key, id).await
+    }
+
+    async fn purge_transports(&self, older_than: DateTime<Utc>) -> StoreResult<u64> {
+        self.inner.purge_transports(older_than).await
     }
 
     async fn write_calls(&self, writes: &[CallWrite]) -> StoreResult<()> {

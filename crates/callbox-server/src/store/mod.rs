@@ -370,6 +370,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
         unconfirmed_only: bool,
     ) -> StoreResult<Vec<InboxEntry>>;
+    /// The sequence number of message `message_id` in `user_id`'s inbox: the first unconfirmed copy, else the
+    /// first; `None` when it is not there (the legacy SDK acknowledges by message id alone).
+    async fn find_inbox_message(&self, app_key: &str, user_id: &str, message_id: &str) -> StoreResult<Option<u64>>;
     /// The last sequence number given in `user_id`'s inbox (0 when it has none).
     async fn inbox_last_seq(&self, app_key: &str, user_id: &str) -> StoreResult<u64>;
     /// Retention: removes inbox entries created before `older_than`, and of each user all but the newest
@@ -383,6 +386,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn write_calls(&self, writes: &[CallWrite]) -> StoreResult<()>;
     /// `app_key`'s calls, newest first, at most `limit`; with `user_id`, only those it placed or received.
     async fn list_calls(&self, app_key: &str, user_id: Option<&str>, limit: u32) -> StoreResult<Vec<CallRecord>>;
+
+    /// Records the legacy transport `id` of `app_key` with its sorted `participants`, or marks it used at `now` if
+    /// it exists. An application deleted meanwhile → `NotFound`.
+    async fn put_transport(&self, app_key: &str, id: &str, participants: &[String], now: DateTime<Utc>)
+        -> StoreResult<()>;
+    /// The participants of legacy transport `id` of `app_key`; unknown (or another application's) → `NotFound`.
+    async fn get_transport(&self, app_key: &str, id: &str) -> StoreResult<Vec<String>>;
+    /// Retention: removes legacy transports not used since `older_than`; returns how many.
+    async fn purge_transports(&self, older_than: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Forgets nonces that expired before `now` and sessions that expired more than 7 days before it (kept that long
     /// so that their holders are told `session_expired`, not `session_revoked`); returns rows removed.

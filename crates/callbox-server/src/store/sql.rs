@@ -1102,6 +1102,75 @@ impl Store for SqlStore {
         rows.iter().map(call_from_row).collect()
     }
 
+    async fn find_inbox_message(&self, app_key: &str, user_id: &str, message_id: &str) -> StoreResult<Option<u64>> {
+        // A user's inbox is at most `retention_per_user` rows, read through its primary key's (app, user) prefix.
+        let row = sqlx::query(
+            "SELECT seq FROM inbox WHERE app_key = $1 AND user_id = $2 AND kind = 'message' AND message_id = $3 \
+             ORDER BY (CASE WHEN delivered_at IS NULL THEN 0 ELSE 1 END), seq LIMIT 1",
+        )
+        .bind(app_key)
+        .bind(user_id)
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let seq: i64 = row.try_get("seq")?;
+                Ok(Some(u64::try_from(seq).map_err(|_| corrupt("inbox seq"))?))
+            }
+        }
+    }
+
+    async fn put_transport(
+        &self,
+        app_key: &str,
+        id: &str,
+        participants: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let participants = serde_json::to_string(participants).map_err(|_| corrupt("transport participants"))?;
+        let _writer = self.sqlite_writer().await;
+        let mut tx = self.begin_write().await?;
+        // The id is derived from the participants, so an existing row has the same ones: only its use is noted.
+        let written = sqlx::query(
+            "INSERT INTO legacy_transports (app_key, id, participants, used_at) \
+             SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM apps WHERE key = $1) \
+             ON CONFLICT (app_key, id) DO UPDATE SET used_at = excluded.used_at",
+        )
+        .bind(app_key)
+        .bind(id)
+        .bind(&participants)
+        .bind(to_millis(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if written.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn get_transport(&self, app_key: &str, id: &str) -> StoreResult<Vec<String>> {
+        let row = sqlx::query("SELECT participants FROM legacy_transports WHERE app_key = $1 AND id = $2")
+            .bind(app_key)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let text: String = row.try_get("participants")?;
+        serde_json::from_str(&text).map_err(|_| corrupt("transport participants"))
+    }
+
+    async fn purge_transports(&self, older_than: DateTime<Utc>) -> StoreResult<u64> {
+        let _writer = self.sqlite_writer().await;
+        let deleted = sqlx::query("DELETE FROM legacy_transports WHERE used_at < $1")
+            .bind(to_millis(older_than))
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let now = to_millis(now);
         let mut tx = self.begin_write().await?;
