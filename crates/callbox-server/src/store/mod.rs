@@ -389,8 +389,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Records the legacy transport `id` of `app_key` with its sorted `participants`, or marks it used at `now` if
     /// it exists. An application deleted meanwhile → `NotFound`.
-    async fn put_transport(&self, app_key: &str, id: &str, participants: &[String], now: DateTime<Utc>)
-        -> StoreResult<()>;
+    async fn put_transport(
+        &self,
+        app_key: &str,
+        id: &str,
+        participants: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// The participants of legacy transport `id` of `app_key`; unknown (or another application's) → `NotFound`.
     async fn get_transport(&self, app_key: &str, id: &str) -> StoreResult<Vec<String>>;
     /// Retention: removes legacy transports not used since `older_than`; returns how many.
