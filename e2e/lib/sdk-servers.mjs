@@ -10,7 +10,8 @@ import { createInterface } from "node:readline";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const targetDir = resolve(repoRoot, process.env.CARGO_TARGET_DIR ?? "target");
-export const callboxBin = join(targetDir, "debug", "callbox");
+// CALLBOX_BIN (set by the runner scripts) names a binary built elsewhere.
+export const callboxBin = process.env.CALLBOX_BIN ? resolve(process.env.CALLBOX_BIN) : join(targetDir, "debug", "callbox");
 export const partnerBin = join(targetDir, "debug", "partner-backend");
 
 /** Starts a process that prints `{"event":"listening","url":...}` on stdout; resolves to {url, stop}. */
