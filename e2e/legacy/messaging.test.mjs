@@ -20,10 +20,11 @@ let apps = 0;
 
 before(async () => {
   server = await startLegacyServer();
+  console.log(`callbox ${server.mode === "native" ? "terminates TLS itself" : "behind a Node TLS proxy on 127.0.0.1:443"}`);
 });
 
 afterEach(async () => {
-  await server.closeClients();
+  await server?.closeClients();
 });
 
 after(async () => {

@@ -41,6 +41,16 @@ function describe(error) {
   return out;
 }
 
+/** A log line's object, cut short. */
+function brief(value) {
+  if (value === undefined) return "";
+  try {
+    return (JSON.stringify(value) ?? "").slice(0, 200);
+  } catch {
+    return "";
+  }
+}
+
 function emit(event) {
   process.send?.(event);
 }
@@ -56,7 +66,8 @@ const ops = {
       startActiveConnection: activeConnection,
       urlObj,
       onLogMessage: (entry) => {
-        if (process.env.LEGACY_SDK_LOG) process.stderr.write(`[sdk] ${entry?.message}\n`);
+        // The SDK's log, to stderr: the test shows the tail of it when something fails.
+        process.stderr.write(`[sdk] ${entry?.message} ${brief(entry?.response ?? entry?.object)}\n`);
         // How many PubNub frames the SDK cut a message into (a test of multi-frame messages checks it).
         const object = entry?.object;
         if (entry?.message === "Split message into frames as needed" && object?.decrypted?.md === 1) {

@@ -162,6 +162,9 @@ export async function startLegacyServer({ mode = process.env.LEGACY_E2E_TLS ?? "
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
+  // A test process that dies without `stop()` must not leave callbox holding port 443 for the next run.
+  const killOnExit = () => server.process.kill("SIGKILL");
+  process.once("exit", killOnExit);
   const token = readFileSync(join(data, "admin-token"), "utf8").trim();
   const admin = async (method, path, body) => {
     const answer = await requestJson(adminUrl + path, {
@@ -209,6 +212,7 @@ export async function startLegacyServer({ mode = process.env.LEGACY_E2E_TLS ?? "
       await closeClients();
       await proxy?.stop();
       await server.stop();
+      process.removeListener("exit", killOnExit);
       rmSync(dir, { recursive: true, force: true });
     },
   };
