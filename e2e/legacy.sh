@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The real legacy SDK (sinch-rtc 1.4.12, Node build) against a real `callbox serve`: e2e/legacy/messaging.test.mjs.
+# The real legacy SDK (sinch-rtc 1.4.12, Node build) against a real `callbox serve`: e2e/legacy/messaging.test.mjs
+# (and shims.test.mjs, the Node shims it needs, without a server).
 # Installs the SDK, sinch-ticketgen and wrtc from the npm registry with `npm ci` (e2e/legacy/package-lock.json)
 # into e2e/legacy/node_modules (git-ignored), npm's download cache in ~/.cache/callbox-legacy-sdk; builds the
 # callbox binary unless CALLBOX_BIN names one. Needs root (the SDK only talks to port 443), openssl and Node 20+.
@@ -28,4 +29,4 @@ export CALLBOX_BIN
 
 echo "== legacy SDK end-to-end ($CALLBOX_BIN)"
 cd e2e/legacy
-node --test --test-concurrency=1 "$@" messaging.test.mjs
+node --test --test-concurrency=1 "$@" shims.test.mjs messaging.test.mjs

@@ -39,6 +39,7 @@ function navigatorStrings() {
  *   `addTrack` for each track.
  * - `event.currentTarget`: the SDK's `oniceconnectionstatechange` reads `e.currentTarget.iceConnectionState`, and
  *   wrtc's events carry only `target`; every event dispatched by a peer connection gets `currentTarget` = it.
+ * Also: a process that had a wrtc track crashes (SIGSEGV) if it ends by itself; end it with process.exit.
  */
 export function installCallShims(wrtc) {
   const proto = wrtc.RTCPeerConnection.prototype;
