@@ -126,20 +126,30 @@ pub enum Publication {
     Receipt(String, InboxEntry),
 }
 
-/// Where a long-poll resumes, as its timetoken says (docs/legacy-sdk.md section 3).
+/// Where a long-poll resumes, as its timetoken says (docs/legacy-sdk.md section 3). A timetoken is 17 digits, as
+/// PubNub's are: the first says which kind, the others the inbox sequence numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor {
-    /// `0`, or a time token such as `/time/0` answers: the client starts; it is answered at once with
-    /// `Replay(0)`.
+    /// `0`, or a time token such as `/time/0` answers: the client starts. It is answered at once with the
+    /// replay of what is in the inbox now.
     Start,
-    /// Unconfirmed messages after this inbox sequence number (offline delivery on the next start).
-    Replay(u64),
+    /// The messages not confirmed yet after `after` up to `until` (the end of the inbox when the client started:
+    /// offline delivery), then every entry after `until`.
+    Replay {
+        /// Replayed up to here.
+        after: u64,
+        /// The end of the replay.
+        until: u64,
+    },
     /// Every inbox entry after this sequence number, waiting for one when there is none.
     Live(u64),
 }
 
+/// The largest sequence number a replay token holds (8 digits each for `after` and `until`).
+const REPLAY_LIMIT: u64 = 99_999_999;
+
 impl Cursor {
-    /// Parses a timetoken: `0` or 17 digits (the first says which kind, the other 16 the sequence number).
+    /// Parses a timetoken: `0` or 17 digits.
     pub fn parse(text: &str) -> DomainResult<Cursor> {
         if text == "0" {
             return Ok(Cursor::Start);
@@ -147,20 +157,43 @@ impl Cursor {
         if text.len() != 17 || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(DomainError::with_message(Reason::MalformedRequest, "the timetoken must be 0 or 17 digits"));
         }
-        let seq: u64 = text[1..].parse().map_err(|_| DomainError::new(Reason::MalformedRequest))?;
+        let number = |range: std::ops::Range<usize>| text[range].parse::<u64>().unwrap_or(0);
         Ok(match text.as_bytes()[0] {
-            b'2' => Cursor::Replay(seq),
-            b'3' => Cursor::Live(seq),
+            b'2' => Cursor::Replay { after: number(1..9), until: number(9..17) },
+            b'3' => Cursor::Live(number(1..17)),
             // PubNub time tokens (10^-7 s since 1970) start with 1 until the year 2286.
             _ => Cursor::Start,
         })
+    }
+
+    /// The cursor a poll answers after replaying up to `end`: the rest of the replay, or live once it is done
+    /// (or once the numbers outgrow the token, for a user with a hundred million entries: then the replay ends
+    /// after one page rather than repeating it).
+    pub fn replayed(until: u64, end: u64, more: bool) -> Cursor {
+        if more && end < until && until <= REPLAY_LIMIT {
+            Cursor::Replay { after: end, until }
+        } else {
+            Cursor::Live(until)
+        }
+    }
+
+    /// The cursor of a client that starts when its inbox ends at `until`.
+    pub fn started(until: u64) -> Cursor {
+        if until <= REPLAY_LIMIT {
+            Cursor::Replay { after: 0, until }
+        } else {
+            // One page of the replay, then live (see `replayed`).
+            Cursor::Replay { after: 0, until: REPLAY_LIMIT }
+        }
     }
 
     /// The timetoken of this cursor.
     pub fn token(self) -> String {
         match self {
             Cursor::Start => "0".to_owned(),
-            Cursor::Replay(seq) => format!("2{:016}", seq.min(9_999_999_999_999_999)),
+            Cursor::Replay { after, until } => {
+                format!("2{:08}{:08}", after.min(REPLAY_LIMIT), until.min(REPLAY_LIMIT))
+            }
             Cursor::Live(seq) => format!("3{:016}", seq.min(9_999_999_999_999_999)),
         }
     }
@@ -242,17 +275,15 @@ impl LegacyNode {
         let mut counts = self.polls.lock().unwrap_or_else(|p| p.into_inner());
         let per_session = counts.by_session.get(session_id).copied().unwrap_or(0);
         let per_address = counts.by_address.get(&address).copied().unwrap_or(0);
+        let refuse = |message: String| DomainError {
+            retry_after: Some(1),
+            ..DomainError::with_message(Reason::RateLimited, message)
+        };
         if per_session >= self.polls_per_session {
-            return Err(DomainError::with_message(
-                Reason::RateLimited,
-                format!("this session already holds {per_session} long-polls"),
-            ));
+            return Err(refuse(format!("this session already holds {per_session} long-polls")));
         }
         if per_address >= self.polls_per_address {
-            return Err(DomainError::with_message(
-                Reason::RateLimited,
-                format!("this address already holds {per_address} long-polls"),
-            ));
+            return Err(refuse(format!("this address already holds {per_address} long-polls")));
         }
         *counts.by_session.entry(session_id.to_owned()).or_default() += 1;
         *counts.by_address.entry(address).or_default() += 1;

@@ -32,7 +32,7 @@ fn render(transport: Transport, leave_out: Option<&str>) -> Response {
 /// as a user that does not exist).
 pub async fn open_transport(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
     let session = signed_session(&state, &call).await?;
-    let identities: Vec<TransportIdentity> = call.json()?;
+    let identities: Vec<TransportIdentity> = call.json_array()?;
     let transport = state
         .callbox
         .open_transport(&session, identities.into_iter().map(|identity| identity.identity).collect())

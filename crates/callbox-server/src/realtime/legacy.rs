@@ -170,20 +170,22 @@ async fn poll(
 ) -> Result<Value, ApiError> {
     let (app_key, user_id) = (&session.app_key, &session.user_id);
     let after = match cursor {
-        Cursor::Start => return Ok(json!([[], Cursor::Replay(0).token()])),
-        Cursor::Replay(after) if receives => {
-            // Read the end first: what commits after it arrives through the live part.
-            let last = callbox.inbox_last_seq(app_key, user_id).await?;
-            let page = callbox.read_inbox(app_key, user_id, after, PAGE, true).await?;
-            let full = page.len() >= PAGE as usize;
-            let page: Vec<_> = page.into_iter().filter(|entry| entry.seq <= last).collect();
-            if let Some(end) = page.last().map(|entry| entry.seq) {
-                let next = if full && end < last { Cursor::Replay(end) } else { Cursor::Live(last) };
-                return render(callbox, session, owned, &page, next).await;
-            }
-            last
+        Cursor::Start => {
+            // The replay ends where the inbox ends now; what commits later arrives through the live part.
+            let until = if receives { callbox.inbox_last_seq(app_key, user_id).await? } else { 0 };
+            return Ok(json!([[], Cursor::started(until).token()]));
         }
-        Cursor::Replay(after) | Cursor::Live(after) => after,
+        Cursor::Replay { after, until } if receives => {
+            let page = callbox.read_inbox(app_key, user_id, after, PAGE, true).await?;
+            let more = page.len() >= PAGE as usize;
+            let page: Vec<_> = page.into_iter().filter(|entry| entry.seq <= until).collect();
+            if let Some(end) = page.last().map(|entry| entry.seq) {
+                return render(callbox, session, owned, &page, Cursor::replayed(until, end, more)).await;
+            }
+            until
+        }
+        Cursor::Replay { until, .. } => until,
+        Cursor::Live(after) => after,
     };
     // Registered before the inbox is read: whatever commits from now on also wakes this poll.
     let mut registered = callbox.realtime().register(NewConnection {
