@@ -15,7 +15,7 @@ domain_files=("$server"/domain "$server"/audit.rs "$server"/passwords.rs "$serve
 if hits=$(grep -rnE '\b(axum|tower|tower_http|hyper|utoipa|callbox_wire)::|derive\([^)]*(Serialize|Deserialize|ToSchema)' "${domain_files[@]}"); then
   fail "the domain must not speak HTTP or the wire (axum/tower/hyper/utoipa/callbox_wire/serde derives):"; echo "$hits" >&2
 fi
-front_ends=("$server"/http "$server"/realtime/connection.rs "$server"/realtime/admin.rs "$server"/realtime/frames.rs)
+front_ends=("$server"/http "$server"/realtime/connection.rs "$server"/realtime/admin.rs "$server"/realtime/frames.rs "$server"/realtime/legacy.rs)
 if hits=$(grep -rnE 'crate::store\b|\.store\b|callbox_server::store|\bStore\b' "${front_ends[@]}"); then
   fail "http/ and the realtime connection must reach the store only through the domain:"; echo "$hits" >&2
 fi

@@ -80,6 +80,9 @@ pub const ENTRIES: &[Entry] = &[
     entry("realtime.retention_per_user", None, "Inbox entries kept per user (the newest); older ones are purged."),
     entry("realtime.purge_interval_seconds", None, "Seconds between retention purges."),
     entry("realtime.gap_wait_milliseconds", None, "How long a connection waits for a missing sequence number to arrive live before reading it from the store, milliseconds."),
+    entry("realtime.legacy_poll_seconds", None, "How long a legacy long-poll (`/subscribe`) waits for something to answer, seconds. The SDK gives up on a poll after 310 s; a proxy in front must allow this much."),
+    entry("realtime.legacy_polls_per_session", None, "Legacy long-polls one session may hold at once on one node; more are refused with `rate_limited`."),
+    entry("realtime.legacy_polls_per_address", None, "Legacy long-polls one client address may hold at once on one node; more are refused with `rate_limited`."),
 ];
 
 /// The `CALLBOX_*` variable of a dotted key: `login.max_failures_per_user` → `CALLBOX_LOGIN__MAX_FAILURES_PER_USER`.

@@ -147,3 +147,44 @@ pub struct Timestamp {
     /// Server time, ISO-8601 with milliseconds.
     pub timestamp: String,
 }
+
+/// One element of the body of `POST /v1/transport` (the legacy SDK's messaging): a user to exchange messages
+/// with.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct TransportIdentity {
+    /// The user id.
+    pub identity: String,
+    /// The identity type the SDK may add (`username`, ...); not used.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// `POST /v1/transport` and `GET /v1/transport?transportId=`.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransportAnswer {
+    /// The transport's id (the same for the same application and participants, on every node).
+    pub transport_id: String,
+    /// Its AES-256 key, base64: the MXP frames of its messages are encrypted with it.
+    pub key: String,
+    /// Participants: the recipients for `POST`, everyone for `GET`.
+    pub participants: Vec<TransportParticipant>,
+}
+
+/// A participant of a transport.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct TransportParticipant {
+    /// Who.
+    pub destination: TransportIdentity,
+    /// The user's transport channel (frames to the user are published there).
+    pub channel: String,
+    /// The user's instances as the SDK expects them: one, with `online` and `im`.
+    pub instances: Vec<TransportInstance>,
+}
+
+/// An instance of a participant.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct TransportInstance {
+    /// Always `["online", "im"]`.
+    pub capabilities: Vec<String>,
+}

@@ -83,6 +83,19 @@ impl Callbox {
         sender_id: &str,
         messages: Vec<(Vec<String>, String, String)>,
     ) -> Vec<DomainResult<Accepted>> {
+        let messages =
+            messages.into_iter().map(|(recipients, text, headers)| (None, recipients, text, headers)).collect();
+        self.accept_messages_with_ids(app_key, sender_id, messages).await
+    }
+
+    /// [`Callbox::accept_messages`], each message with the id its sender gave it (the legacy SDK names its
+    /// messages itself and matches receipts by that name) or `None` for a server-given UUIDv7.
+    pub(crate) async fn accept_messages_with_ids(
+        &self,
+        app_key: &str,
+        sender_id: &str,
+        messages: Vec<(Option<String>, Vec<String>, String, String)>,
+    ) -> Vec<DomainResult<Accepted>> {
         let app = match self.store.get_app(app_key).await {
             Ok(app) => app,
             Err(error) => {
@@ -91,7 +104,7 @@ impl Callbox {
             }
         };
         let mut prepared: Vec<DomainResult<(MessageRecord, Vec<String>)>> = Vec::with_capacity(messages.len());
-        for (recipients, text, headers) in messages {
+        for (id, recipients, text, headers) in messages {
             let known = if app.platform_user_auth {
                 match self.store.known_users(app_key, &recipients).await {
                     Ok(known) => known,
@@ -108,7 +121,7 @@ impl Callbox {
             let now = self.now();
             let created_at = callbox_core::time::to_millisecond(now);
             let message = MessageRecord {
-                id: uuid::Uuid::now_v7().to_string(),
+                id: id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
                 app_key: app_key.to_owned(),
                 sender_id: sender_id.to_owned(),
                 recipient_ids: accepted,

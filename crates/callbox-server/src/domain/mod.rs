@@ -9,6 +9,7 @@
 //! - [`admin`]: the admin token, revocation, listings, the audit trail, the ticket debugger, readiness.
 //! - [`calls`]: the STUN/TURN servers and TURN credentials of a session with `calling`.
 //! - [`call_records`]: an application's recent calls, for the admin API, the CLI and the dashboard.
+//! - [`legacy`]: the legacy SDK's keys, channels, transports and MXP frames, over the same inboxes.
 //! - [`messaging`]: realtime messages (what is stored for whom, durably before acknowledgement) and inboxes.
 
 pub mod admin;
@@ -17,6 +18,7 @@ pub mod call_records;
 pub mod calls;
 pub mod clock;
 pub mod error;
+pub mod legacy;
 pub mod messaging;
 pub mod sessions;
 pub mod users;
@@ -28,7 +30,7 @@ pub use crate::store::{
 pub use apps::{AppSettings, AppWithSecrets, CreatedApp, NewSecret};
 pub use clock::{Clock, SystemClock, TestClock};
 pub use error::{DomainError, DomainResult};
-pub use sessions::{Grant, RealtimeProfile, SessionRequest};
+pub use sessions::{Grant, SessionRequest};
 
 use crate::audit::{AuditLog, AuthEvent, EventKind};
 use crate::config::Config;
@@ -111,6 +113,8 @@ pub struct Callbox {
     auth_counters: Arc<AuthCounters>,
     /// This node's live realtime connections; told of every session revocation.
     realtime: crate::realtime::Hub,
+    /// This node's legacy transport state (multi-frame assembly, rate limiters, long-poll counts).
+    legacy: Arc<legacy::LegacyNode>,
 }
 
 /// `callbox_auth_total{kind,outcome,reason}` handles, made once per label set: building one through
@@ -152,6 +156,7 @@ impl Callbox {
             limiter: Limits { local: AttemptLimiter::new(&config.login), shared: shared_limits },
             audit: AuditLog::default(),
             realtime: crate::realtime::Hub::new(store.clone(), config.realtime.clone(), config.calls.clone()),
+            legacy: Arc::new(legacy::LegacyNode::new(&config.realtime)),
             store,
             master,
             config: Arc::new(config),

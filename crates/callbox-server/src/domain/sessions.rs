@@ -35,23 +35,6 @@ pub struct Grant {
     pub capabilities: Vec<Capability>,
 }
 
-/// The per-session values of the legacy realtime configuration (`GET /v1/configuration/user`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RealtimeProfile {
-    /// Publish key of the session's application.
-    pub publish_key: String,
-    /// Subscribe key of the session's application.
-    pub subscribe_key: String,
-    /// Channel names, unique to the session.
-    pub broadcast_channel: String,
-    /// See `broadcast_channel`.
-    pub transport_channel: String,
-    /// See `broadcast_channel`.
-    pub signal_channel: String,
-    /// A per-session key (base64), derived from the master key.
-    pub key: String,
-}
-
 /// The user id a ticket claims, before verification (for audit events only).
 fn claimed_user(ticket: &AnyTicket) -> Option<String> {
     let claims = ticket.claims_json().ok()?;
@@ -327,19 +310,5 @@ impl Callbox {
         self.store.revoke_session(&session.app_key, &session.id, self.now()).await?;
         self.realtime.session_event(SessionEvent::session(&session.app_key, &session.id));
         Ok(())
-    }
-
-    /// The realtime profile of a session: the per-session key and channel names of the legacy configuration.
-    pub fn realtime_profile(&self, session: &SessionRecord) -> RealtimeProfile {
-        let key = self.master.session_secret(&format!("rtc/{}", session.id), session.secret_generation).to_base64();
-        let channel = |kind: &str| format!("{kind}-{}", session.id);
-        RealtimeProfile {
-            publish_key: format!("pub-{}", session.app_key),
-            subscribe_key: format!("sub-{}", session.app_key),
-            broadcast_channel: channel("broadcast"),
-            transport_channel: channel("transport"),
-            signal_channel: channel("signal"),
-            key,
-        }
     }
 }

@@ -89,7 +89,18 @@ impl Call {
 
     /// The JSON body. An empty body reads as `{}`; a non-JSON content type → 415; bad JSON → 400 naming where.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.body };
+        self.json_shaped(b'{')
+    }
+
+    /// [`Call::json`] for the few bodies that are a JSON array (the legacy `POST /v1/transport`); empty reads
+    /// as `[]`.
+    pub fn json_array<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        self.json_shaped(b'[')
+    }
+
+    fn json_shaped<T: DeserializeOwned>(&self, opening: u8) -> Result<T, ApiError> {
+        let empty: &[u8] = if opening == b'[' { b"[]" } else { b"{}" };
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { empty } else { &self.body };
         if !self.body.is_empty() {
             let content_type = self.header("content-type");
             let essence = content_type.split(';').next().unwrap_or("").trim();
@@ -100,9 +111,11 @@ impl Call {
         if std::str::from_utf8(body).is_err() {
             return Err(ApiError::bad_request("the body is not UTF-8"));
         }
-        // serde reads a struct from a JSON array too (fields by position): every body here is an object.
-        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ApiError::bad_request("the body must be a JSON object"));
+        // serde reads a struct from a JSON array too (fields by position): each body has one shape.
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&opening) {
+            let shape =
+                if opening == b'[' { "the body must be a JSON array" } else { "the body must be a JSON object" };
+            return Err(ApiError::bad_request(shape));
         }
         // serde's messages can quote input (a password sent in the wrong field), so only the position is told.
         serde_json::from_slice(body).map_err(|error| {

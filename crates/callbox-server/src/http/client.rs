@@ -192,7 +192,7 @@ pub async fn profile(State(state): State<AppState>, call: Call) -> Result<Respon
 pub async fn configuration(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
     let session = signed_session(&state, &call).await?;
     let host = call.header("host");
-    let profile = state.callbox.realtime_profile(&session);
+    let profile = state.callbox.legacy_profile(&session);
     let network = serde_json::json!({
         "publishKey": profile.publish_key,
         "subscribeKey": profile.subscribe_key,

@@ -8,6 +8,7 @@ pub mod call;
 pub mod client;
 pub mod dashboard;
 pub mod error;
+pub mod legacy;
 pub mod scrape;
 
 use crate::domain::Callbox;
@@ -48,7 +49,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/instances/id/{id}", get(client::get_instance).delete(client::delete_instance))
         .route("/v1/user/profile", get(client::profile))
         .route("/v1/configuration/user", get(client::configuration))
-        .route("/v1/realtime", get(crate::realtime::connection::upgrade));
+        .route("/v1/realtime", get(crate::realtime::connection::upgrade))
+        .route("/v1/transport", post(legacy::open_transport).get(legacy::get_transport))
+        .route("/v1/report/im", post(legacy::report));
+
+    // The legacy SDK's PubNub-style transport (docs/legacy-sdk.md), at the paths the SDK calls.
+    let pubnub = Router::new()
+        .route("/time/0", get(crate::realtime::legacy::time))
+        .route("/subscribe/{subscribe_key}/{channels}/{callback}/{timetoken}", get(crate::realtime::legacy::subscribe))
+        .route(
+            "/publish/{publish_key}/{subscribe_key}/{signature}/{channel}/{callback}/{*message}",
+            get(crate::realtime::legacy::publish),
+        )
+        .route(
+            "/v2/presence/sub_key/{subscribe_key}/channel/{channels}/leave",
+            get(crate::realtime::legacy::leave).post(crate::realtime::legacy::leave),
+        );
 
     let admin = Router::new()
         .route("/admin/v1/apps", post(admin::create_app).get(admin::list_apps))
@@ -82,17 +98,21 @@ pub fn router(state: AppState) -> Router {
     }
 
     let timeout = Duration::from_secs(state.callbox.config().limits.request_timeout_seconds.max(1));
+    // A legacy long-poll waits by design; it gets its own bound (and a margin for the answer).
+    let long_poll = Duration::from_secs(state.callbox.config().realtime.legacy_poll_seconds.max(1) + 30);
     let request_metrics = Arc::new(RequestMetrics::default());
     let callbox = Arc::clone(&state.callbox);
     Router::new()
         .merge(client)
+        .merge(pubnub)
         .merge(admin)
         .merge(ops)
         .merge(assets::routes())
         .merge(dashboard::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(move |request: Request, next: Next| {
-            guard(request, next, timeout, Arc::clone(&request_metrics), Arc::clone(&callbox))
+            let limit = if request.uri().path().starts_with("/subscribe/") { long_poll } else { timeout };
+            guard(request, next, limit, Arc::clone(&request_metrics), Arc::clone(&callbox))
         }))
         .layer(CorsWhenOrigin(cors(&state)))
         .with_state(state)

@@ -8,6 +8,7 @@
 //! - [`cluster`] carries fan-out and session events between nodes through Redis pub/sub.
 //! - [`calls`] holds the call signaling state of the calls homed on this node (docs/calls.md).
 //! - [`frames`] renders server frames.
+//! - [`legacy`] serves the legacy SDK's PubNub-style long-poll transport over the same inboxes and fan-out.
 //!
 //! The store is the source of truth: a message is acknowledged only after it is in every recipient's inbox, with
 //! a per-recipient sequence number. Live delivery is an optimisation on top: a connection that sees a gap in its
@@ -20,6 +21,7 @@ pub mod cluster;
 pub mod connection;
 pub mod frames;
 pub mod hub;
+pub mod legacy;
 
 pub use hub::Hub;
 
@@ -63,6 +65,13 @@ pub struct RealtimeConfig {
     /// How long a connection waits for a missing sequence number to arrive live before reading it from the
     /// store, milliseconds.
     pub gap_wait_milliseconds: u64,
+    /// How long a legacy long-poll (`/subscribe`) waits for something to answer, seconds. The SDK gives up on a
+    /// poll after 310 s; a proxy in front must allow this much.
+    pub legacy_poll_seconds: u64,
+    /// Legacy long-polls one session may hold at once on one node; more are refused with `rate_limited`.
+    pub legacy_polls_per_session: usize,
+    /// Legacy long-polls one client address may hold at once on one node.
+    pub legacy_polls_per_address: usize,
 }
 
 impl Default for RealtimeConfig {
@@ -83,6 +92,9 @@ impl Default for RealtimeConfig {
             retention_per_user: 1000,
             purge_interval_seconds: 300,
             gap_wait_milliseconds: 250,
+            legacy_poll_seconds: 280,
+            legacy_polls_per_session: 4,
+            legacy_polls_per_address: 128,
         }
     }
 }

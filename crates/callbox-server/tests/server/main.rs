@@ -12,6 +12,7 @@ mod config_reference;
 mod connections;
 mod dashboard;
 mod hostile;
+mod legacy;
 mod platform;
 mod realtime;
 mod scale;

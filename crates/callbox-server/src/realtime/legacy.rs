@@ -1,0 +1,242 @@
+//! The legacy SDK's PubNub 3.16 subset (docs/legacy-sdk.md): `/time/0`, the `/subscribe` long-poll, `/publish`
+//! and presence `leave`, in front of the same inboxes and fan-out as the WebSocket (`connection`). The keys in
+//! the path are the only credential the SDK sends on these calls: each names one session and carries a tag only
+//! this server (any node with the master key) makes, and each channel names one user or session the same way.
+//!
+//! A long-poll registers with the hub like a WebSocket connection for as long as it waits, so a message, a
+//! receipt or a revocation on any node ends the wait at once; the cursor lives in the timetoken, so any node
+//! serves the next poll.
+
+use super::frames;
+use super::hub::{NewConnection, Outbound};
+use crate::domain::legacy::{Cursor, KeyKind, LegacyChannels, Publication};
+use crate::domain::{Callbox, Capability, SessionRecord};
+use crate::http::{ApiError, AppState};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use callbox_core::Reason;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Inbox entries answered by one poll at most.
+const PAGE: u32 = 100;
+/// Largest published message (the URL-encoded JSON string of one frame: frames are at most 1500 characters).
+const MAX_PUBLISH_BYTES: usize = 16 * 1024;
+
+/// A PubNub answer: JSON, or JSONP when the SDK names a callback; readable from any origin, since it carries
+/// nothing the keys in the URL did not already prove.
+fn answer(callback: &str, value: &Value) -> Response {
+    let (content_type, body) = if callback == "0" {
+        ("application/json; charset=utf-8", value.to_string())
+    } else {
+        ("text/javascript; charset=utf-8", format!("{callback}({value})"))
+    };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `0` (no JSONP) or a JavaScript identifier path of at most 64 characters.
+fn check_callback(callback: &str) -> Result<(), ApiError> {
+    let valid = callback == "0"
+        || (!callback.is_empty()
+            && callback.len() <= 64
+            && !callback.starts_with(|c: char| c.is_ascii_digit())
+            && callback.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b'.')));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::with_message(Reason::MalformedRequest, "the callback must be 0 or a JavaScript identifier"))
+    }
+}
+
+/// A PubNub time token: 10^-7 s since 1970, 17 digits.
+fn time_token(callbox: &Callbox) -> String {
+    let now = callbox.now();
+    (now.timestamp_micros().max(0) * 10).to_string()
+}
+
+/// `GET /time/0`: the server's time token (the SDK's connectivity check).
+pub async fn time(State(state): State<AppState>) -> Response {
+    answer("0", &json!([time_token(&state.callbox)]))
+}
+
+/// `GET|POST /v2/presence/sub_key/{subscribe_key}/channel/{channels}/leave`: the SDK says goodbye (from the page's
+/// unload, by `sendBeacon`). Nothing is kept per subscriber between polls, so there is nothing to clean up
+/// beyond checking the key.
+pub async fn leave(
+    State(state): State<AppState>,
+    Path((subscribe_key, _channels)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    state.callbox.legacy_session(&subscribe_key, KeyKind::Subscribe).await?;
+    Ok(answer("0", &json!({ "status": 200, "action": "leave", "message": "OK", "service": "Presence" })))
+}
+
+/// `GET /publish/{publish_key}/{subscribe_key}/{signature}/{channel}/{callback}/{message}`: one MXP frame, as the
+/// URL-encoded JSON string `message`, on `channel`. Answered `[1,"Sent","<time token>"]` once what it completes
+/// is durable.
+pub async fn publish(
+    State(state): State<AppState>,
+    Path((publish_key, subscribe_key, _signature, channel, callback, message)): Path<(
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+    )>,
+) -> Result<Response, ApiError> {
+    check_callback(&callback)?;
+    if message.len() > MAX_PUBLISH_BYTES {
+        return Err(ApiError::with_message(
+            Reason::PayloadTooLarge,
+            format!("a published frame is at most {MAX_PUBLISH_BYTES} bytes"),
+        ));
+    }
+    let callbox = &state.callbox;
+    let session = callbox.legacy_session(&publish_key, KeyKind::Publish).await?;
+    if callbox.legacy_profile(&session).subscribe_key != subscribe_key {
+        return Err(ApiError::with_message(Reason::NotFound, "the subscribe key is not this session's"));
+    }
+    let frame: String = serde_json::from_str(&message).map_err(|_| {
+        ApiError::with_message(Reason::MalformedRequest, "the message must be a JSON string (one MXP frame)")
+    })?;
+    let hub = callbox.realtime();
+    match callbox.legacy_publish(&session, &channel, &frame).await? {
+        Publication::Nothing => {}
+        Publication::Message(accepted) => {
+            let message = &accepted.message;
+            let now = message.created_at;
+            hub.count_accepted();
+            for (recipient, seq) in message.recipient_ids.iter().zip(&accepted.seqs) {
+                let outbound = Outbound::Seq(*seq, frames::message(Some(*seq), message));
+                hub.deliver(&session.app_key, recipient, outbound, None, now);
+            }
+            // The sender's WebSocket devices see what was sent, as for a message sent over the WebSocket.
+            hub.deliver(&session.app_key, &session.user_id, Outbound::Plain(frames::message(None, message)), None, now);
+        }
+        Publication::Receipt(sender, entry) => {
+            hub.count_delivered();
+            let outbound = Outbound::Seq(entry.seq, frames::entry(&entry));
+            hub.deliver(&session.app_key, &sender, outbound, None, callbox.now());
+        }
+    }
+    Ok(answer(&callback, &json!([1, "Sent", time_token(callbox)])))
+}
+
+/// `GET /subscribe/{subscribe_key}/{channels}/{callback}/{timetoken}`: the long-poll. Timetoken `0` is answered
+/// at once (with the cursor of the replay); otherwise the poll answers the inbox entries after its cursor, waiting
+/// up to `realtime.legacy_poll_seconds` for one: `[[frames...],"<next timetoken>","<channel of each>"]`, or
+/// `[[],"<timetoken>"]` when nothing came. A revocation ends the wait with its §7 error.
+pub async fn subscribe(
+    State(state): State<AppState>,
+    Path((subscribe_key, channels, callback, timetoken)): Path<(String, String, String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    check_callback(&callback)?;
+    let (parts, _body) = request.into_parts();
+    let meta = crate::http::call::request_meta(&parts, &state);
+    let callbox = &state.callbox;
+    let session = callbox.legacy_session(&subscribe_key, KeyKind::Subscribe).await?;
+    let owned = callbox.legacy_channels(&session);
+    let requested: Vec<&str> = channels.split(',').filter(|channel| !channel.is_empty()).collect();
+    if requested.is_empty() {
+        return Err(ApiError::with_message(Reason::MalformedRequest, "name at least one channel"));
+    }
+    if !requested.iter().all(|channel| owned.owns(channel)) {
+        return Err(ApiError::with_message(Reason::NotFound, "a channel is not one of this session's channels"));
+    }
+    let cursor = Cursor::parse(&timetoken)?;
+    let _permit = callbox.legacy().poll_permit(&session.id, meta.ip)?;
+    let receives =
+        requested.contains(&owned.transport.as_str()) && session.capabilities.contains(&Capability::Messaging);
+    let value = poll(callbox, &session, &owned, receives, cursor, meta.ip.to_string()).await?;
+    Ok(answer(&callback, &value))
+}
+
+async fn poll(
+    callbox: &Arc<Callbox>,
+    session: &SessionRecord,
+    owned: &LegacyChannels,
+    receives: bool,
+    cursor: Cursor,
+    peer: String,
+) -> Result<Value, ApiError> {
+    let (app_key, user_id) = (&session.app_key, &session.user_id);
+    let after = match cursor {
+        Cursor::Start => {
+            // The replay ends where the inbox ends now; what commits later arrives through the live part.
+            let until = if receives { callbox.inbox_last_seq(app_key, user_id).await? } else { 0 };
+            return Ok(json!([[], Cursor::started(until).token()]));
+        }
+        Cursor::Replay { after, until } if receives => {
+            let page = callbox.read_inbox(app_key, user_id, after, PAGE, true).await?;
+            let more = page.len() >= PAGE as usize;
+            let page: Vec<_> = page.into_iter().filter(|entry| entry.seq <= until).collect();
+            if let Some(end) = page.last().map(|entry| entry.seq) {
+                return render(callbox, session, owned, &page, Cursor::replayed(until, end, more)).await;
+            }
+            until
+        }
+        Cursor::Replay { until, .. } => until,
+        Cursor::Live(after) => after,
+    };
+    // Registered before the inbox is read: whatever commits from now on also wakes this poll.
+    let mut registered = callbox.realtime().register(NewConnection {
+        session_id: session.id.clone(),
+        app_key: app_key.clone(),
+        user_id: user_id.clone(),
+        session_created_at: session.created_at,
+        messaging: receives,
+        calling: false,
+        peer,
+    });
+    let config = callbox.realtime().config();
+    let until_expiry = (session.expires_at - callbox.now()).to_std().unwrap_or(Duration::ZERO);
+    let deadline = Instant::now() + Duration::from_secs(config.legacy_poll_seconds.max(1)).min(until_expiry);
+    loop {
+        if let Some(closing) = registered.close.borrow().clone() {
+            return Err(ApiError::with_message(closing.reason, closing.message));
+        }
+        if receives {
+            let entries = callbox.read_inbox(app_key, user_id, after, PAGE, false).await?;
+            if let Some(end) = entries.last().map(|entry| entry.seq) {
+                return render(callbox, session, owned, &entries, Cursor::Live(end)).await;
+            }
+        }
+        tokio::select! {
+            delivered = registered.outbound.recv() => {
+                if delivered.is_none() {
+                    return Err(ApiError::new(Reason::ServiceUnavailable));
+                }
+                // One read answers everything that arrived meanwhile.
+                while registered.outbound.try_recv().is_ok() {}
+            }
+            _ = registered.close.changed() => {}
+            () = tokio::time::sleep_until(deadline) => return Ok(json!([[], Cursor::Live(after).token()])),
+        }
+    }
+}
+
+async fn render(
+    callbox: &Callbox,
+    session: &SessionRecord,
+    owned: &LegacyChannels,
+    entries: &[crate::domain::InboxEntry],
+    next: Cursor,
+) -> Result<Value, ApiError> {
+    let mut payloads = Vec::new();
+    for entry in entries {
+        for frame in callbox.legacy_frames(session, entry).await? {
+            payloads.push(Value::String(frame));
+        }
+    }
+    let channels = vec![owned.transport.as_str(); payloads.len()].join(",");
+    Ok(json!([payloads, next.token(), channels]))
+}
