@@ -258,7 +258,10 @@ export class LegacyClient {
       if (!pending) return;
       this.pending.delete(message.id);
       if (message.ok) pending.resolve(message.result);
-      else pending.reject(Object.assign(new Error(`${this.name}: ${pending.op} failed: ${message.error.message}`), { sdk: message.error }));
+      else {
+        const why = new Error(`${this.name}: ${pending.op} failed: ${JSON.stringify(message.error)}; output:\n${this.log}`);
+        pending.reject(Object.assign(why, { sdk: message.error }));
+      }
       return;
     }
     this.events.push(message);
