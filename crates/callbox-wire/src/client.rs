@@ -63,7 +63,8 @@ pub struct InstanceRequest {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub version: serde_json::Value,
-    /// Services wanted: an object of flags (`{"im": true}`) or a list of names.
+    /// Services wanted: an object of flags (`{"im": true}`), an object of lists of names (what the legacy SDK
+    /// sends: `{"calling": ["online", "im"]}`), or a list of names.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub services: serde_json::Value,
@@ -76,16 +77,27 @@ pub struct InstanceRequest {
 }
 
 impl InstanceRequest {
-    /// The service names asked for: the keys of `services` whose value is not `false` or `null`, or the strings
-    /// of a `services` list.
+    /// The service names asked for: the strings of a `services` list; in an object, the strings of each list
+    /// value (`sinch-rtc` 1.4.12 sends every service under one key, `{"calling": ["online", "im"]}`, whatever it
+    /// was started with, so such a key names a group, not a service) and the other keys whose value is not
+    /// `false` or `null`.
     pub fn service_names(&self) -> Vec<&str> {
+        fn strings(items: &[serde_json::Value]) -> impl Iterator<Item = &str> {
+            items.iter().filter_map(|v| v.as_str())
+        }
         match &self.services {
-            serde_json::Value::Object(map) => map
-                .iter()
-                .filter(|(_, v)| !matches!(v, serde_json::Value::Bool(false) | serde_json::Value::Null))
-                .map(|(k, _)| k.as_str())
-                .collect(),
-            serde_json::Value::Array(items) => items.iter().filter_map(|v| v.as_str()).collect(),
+            serde_json::Value::Object(map) => {
+                let mut names = Vec::new();
+                for (key, value) in map {
+                    match value {
+                        serde_json::Value::Array(items) => names.extend(strings(items)),
+                        serde_json::Value::Bool(false) | serde_json::Value::Null => {}
+                        _ => names.push(key.as_str()),
+                    }
+                }
+                names
+            }
+            serde_json::Value::Array(items) => strings(items).collect(),
             _ => Vec::new(),
         }
     }
@@ -187,4 +199,30 @@ pub struct TransportParticipant {
 pub struct TransportInstance {
     /// Always `["online", "im"]`.
     pub capabilities: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::InstanceRequest;
+
+    fn names(body: &str) -> Vec<String> {
+        let request: InstanceRequest = serde_json::from_str(body).unwrap();
+        request.service_names().into_iter().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn service_names_of_every_shape_clients_send() {
+        // `sinch-rtc` 1.4.12, messaging with an active connection, exactly as it posts it (then with calling).
+        let legacy = r#"{"version":{"os":"Chrome/120","platform":"Linux x86_64","sdk":"js/1.4.12"},
+            "services":{"calling":["online","im"]},"expiresIn":31536000}"#;
+        assert_eq!(names(legacy), ["online", "im"]);
+        let calling = r#"{"services":{"calling":["online","im","voip","p2p","srtp"]}}"#;
+        assert_eq!(names(calling), ["online", "im", "voip", "p2p", "srtp"]);
+        assert_eq!(names(r#"{"services":{"calling":[]}}"#), Vec::<String>::new());
+        // Flags, and a list of names.
+        assert_eq!(names(r#"{"services":{"im":true,"voip":false,"video":null}}"#), ["im"]);
+        assert_eq!(names(r#"{"services":["messaging",1]}"#), ["messaging"]);
+        assert_eq!(names(r#"{}"#), Vec::<String>::new());
+    }
 }

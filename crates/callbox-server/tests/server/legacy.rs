@@ -653,6 +653,25 @@ async fn messaging_needs_the_im_capability() {
 }
 
 #[tokio::test]
+async fn the_services_list_the_legacy_sdk_sends_grants_messaging() {
+    // `sinch-rtc` 1.4.12 puts every service it wants in one list under `calling`, messaging included.
+    let server = start().await;
+    let app = server.create_app(json!({ "capabilities": ["messaging"], "platformUserAuth": false })).await;
+    let body = json!({
+        "version": {"os": "unknown", "platform": "unknown", "sdk": "js/1.4.12"},
+        "services": {"calling": ["online", "im"]},
+        "expiresIn": 31536000,
+    });
+    let response = server.exchange_with(&format!("User {}", app.ticket("alice")), body.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let grant: Value = response.json().await.unwrap();
+    assert_eq!(grant["capabilities"], json!(["messaging"]));
+    let alice = legacy_of(&server, "alice", server.session_with(&app.ticket("alice"), body).await).await;
+    let transport = alice.open_transport(&server, &["bob"]).await;
+    assert_eq!(transport["participants"][0]["destination"]["identity"], "bob");
+}
+
+#[tokio::test]
 async fn long_polls_are_bounded_per_session_and_a_dropped_one_frees_its_place() {
     let config = RealtimeConfig { legacy_polls_per_session: 2, ..RealtimeConfig::default() };
     let (server, _dir) = start_legacy(config).await;
