@@ -199,7 +199,10 @@ callbox serve --listen 0.0.0.0:443 --tls-cert /etc/callbox/fullchain.pem --tls-k
 - **Reload: supported.** `kill -HUP <pid>` reads both files again and serves the new pair from the next handshake
   on (renewing with certbot: a `--deploy-hook` that sends SIGHUP). When the new files are bad, the pair in use
   stays and a warning is logged (`SIGHUP: kept the TLS certificate in use`). Open connections keep their
-  certificate. Without TLS, SIGHUP is not handled (it ends the process, as before).
+  certificate. Without TLS, SIGHUP is not handled (it ends the process, as before). Under systemd:
+  `ExecReload=/bin/kill -HUP $MAINPID`, then `systemctl reload callbox`.
+- Port 443 needs root or, better, `AmbientCapabilities=CAP_NET_BIND_SERVICE` in the unit; the key file needs
+  to be readable by the user Callbox runs as, and by no one else.
 - The certificate must cover every name clients use: the host in their Callbox URL and, for the legacy SDK,
   `legacy.realtime_host` (by default the host of the client's own request, so the same name).
 - With TLS on, the dashboard's cookie is always `Secure`.

@@ -328,3 +328,87 @@ fn start_up_refuses_one_file_without_the_other_and_files_it_cannot_use() {
     let broken = error(TlsConfig { cert: Some(broken), key: Some(key) });
     assert!(broken.contains("cannot be used together"), "{broken}");
 }
+
+/// A TLS connection to `address` trusting `ca`.
+async fn tls_connect(
+    ca: &TestCa,
+    address: std::net::SocketAddr,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let name = ServerName::try_from("127.0.0.1".to_owned()).unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(ca.client_config())).connect(name, tcp).await.unwrap()
+}
+
+/// Sends `GET path` on a kept-alive connection and reads one whole response (status line to end of body).
+async fn get_on<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(stream: &mut S, path: &str) -> String {
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(read > 0, "closed mid-response: {}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&buf[..read]);
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                .map_or(0, |length| length.trim().parse::<usize>().unwrap());
+            if body.len() >= length {
+                return text;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn caps_timeouts_and_long_requests_hold_under_tls() {
+    use axum::routing::get;
+    use callbox_server::listener::{self, ConnectionSettings};
+    let ca = TestCa::new("Callbox test CA");
+    let dir = TempDir::new().unwrap();
+    let mut config = test_config(dir.path());
+    config.tls = ca.write_pair(dir.path());
+    config.connections = ConnectionConfig {
+        header_timeout_seconds: 1,
+        idle_timeout_seconds: 1,
+        max_per_address: Some(1),
+        ..ConnectionConfig::default()
+    };
+    let tls = ServerTls::load(&config.tls).unwrap().unwrap();
+    let router = axum::Router::new().route("/fast", get(|| async { "fast" })).route(
+        "/slow",
+        get(|| async {
+            // Longer than both timeouts: a request being handled is bounded by the request timeout only.
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            "slow"
+        }),
+    );
+    let settings = ConnectionSettings::resolve(&config, Some(4096));
+    let bound = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = bound.local_addr().unwrap();
+    let task =
+        tokio::spawn(listener::serve_with_tls(bound, router, settings, Some(tls.acceptor()), std::future::pending()));
+
+    let mut first = tls_connect(&ca, address).await;
+    let answer = get_on(&mut first, "/slow").await;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("slow"), "{answer}");
+
+    // The only place of this address is taken: a second connection is closed at once, unanswered.
+    let mut second = tokio::net::TcpStream::connect(address).await.unwrap();
+    let started = Instant::now();
+    let mut refusal = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(1), second.read_to_end(&mut refusal)).await.unwrap();
+    assert!(refusal.is_empty() && started.elapsed() < Duration::from_millis(900), "{refusal:?}");
+
+    // Kept alive, then silent beyond the idle timeout: closed, and its place is free again.
+    let answer = get_on(&mut first, "/fast").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(3), first.read(&mut buf)).await.expect("closed when idle");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = tls_connect(&ca, address).await;
+    assert!(get_on(&mut third, "/fast").await.starts_with("HTTP/1.1 200"));
+    task.abort();
+}
