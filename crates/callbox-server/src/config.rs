@@ -111,6 +111,19 @@ pub struct LegacyConfig {
     pub realtime_host: Option<String>,
 }
 
+impl LegacyConfig {
+    /// Refuses a `realtime_host` the SDK could not use: it adds the scheme and path itself, so the value is only
+    /// `host` or `host:port`.
+    pub fn check(&self) -> Result<(), String> {
+        match self.realtime_host.as_deref() {
+            Some(host) if host.trim().is_empty() || host.contains("://") || host.contains(['/', ' ', '?', '#']) => {
+                Err(format!("legacy.realtime_host must be host or host:port (no scheme, no path), not {host:?}"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// `[turn]`: what `GET /v1/configuration/user` hands a session with `calling` as `iceServers`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default)]
@@ -393,6 +406,17 @@ mod tests {
             assert_eq!(config.connections.idle_timeout_seconds, 75, "unset keys keep their defaults");
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_realtime_host_is_a_host_with_an_optional_port() {
+        let host = |value: &str| LegacyConfig { realtime_host: Some(value.into()) }.check();
+        assert_eq!(LegacyConfig::default().check(), Ok(()));
+        assert_eq!(host("rt.example.com"), Ok(()));
+        assert_eq!(host("rt.example.com:8443"), Ok(()));
+        for bad in ["https://rt.example.com", "rt.example.com/v1", "", " "] {
+            assert!(host(bad).is_err_and(|message| message.starts_with("legacy.realtime_host must be")), "{bad:?}");
+        }
     }
 
     #[test]

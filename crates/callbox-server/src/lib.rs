@@ -75,9 +75,19 @@ pub enum ServeError {
     /// The data directory could not be prepared, or another server holds it.
     #[error(transparent)]
     DataDir(#[from] data_dir::DataDirError),
-    /// `[tls]`: one file without the other, or files that cannot be read or used.
+    /// `[tls]`: one file without the other, or files that cannot be read or used. (Not a `source`: the message
+    /// already says it all, and error chains would print it twice.)
     #[error("tls: {0}")]
-    Tls(#[from] tls::TlsError),
+    Tls(tls::TlsError),
+    /// A configuration value that cannot work, found before anything starts.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<tls::TlsError> for ServeError {
+    fn from(error: tls::TlsError) -> Self {
+        ServeError::Tls(error)
+    }
 }
 
 fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -213,7 +223,9 @@ async fn check_master_key(store: &dyn Store, master: &MasterKey) -> Result<(), S
 /// Runs the server until SIGTERM or Ctrl-C: bootstrap, bind, print `{"event":"listening","url":...}` on stdout,
 /// serve, drain in-flight requests, return.
 pub async fn run(config: Config) -> Result<(), ServeError> {
-    // TLS first: a bad certificate or key is refused before the data directory is touched or a port bound.
+    // Checks first: a bad certificate, key or realtime host is refused before the data directory is touched or a
+    // port bound.
+    config.legacy.check().map_err(ServeError::Config)?;
     let tls = tls::ServerTls::load(&config.tls)?.map(Arc::new);
     // The recorder first: metric handles made before it exists would count into nothing.
     let metrics = metrics_handle();

@@ -72,10 +72,23 @@ fn tls_files_it_cannot_use_stop_serve_with_one_line_before_the_data_directory_is
         assert_eq!(code(&output), 1, "{args:?}");
         let message = stderr(&output);
         assert_eq!(message.lines().count(), 1, "one line for {args:?}: {message}");
-        assert!(message.contains(expected), "{args:?}: {message}");
+        assert_eq!(message.matches(expected.trim_start_matches("error: callbox serve: tls: ")).count(), 1, "{message}");
+        assert!(message.starts_with("error: callbox serve: tls: ") && message.contains(expected), "{message}");
         assert!(output.stdout.is_empty(), "no listening line");
         assert!(!Path::new(data).exists(), "the data directory is not made for {args:?}");
     }
+
+    // A realtime host given as a URL is refused the same way.
+    let output = Command::new(env!("CARGO_BIN_EXE_callbox"))
+        .args(serve_args(data, &[]))
+        .env("CALLBOX_LEGACY__REALTIME_HOST", "https://rt.example.com")
+        .env_remove("CALLBOX_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 1);
+    assert!(stderr(&output).starts_with("error: callbox serve: legacy.realtime_host must be host or host:port"));
+    assert!(!Path::new(data).exists());
 
     // The same from the environment (CALLBOX_TLS__CERT alone).
     let output = Command::new(env!("CARGO_BIN_EXE_callbox"))
