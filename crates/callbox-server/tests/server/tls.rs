@@ -412,3 +412,32 @@ async fn caps_timeouts_and_long_requests_hold_under_tls() {
     assert!(get_on(&mut third, "/fast").await.starts_with("HTTP/1.1 200"));
     task.abort();
 }
+
+#[tokio::test]
+async fn the_legacy_wire_works_over_tls_with_polls_longer_than_the_http_timeouts() {
+    let ca = TestCa::new("Callbox test CA");
+    let dir = TempDir::new().unwrap();
+    let server = start_tls(&ca, &dir, |config| {
+        config.connections =
+            ConnectionConfig { header_timeout_seconds: 1, idle_timeout_seconds: 1, ..ConnectionConfig::default() };
+        config.realtime.legacy_poll_seconds = 2;
+    })
+    .await;
+    let app = server.create_app(json!({})).await;
+    let alice = crate::legacy::legacy(&server, &app, "alice").await;
+    let bob = crate::legacy::legacy(&server, &app, "bob").await;
+    let transport = alice.open_transport(&server, &["bob"]).await;
+    let mut bob_tt = bob.start(&server).await;
+
+    // A poll with nothing to answer waits its 2 s, beyond both connection timeouts, and answers empty.
+    let started = Instant::now();
+    let poll = bob.poll(&server, &bob_tt).await;
+    assert!(poll.frames.is_empty(), "{:?}", poll.frames);
+    assert!(started.elapsed() >= Duration::from_millis(1800), "the poll ended after {:?}", started.elapsed());
+    bob_tt = poll.next;
+
+    alice.send(&server, &transport, "tls-1", "over TLS").await;
+    let received = bob.receive(&server, &mut bob_tt, 1).await;
+    let body: Value = serde_json::from_str(received[0].body["bd"].as_str().unwrap()).unwrap();
+    assert_eq!(body["t"], "over TLS");
+}
