@@ -287,6 +287,7 @@ impl LegacyNode {
         }
         *counts.by_session.entry(session_id.to_owned()).or_default() += 1;
         *counts.by_address.entry(address).or_default() += 1;
+        metrics::gauge!("callbox_legacy_polls").increment(1.0);
         Ok(PollPermit { polls: Arc::clone(&self.polls), session_id: session_id.to_owned(), address })
     }
 
@@ -332,6 +333,7 @@ impl Drop for PollPermit {
         }
         release(&mut counts.by_session, &self.session_id);
         release(&mut counts.by_address, &self.address);
+        metrics::gauge!("callbox_legacy_polls").decrement(1.0);
     }
 }
 
