@@ -3,6 +3,7 @@
 //! Loopback only: [`target`] refuses any URL whose host is not `127.0.0.1`, `::1` or `localhost`.
 
 pub mod calls;
+pub mod legacy;
 pub mod realtime;
 
 use anyhow::{anyhow, bail, Context};

@@ -108,6 +108,44 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Idle legacy long-poll subscribers (docs/legacy-sdk.md), one live `/subscribe` each, and the server's
+    /// memory per subscriber.
+    LegacyIdle {
+        /// Base URL of the Callbox under test (loopback only).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Admin token (an app is created for the run).
+        #[arg(long, env = "CALLBOX_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+        /// Subscribers (one session and one held poll each).
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// The server's process id, to sample its RSS before and after.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Also write the JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// 1:1 messages through the legacy transport (MXP frames published, read by long-polls, each confirmed with
+    /// a receipt frame): delivered a second and delivery latency.
+    LegacyMessages {
+        /// Base URL of the Callbox under test (loopback only).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Admin token (an app is created for the run).
+        #[arg(long, env = "CALLBOX_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: String,
+        /// Sender → receiver pairs.
+        #[arg(long, default_value_t = 16)]
+        pairs: usize,
+        /// Seconds to send.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Also write the JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Call setups through the signaling alone (docs/calls.md): caller/callee pairs each run whole calls back to
     /// back (start → incoming → answer → answered → a candidate each way → hangup → ended on both); setups a
     /// second and the start → answered latency.
@@ -224,6 +262,18 @@ async fn main() -> anyhow::Result<()> {
             &callbox_loadgen::realtime::messages(&url, &admin_token, pairs, window, duration).await?,
             out.as_ref(),
         ),
+        Command::LegacyIdle { url, admin_token, subscribers, pid, out } => {
+            if !(1..=20_000).contains(&subscribers) {
+                bail!("--subscribers must be between 1 and 20000");
+            }
+            write_out(&callbox_loadgen::legacy::idle(&url, &admin_token, subscribers, pid).await?, out.as_ref())
+        }
+        Command::LegacyMessages { url, admin_token, pairs, duration, out } => {
+            if !(0.1..=600.0).contains(&duration) || !(1..=1000).contains(&pairs) {
+                bail!("--duration must be 0.1-600 seconds and --pairs 1-1000");
+            }
+            write_out(&callbox_loadgen::legacy::messages(&url, &admin_token, pairs, duration).await?, out.as_ref())
+        }
         Command::RealtimeCalls { url, admin_token, pairs, duration, out } => {
             if !(0.1..=600.0).contains(&duration) {
                 bail!("--duration must be between 0.1 and 600 seconds");

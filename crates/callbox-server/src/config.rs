@@ -51,6 +51,10 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// When set, `GET /metrics` needs `Authorization: Bearer <this token>` (on whichever listener serves it).
     pub metrics_token: Option<Redacted>,
+    /// TLS on the main listener ([`crate::tls`]).
+    pub tls: TlsConfig,
+    /// What the legacy SDK is told (`GET /v1/configuration/user`).
+    pub legacy: LegacyConfig,
 }
 
 impl Default for Config {
@@ -74,6 +78,48 @@ impl Default for Config {
             connections: ConnectionConfig::default(),
             metrics_listen: None,
             metrics_token: None,
+            tls: TlsConfig::default(),
+            legacy: LegacyConfig::default(),
+        }
+    }
+}
+
+/// `[tls]`: the main listener speaks HTTPS when both are set ([`crate::tls`]); one without the other is a
+/// start-up error.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct TlsConfig {
+    /// PEM file with the server certificate first, then any intermediates.
+    pub cert: Option<PathBuf>,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Whether TLS is asked for (both or either file given; [`crate::tls::ServerTls::load`] refuses either alone).
+    pub fn is_enabled(&self) -> bool {
+        self.cert.is_some() || self.key.is_some()
+    }
+}
+
+/// `[legacy]`: what the legacy SDK is told.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct LegacyConfig {
+    /// The realtime host `GET /v1/configuration/user` hands out (`host[:port]`). Unset: the `Host` header of
+    /// that request, i.e. this listener as the client reached it.
+    pub realtime_host: Option<String>,
+}
+
+impl LegacyConfig {
+    /// Refuses a `realtime_host` the SDK could not use: it adds the scheme and path itself, so the value is only
+    /// `host` or `host:port`.
+    pub fn check(&self) -> Result<(), String> {
+        match self.realtime_host.as_deref() {
+            Some(host) if host.trim().is_empty() || host.contains("://") || host.contains(['/', ' ', '?', '#']) => {
+                Err(format!("legacy.realtime_host must be host or host:port (no scheme, no path), not {host:?}"))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -360,6 +406,17 @@ mod tests {
             assert_eq!(config.connections.idle_timeout_seconds, 75, "unset keys keep their defaults");
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_realtime_host_is_a_host_with_an_optional_port() {
+        let host = |value: &str| LegacyConfig { realtime_host: Some(value.into()) }.check();
+        assert_eq!(LegacyConfig::default().check(), Ok(()));
+        assert_eq!(host("rt.example.com"), Ok(()));
+        assert_eq!(host("rt.example.com:8443"), Ok(()));
+        for bad in ["https://rt.example.com", "rt.example.com/v1", "", " "] {
+            assert!(host(bad).is_err_and(|message| message.starts_with("legacy.realtime_host must be")), "{bad:?}");
+        }
     }
 
     #[test]

@@ -23,6 +23,8 @@ const fn entry(key: &'static str, flag: Option<&'static str>, meaning: &'static 
 /// Every key, in the order of the document.
 pub const ENTRIES: &[Entry] = &[
     entry("listen", Some("--listen"), "Address to listen on; port 0 picks a free port (the chosen URL is printed on stdout as `{\"event\":\"listening\",\"url\":...}`)."),
+    entry("tls.cert", Some("--tls-cert"), "PEM file with the certificate chain (server certificate first, then intermediates): with `tls.key`, the listener speaks HTTPS only (HTTP/1.1, WebSocket upgrades included) and the `listening` line says `https://`. Set both or neither; a missing, unreadable or invalid file, or a key that is not the certificate's, stops `callbox serve` at start. SIGHUP reloads both files (see TLS below). Unset: plain HTTP."),
+    entry("tls.key", Some("--tls-key"), "PEM file with the private key of `tls.cert` (PKCS#8, PKCS#1 RSA or SEC1 EC). Keep it 0600."),
     entry("data", Some("--data"), "Data directory: SQLite database, master key and admin token files (0700, every file in it 0600). Locked while a server runs: a second `callbox serve` on the same folder is refused."),
     entry("master_key", None, "The master key (base64 of 32 bytes) that seals application secrets and derives session secrets. Unset: `<data>/master.key`, created on first start. Every node of a cluster needs the same one; back it up apart from the database."),
     entry("database_url", Some("--database-url"), "`postgres://user:password@host/db` to share one PostgreSQL database between nodes. Unset: SQLite in the data directory."),
@@ -59,6 +61,7 @@ pub const ENTRIES: &[Entry] = &[
     entry("turn.stun_urls", None, "STUN URLs handed to sessions with `calling` (no credential)."),
     entry("turn.shared_secret", None, "coturn's `static-auth-secret` (shared-secret mode): TURN passwords are base64 of HMAC-SHA1 of `<unix expiry>:<user id>` with it. Never logged or shown. Unset: no TURN credentials. Rotation: docs/deploy.md."),
     entry("turn.credential_ttl_seconds", None, "Lifetime of a TURN credential, seconds; never beyond the session's expiry."),
+    entry("legacy.realtime_host", None, "The realtime host (`host` or `host:port`) that `GET /v1/configuration/user` hands the legacy SDK, which connects to it over HTTPS only: a name the certificate covers (Callbox's own `tls.cert`, or the proxy's in front). No scheme, no path (`callbox serve` refuses them at start). Unset: the `Host` header of that request, i.e. Callbox's own listener as the client reached it."),
     entry("connections.header_timeout_seconds", None, "Time a new connection has to deliver its first request's headers, and a kept-alive one the next request's headers from their first byte, seconds; slower connections are closed."),
     entry("connections.idle_timeout_seconds", None, "Time a kept-alive connection may stay silent between requests, seconds. Keep it above the idle timeout of a proxy in front (60 s for most), so that the proxy, not Callbox, closes idle connections."),
     entry("connections.max_per_address", None, "Plain HTTP connections from one client address (an IPv6 /64 counts as one); more are answered 429 `rate_limited` at once and closed. Unset: 256, or no cap when `trust_forwarded_for` is on (every connection then comes from the proxy)."),
@@ -168,8 +171,42 @@ pub fn markdown() -> String {
         "\nExample file:\n\n```toml\nlisten = \"0.0.0.0:8080\"\ndata = \"/var/lib/callbox\"\nlog_format = \"json\"\n\
          trust_forwarded_for = true\ndemo_app = false\n\n[login]\nmax_failures_per_user = 10\n```\n",
     );
+    out.push_str(TLS_SECTION);
     out
 }
+
+/// The "TLS" section of docs/configuration.md.
+const TLS_SECTION: &str = "
+## TLS
+
+The legacy Sinch JS SDK talks only HTTPS to its realtime host, so `callbox serve` can terminate TLS itself when no
+proxy does it in front (docs/deploy.md):
+
+```sh
+callbox serve --listen 0.0.0.0:443 --tls-cert /etc/callbox/fullchain.pem --tls-key /etc/callbox/privkey.pem
+# or [tls] cert = \"...\" / key = \"...\" in the file, or CALLBOX_TLS__CERT / CALLBOX_TLS__KEY
+```
+
+- The main listener then speaks only HTTPS: TLS 1.2 and 1.3 (rustls, aws-lc-rs), ALPN `http/1.1`, every route
+  including the WebSocket upgrade at `/v1/realtime`. The metrics listener (`metrics_listen`) stays plain HTTP.
+- Both files are read and checked against each other at start: one without the other, an unreadable file, a file
+  without a PEM certificate or key, or a key that is not the certificate's ends `callbox serve` with one line on
+  stderr (`error: callbox serve: tls: ...`) and exit status 1, before the data directory is opened.
+- The handshake counts against `connections.header_timeout_seconds`: a client has that long from its connection
+  to finish the handshake and send its first request's headers. Failed handshakes are logged at debug and counted
+  in `callbox_connections_tls_handshake_failures_total`. A plain HTTP request sent to the HTTPS port is answered
+  `400 malformed_request` in plain HTTP and closed. A connection over a cap is closed without an answer.
+- **Reload: supported.** `kill -HUP <pid>` reads both files again and serves the new pair from the next handshake
+  on (renewing with certbot: a `--deploy-hook` that sends SIGHUP). When the new files are bad, the pair in use
+  stays and a warning is logged (`SIGHUP: kept the TLS certificate in use`). Open connections keep their
+  certificate. Without TLS, SIGHUP is not handled (it ends the process, as before). Under systemd:
+  `ExecReload=/bin/kill -HUP $MAINPID`, then `systemctl reload callbox`.
+- Port 443 needs root or, better, `AmbientCapabilities=CAP_NET_BIND_SERVICE` in the unit; the key file needs
+  to be readable by the user Callbox runs as, and by no one else.
+- The certificate must cover every name clients use: the host in their Callbox URL and, for the legacy SDK,
+  `legacy.realtime_host` (by default the host of the client's own request, so the same name).
+- With TLS on, the dashboard's cookie is always `Secure`.
+";
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,8 @@
 //! - [`crypto::MasterKey`] seals application secrets at rest and derives session secrets, so a copy of the
 //!   database alone can neither mint tickets nor sign session calls.
 //! - [`config::Config`] is the layered configuration (defaults, TOML file, `CALLBOX_*`, flags).
-//! - [`listener`] is the accept loop: header and idle timeouts, connection caps, graceful shutdown.
+//! - [`listener`] is the accept loop: header and idle timeouts, connection caps, graceful shutdown; [`tls`] is
+//!   its optional TLS (certificate loading, SIGHUP reload).
 //! - [`open`] and [`run`] are the composition root: first-start bootstrap, bind, print the `listening` line, serve
 //!   until SIGTERM.
 
@@ -33,6 +34,7 @@ pub mod openapi;
 pub mod passwords;
 pub mod realtime;
 pub mod store;
+pub mod tls;
 
 use crate::config::{Config, LogFormat};
 use crate::crypto::{random_token, write_private_file, MasterKey};
@@ -73,6 +75,19 @@ pub enum ServeError {
     /// The data directory could not be prepared, or another server holds it.
     #[error(transparent)]
     DataDir(#[from] data_dir::DataDirError),
+    /// `[tls]`: one file without the other, or files that cannot be read or used. (Not a `source`: the message
+    /// already says it all, and error chains would print it twice.)
+    #[error("tls: {0}")]
+    Tls(tls::TlsError),
+    /// A configuration value that cannot work, found before anything starts.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<tls::TlsError> for ServeError {
+    fn from(error: tls::TlsError) -> Self {
+        ServeError::Tls(error)
+    }
 }
 
 fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -208,15 +223,27 @@ async fn check_master_key(store: &dyn Store, master: &MasterKey) -> Result<(), S
 /// Runs the server until SIGTERM or Ctrl-C: bootstrap, bind, print `{"event":"listening","url":...}` on stdout,
 /// serve, drain in-flight requests, return.
 pub async fn run(config: Config) -> Result<(), ServeError> {
+    // Checks first: a bad certificate, key or realtime host is refused before the data directory is touched or a
+    // port bound.
+    config.legacy.check().map_err(ServeError::Config)?;
+    let tls = tls::ServerTls::load(&config.tls)?.map(Arc::new);
     // The recorder first: metric handles made before it exists would count into nothing.
     let metrics = metrics_handle();
     let (callbox, mut made) = open(&config).await?;
     // Held until the server stops: a second server on this data directory is refused meanwhile.
     let _data_dir_lock = made.data_dir_lock.take();
     let file_descriptor_limit = listener::raise_file_descriptor_limit();
-    let listeners = listener::Listeners::bind(&config)
+    let mut listeners = listener::Listeners::bind(&config)
         .await
         .map_err(|(address, source)| ServeError::Io { context: format!("binding {address}"), source })?;
+    listeners.tls = tls.as_ref().map(|tls| tls.acceptor());
+    // Before the `listening` line: a SIGHUP sent once it is printed must find the handler (its default ends the
+    // process).
+    #[cfg(unix)]
+    let reloader = match &tls {
+        Some(tls) => Some(tls::reload_on_hangup(Arc::clone(tls)).map_err(io_error("installing the SIGHUP handler"))?),
+        None => None,
+    };
     let address = listeners.main_address().map_err(io_error("reading the bound address"))?;
     let metrics_address = listeners.metrics_address().map_err(io_error("reading the bound metrics address"))?;
     let connections = listener::ConnectionSettings::resolve(&config, file_descriptor_limit);
@@ -236,7 +263,8 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     });
 
     let mut stdout = std::io::stdout().lock();
-    let mut listening = serde_json::json!({ "event": "listening", "url": format!("http://{address}") });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut listening = serde_json::json!({ "event": "listening", "url": format!("{scheme}://{address}") });
     if let Some(metrics_address) = metrics_address {
         listening["metricsUrl"] = serde_json::json!(format!("http://{metrics_address}/metrics"));
     }
@@ -245,6 +273,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     drop(stdout);
     tracing::info!(
         %address,
+        tls = tls.is_some(),
         metrics = %metrics_address.map_or_else(|| "on the main listener".to_owned(), |address| address.to_string()),
         data = %config.data.display(),
         file_descriptor_limit = %file_descriptor_limit.map_or_else(|| "unknown".to_owned(), |limit| limit.to_string()),
@@ -255,6 +284,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
 
     listeners.serve(state, connections, shutdown_signal()).await;
     housekeeping.abort();
+    #[cfg(unix)]
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     tracing::info!("callbox stopped");
     Ok(())
 }

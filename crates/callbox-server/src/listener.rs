@@ -29,6 +29,21 @@
 //! longer subject to the header and idle timeouts (the realtime protocol keeps its own heartbeat). Its place in
 //! the realtime budget is held until the socket closes, including after an HTTP upgrade: the budget slot lives
 //! in the I/O object that hyper hands to the upgrade.
+//!
+//! # TLS
+//!
+//! With a [`TlsAcceptor`] ([`serve_with_tls`], `[tls]` in the configuration, [`crate::tls`]) every connection is
+//! TLS over the same tracked socket, so budgets, timeouts, promotion and upgrades work as above:
+//!
+//! - the handshake counts as part of the first request: it and that request's headers together must arrive
+//!   within the header timeout of the connection being accepted, so a silent or trickling client holds its
+//!   place no longer than a slow plain HTTP one;
+//! - a connection whose first byte is not a TLS handshake record (plain HTTP sent to the HTTPS port) is answered
+//!   one plain-text `400 malformed_request` that says so, and closed;
+//! - a failed handshake (an untrusted certificate, no common protocol or ALPN) is logged at debug and counted in
+//!   `callbox_connections_tls_handshake_failures_total`; the loop goes on;
+//! - a connection over a cap is closed without an answer: answering would take a handshake, the very cost the
+//!   caps keep from a flood.
 
 use crate::config::{Config, ConnectionConfig};
 use axum::extract::ConnectInfo;
@@ -49,6 +64,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// File descriptors kept out of the connection caps for everything else the process opens: the database pool,
@@ -440,6 +456,7 @@ struct LoopMetrics {
     header_timeouts: Counter,
     idle_timeouts: Counter,
     accept_errors: Counter,
+    tls_handshake_failures: Counter,
 }
 
 impl LoopMetrics {
@@ -448,9 +465,17 @@ impl LoopMetrics {
             header_timeouts: metrics::counter!("callbox_connections_timed_out_total", "phase" => "headers"),
             idle_timeouts: metrics::counter!("callbox_connections_timed_out_total", "phase" => "idle"),
             accept_errors: metrics::counter!("callbox_connections_accept_errors_total"),
+            tls_handshake_failures: metrics::counter!("callbox_connections_tls_handshake_failures_total"),
         }
     }
 }
+
+/// The first byte of a TLS connection: a handshake record (RFC 8446 §5.1, `ContentType.handshake`).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// How long a connection answered "plain HTTP on the HTTPS port" is read (and the bytes dropped) before it is
+/// closed: closing with the request unread would reset the connection, and the client could lose the answer.
+const PLAIN_HTTP_LINGER: Duration = Duration::from_secs(1);
 
 /// Serves `app` on `listener` under `settings` until `shutdown` completes, then drains: stops accepting, lets
 /// in-flight requests finish, closes idle connections, and returns once every connection has closed (realtime
@@ -459,6 +484,17 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     settings: ConnectionSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    serve_with_tls(listener, app, settings, None, shutdown).await;
+}
+
+/// [`serve`], speaking TLS through `tls` when given (see the module doc).
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    app: Router,
+    settings: ConnectionSettings,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let settings = Arc::new(settings);
@@ -493,7 +529,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let key = address_key(peer.ip());
         if let Err(refused) = budgets.http.take(key) {
-            refuse(&stream, refused);
+            if tls.is_none() {
+                refuse(&stream, refused);
+            } else {
+                tracing::debug!(cause = refused.label(), "TLS connection refused (closed without an answer)");
+            }
             continue;
         }
         let connection = Arc::new(Connection {
@@ -512,6 +552,7 @@ pub async fn serve(
             Arc::clone(&settings),
             loop_metrics.clone(),
             drain_signal.clone(),
+            tls.clone(),
         ));
     }
     drop(listener);
@@ -520,7 +561,7 @@ pub async fn serve(
     draining.closed().await;
 }
 
-/// One connection: hyper's HTTP/1 state machine, watched for the header and idle deadlines and for shutdown.
+/// One connection: with `tls`, its handshake first (see the module doc), then [`drive`].
 async fn serve_connection(
     stream: TcpStream,
     connection: Arc<Connection>,
@@ -528,7 +569,81 @@ async fn serve_connection(
     settings: Arc<ConnectionSettings>,
     loop_metrics: LoopMetrics,
     mut drain_signal: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
 ) {
+    let Some(acceptor) = tls else {
+        let io = TrackedStream { stream, connection: Arc::clone(&connection) };
+        drive(io, connection, app, settings, loop_metrics, drain_signal).await;
+        return;
+    };
+    // The handshake and the first request's headers share the header timeout from the accept (the watchdog in
+    // `drive` keeps counting from `accepted` while the connection awaits its first request).
+    let deadline = tokio::time::Instant::from(connection.accepted + settings.header_timeout);
+    let handshake = async {
+        let mut first = [0u8; 1];
+        match stream.peek(&mut first).await {
+            Ok(0) => return Err(None),
+            Ok(_) if first[0] != TLS_HANDSHAKE_RECORD => return Err(Some(stream)),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::debug!(%error, "TLS connection lost before its handshake");
+                return Err(None);
+            }
+        }
+        let io = TrackedStream { stream, connection: Arc::clone(&connection) };
+        match acceptor.accept(io).await {
+            Ok(tls_stream) => Ok(tls_stream),
+            Err(error) => {
+                loop_metrics.tls_handshake_failures.increment(1);
+                tracing::debug!(%error, peer = %connection.peer, "TLS handshake failed");
+                Err(None)
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = tokio::time::timeout_at(deadline, handshake) => outcome,
+        // Shutdown does not wait for handshakes: no request has started on them.
+        _ = drain_signal.changed() => return,
+    };
+    match outcome {
+        Ok(Ok(tls_stream)) => drive(tls_stream, connection, app, settings, loop_metrics, drain_signal).await,
+        Ok(Err(Some(plain))) => answer_plain_http_on_tls_port(plain).await,
+        Ok(Err(None)) => {}
+        Err(_elapsed) => {
+            loop_metrics.header_timeouts.increment(1);
+            tracing::debug!(peer = %connection.peer, "TLS handshake timed out");
+        }
+    }
+}
+
+/// Tells a client that sent plain HTTP to the HTTPS port what happened, in plain HTTP, then closes.
+async fn answer_plain_http_on_tls_port(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tracing::debug!("plain HTTP on the TLS listener");
+    let response =
+        one_shot_response("400 Bad Request", Reason::MalformedRequest, "this port speaks HTTPS: use https://", false);
+    let linger = async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), io::Error>(())
+    };
+    let _ = tokio::time::timeout(PLAIN_HTTP_LINGER, linger).await;
+}
+
+/// Serves HTTP/1 on `io` (plain or TLS): hyper's state machine, watched for the header and idle deadlines and
+/// for shutdown.
+async fn drive<I>(
+    io: I,
+    connection: Arc<Connection>,
+    app: Router,
+    settings: Arc<ConnectionSettings>,
+    loop_metrics: LoopMetrics,
+    mut drain_signal: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let peer = connection.peer;
     let handle = ConnectionHandle(Arc::clone(&connection));
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -543,7 +658,7 @@ async fn serve_connection(
             response
         }
     });
-    let io = TokioIo::new(TrackedStream { stream, connection: Arc::clone(&connection) });
+    let io = TokioIo::new(io);
     let mut builder = hyper::server::conn::http1::Builder::new();
     // Timeouts are the watchdog's below (see the module doc), not hyper's.
     builder.header_read_timeout(None);
@@ -592,22 +707,31 @@ fn refuse(stream: &TcpStream, refused: ConnectionRefused) {
         ConnectionRefused::PerAddress => ("429 Too Many Requests", Reason::RateLimited),
         ConnectionRefused::Total => ("503 Service Unavailable", Reason::ServiceUnavailable),
     };
-    let body = serde_json::json!({
-        "errorCode": reason.error_code(),
-        "message": refused.to_string(),
-        "reason": reason.as_str(),
-        "retryable": true,
-        "serverTime": callbox_core::time::format_iso_seconds(chrono::Utc::now()),
-        "retryAfter": 1,
-    })
-    .to_string();
-    let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\n\
-         connection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let response = one_shot_response(status, reason, &refused.to_string(), true);
     let _ = stream.try_write(response.as_bytes());
     tracing::debug!(cause = refused.label(), "connection refused");
+}
+
+/// A whole HTTP/1.1 response with a §7 body and `connection: close`, for connections answered outside hyper;
+/// `retry` adds `Retry-After: 1` (and marks the error retryable).
+fn one_shot_response(status: &str, reason: Reason, message: &str, retry: bool) -> String {
+    let mut body = serde_json::json!({
+        "errorCode": reason.error_code(),
+        "message": message,
+        "reason": reason.as_str(),
+        "retryable": retry,
+        "serverTime": callbox_core::time::format_iso_seconds(chrono::Utc::now()),
+    });
+    if retry {
+        body["retryAfter"] = serde_json::json!(1);
+    }
+    let body = body.to_string();
+    let retry_after = if retry { "retry-after: 1\r\n" } else { "" };
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{retry_after}\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 /// Errors about one connection that was gone before it was taken: the next `accept` may succeed at once.
@@ -648,12 +772,24 @@ impl AcceptErrorLog {
 }
 
 /// The listeners a server binds: the main one, and the metrics one when `metrics_listen` is set.
-#[derive(Debug)]
 pub struct Listeners {
     /// The API, dashboard and operations routes.
     pub main: TcpListener,
-    /// Only `/metrics`, when `metrics_listen` is set.
+    /// Only `/metrics`, when `metrics_listen` is set. Always plain HTTP: it is meant for a private address.
     pub metrics: Option<TcpListener>,
+    /// TLS on the main listener (`[tls]`); `None`: plain HTTP. [`Listeners::bind`] leaves it `None`.
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Listeners {
+    // By hand: `TlsAcceptor` has no `Debug`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners")
+            .field("main", &self.main)
+            .field("metrics", &self.metrics)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl Listeners {
@@ -664,7 +800,7 @@ impl Listeners {
             Some(address) => Some(TcpListener::bind(address).await.map_err(|error| (address, error))?),
             None => None,
         };
-        Ok(Self { main, metrics })
+        Ok(Self { main, metrics, tls: None })
     }
 
     /// The bound main address (the real port when `listen` asked for port 0).
@@ -689,7 +825,13 @@ impl Listeners {
         let wait = |mut stopped: watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        let main = serve(self.main, crate::http::router(state.clone()), settings.clone(), wait(stopped.clone()));
+        let main = serve_with_tls(
+            self.main,
+            crate::http::router(state.clone()),
+            settings.clone(),
+            self.tls,
+            wait(stopped.clone()),
+        );
         let metrics = async {
             if let Some(listener) = self.metrics {
                 serve(listener, crate::http::scrape::router(state), settings, wait(stopped)).await;

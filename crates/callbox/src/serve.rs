@@ -38,6 +38,30 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FORMAT", value_parser = parse_log_format)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// TLS on the listener: the `[tls]` table.
+    #[command(flatten)]
+    #[serde(skip_serializing_if = "TlsArgs::is_empty")]
+    pub tls: TlsArgs,
+}
+
+/// `--tls-cert` and `--tls-key`, serialized as the `[tls]` table they override.
+#[derive(Debug, Args, Serialize)]
+pub struct TlsArgs {
+    /// Serve HTTPS with this PEM certificate chain (server certificate first) [env CALLBOX_TLS__CERT]. Needs
+    /// --tls-key; SIGHUP reloads both files.
+    #[arg(long = "tls-cert", id = "tls_cert", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1) [env CALLBOX_TLS__KEY].
+    #[arg(long = "tls-key", id = "tls_key", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn is_empty(&self) -> bool {
+        self.cert.is_none() && self.key.is_none()
+    }
 }
 
 fn parse_log_format(text: &str) -> Result<LogFormat, String> {
@@ -59,7 +83,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::ServeArgs;
+    use callbox_server::config::Config;
     use callbox_server::config_reference::ENTRIES;
+    use clap::Parser;
+    use std::path::PathBuf;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    /// `--tls-cert`/`--tls-key` land in `[tls]`, over the file and the environment, and leave it alone when absent.
+    #[test]
+    fn the_tls_flags_set_the_tls_table() {
+        let both = Cli::parse_from(["serve", "--tls-cert", "/c.pem", "--tls-key", "/k.pem"]).serve;
+        let config = Config::load(None, &both).unwrap();
+        assert_eq!(config.tls.cert, Some(PathBuf::from("/c.pem")));
+        assert_eq!(config.tls.key, Some(PathBuf::from("/k.pem")));
+        let one = Cli::parse_from(["serve", "--tls-key", "/k.pem"]).serve;
+        let config = Config::load(None, &one).unwrap();
+        assert_eq!((config.tls.cert, config.tls.key), (None, Some(PathBuf::from("/k.pem"))));
+        let none = Cli::parse_from(["serve"]).serve;
+        assert_eq!(serde_json::to_value(&none).unwrap(), serde_json::json!({}), "no flag, no override");
+    }
 
     /// docs/configuration.md names each key's `callbox serve` flag from `config_reference`; these are the flags
     /// clap actually has (`--config` names the file itself, not a key).
@@ -77,8 +124,12 @@ mod tests {
         documented.sort();
         assert_eq!(flags, documented, "config_reference.rs ENTRIES must name exactly the flags of callbox serve");
         for entry in ENTRIES.iter().filter(|entry| entry.flag.is_some()) {
-            // Each flag sets the key of the same name (serde field = flag without dashes).
-            assert_eq!(entry.flag.map(|flag| flag.trim_start_matches("--").replace('-', "_")), Some(entry.key.into()));
+            // Each flag sets the key of the same name (serde field = flag without dashes; a table's flags start
+            // with the table's name: `--tls-cert` sets `tls.cert`).
+            assert_eq!(
+                entry.flag.map(|flag| flag.trim_start_matches("--").replace('-', "_")),
+                Some(entry.key.replace('.', "_"))
+            );
         }
     }
 }

@@ -182,8 +182,8 @@ impl Cursor {
         if until <= REPLAY_LIMIT {
             Cursor::Replay { after: 0, until }
         } else {
-            // One page of the replay, then live (see `replayed`).
-            Cursor::Replay { after: 0, until: REPLAY_LIMIT }
+            // Beyond what a replay token holds (a user with a hundred million inbox entries): no replay.
+            Cursor::Live(until)
         }
     }
 
@@ -287,6 +287,7 @@ impl LegacyNode {
         }
         *counts.by_session.entry(session_id.to_owned()).or_default() += 1;
         *counts.by_address.entry(address).or_default() += 1;
+        metrics::gauge!("callbox_legacy_polls").increment(1.0);
         Ok(PollPermit { polls: Arc::clone(&self.polls), session_id: session_id.to_owned(), address })
     }
 
@@ -332,6 +333,7 @@ impl Drop for PollPermit {
         }
         release(&mut counts.by_session, &self.session_id);
         release(&mut counts.by_address, &self.address);
+        metrics::gauge!("callbox_legacy_polls").decrement(1.0);
     }
 }
 
@@ -741,5 +743,40 @@ impl Callbox {
         let encrypted = frames::encrypt(&key, &iv, body.to_string().as_bytes());
         let multi_id = rand::rngs::OsRng.next_u32() % 2_000_000_000;
         Ok(frames::split_frames(&message_id, Some(&transport.id), &encrypted, multi_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cursor;
+
+    #[test]
+    fn timetokens_are_17_digits_and_read_back_as_written() {
+        for cursor in [
+            Cursor::Replay { after: 0, until: 0 },
+            Cursor::Replay { after: 12, until: 99_999_999 },
+            Cursor::Live(0),
+            Cursor::Live(9_999_999_999_999_999),
+        ] {
+            let token = cursor.token();
+            assert_eq!(token.len(), 17, "{token}");
+            assert_eq!(Cursor::parse(&token).unwrap(), cursor);
+        }
+        assert_eq!(Cursor::parse("0").unwrap(), Cursor::Start);
+        // A PubNub time token (what /time/0 answers) is a fresh start.
+        assert_eq!(Cursor::parse("17647987654321234").unwrap(), Cursor::Start);
+        for bad in ["", "00", "abc", "1234567890123456", "123456789012345678", "2000000000000000x"] {
+            assert!(Cursor::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_replay_beyond_what_the_token_holds_ends_after_one_page() {
+        assert_eq!(Cursor::started(5), Cursor::Replay { after: 0, until: 5 });
+        assert_eq!(Cursor::started(100_000_000), Cursor::Live(100_000_000));
+        assert_eq!(Cursor::replayed(5, 3, true), Cursor::Replay { after: 3, until: 5 });
+        assert_eq!(Cursor::replayed(5, 5, true), Cursor::Live(5));
+        assert_eq!(Cursor::replayed(5, 3, false), Cursor::Live(5));
+        assert_eq!(Cursor::replayed(200_000_000, 3, true), Cursor::Live(200_000_000));
     }
 }

@@ -191,7 +191,9 @@ pub async fn profile(State(state): State<AppState>, call: Call) -> Result<Respon
 /// `GET /v1/configuration/user`: the legacy realtime configuration.
 pub async fn configuration(State(state): State<AppState>, call: Call) -> Result<Response, ApiError> {
     let session = signed_session(&state, &call).await?;
-    let host = call.header("host");
+    // The legacy SDK opens its realtime connection to this host over HTTPS (`legacy.realtime_host`; by default the
+    // host the client reached this call on).
+    let host = state.callbox.config().legacy.realtime_host.as_deref().unwrap_or_else(|| call.header("host"));
     let profile = state.callbox.legacy_profile(&session);
     let network = serde_json::json!({
         "publishKey": profile.publish_key,

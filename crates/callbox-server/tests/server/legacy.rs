@@ -692,6 +692,11 @@ async fn long_polls_are_bounded_per_session_and_a_dropped_one_frees_its_place() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_error(alice.subscribe(&server, &[&alice.transport_channel], live).await, 429, "rate_limited").await;
+    // The metrics name the route, never the keys in the path (they are credentials).
+    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("callbox_legacy_polls"), "{metrics}");
+    assert!(metrics.contains("/subscribe/{subscribe_key}"), "{metrics}");
+    assert!(!metrics.contains(&alice.subscribe_key) && !metrics.contains(&alice.transport_channel));
     // A client that goes away (its request aborted) frees its place.
     for poll in held.drain(..) {
         poll.abort();

@@ -18,3 +18,4 @@ mod realtime;
 mod scale;
 mod store;
 mod support;
+mod tls;

@@ -122,17 +122,15 @@ async fn disabling_a_user_revokes_sessions_and_blocks_login() {
 }
 
 /// Unknown user and wrong password cost the same argon2id work (a dummy hash is verified for unknown users).
-/// Bounded and generous: medians of 4 tries each must be within a factor of 2, where skipping the hash would
-/// make the unknown-user case about 100 times faster.
+/// Bounded and generous: the fastest of 4 interleaved tries each (a fifth wrong password would meet the lockout) must be within a factor of 2, where skipping the
+/// hash would make the unknown-user case about 100 times faster. The fastest, not the median: on a machine busy
+/// with other builds a try is only ever slowed down, so the minimum is the estimate of the work itself.
 #[tokio::test]
 async fn unknown_user_takes_as_long_as_a_wrong_password() {
     let server = start().await;
     let app = server.create_app(json!({})).await;
     ticket_of(server.sign_up(&app.key, "alice", "correct horse").await).await;
-    let median = |mut samples: Vec<std::time::Duration>| {
-        samples.sort();
-        samples[samples.len() / 2]
-    };
+    let fastest = |samples: Vec<std::time::Duration>| samples.into_iter().min().unwrap();
     let mut wrong = Vec::new();
     let mut unknown = Vec::new();
     for round in 0..4 {
@@ -143,7 +141,7 @@ async fn unknown_user_takes_as_long_as_a_wrong_password() {
         server.log_in(&app.key, &format!("nobody{round}"), "wrong horse").await;
         unknown.push(started.elapsed());
     }
-    let (wrong, unknown) = (median(wrong), median(unknown));
+    let (wrong, unknown) = (fastest(wrong), fastest(unknown));
     assert!(unknown * 2 > wrong && wrong * 2 > unknown, "wrong password {wrong:?}, unknown user {unknown:?}");
 }
 

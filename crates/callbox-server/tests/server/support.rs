@@ -53,6 +53,12 @@ pub async fn start() -> Server {
 
 /// A server on `config` (its data directory is kept by the caller).
 pub async fn start_with(config: Config) -> Server {
+    start_serving(config, None, reqwest::Client::new()).await
+}
+
+/// A server on `config` whose listener speaks TLS through `tls` (its URL is then `https://`), with `http` as the
+/// tests' client (one that trusts the test CA).
+pub async fn start_serving(config: Config, tls: Option<tokio_rustls::TlsAcceptor>, http: reqwest::Client) -> Server {
     let clock = TestClock::new();
     let (callbox, made) = callbox_server::open_with_clock(&config, std::sync::Arc::new(clock.clone())).await.unwrap();
     // A second node of a cluster finds the token already made by the first: it has no token file then.
@@ -61,7 +67,8 @@ pub async fn start_with(config: Config) -> Server {
         None => std::fs::read_to_string(config.admin_token_path()).map(|t| t.trim().to_owned()).unwrap_or_default(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr().unwrap());
     let app =
         router(AppState { callbox: std::sync::Arc::new(callbox.clone()), metrics: callbox_server::metrics_handle() });
     // The real accept loop, with its timeouts and caps, as `callbox serve` runs it.
@@ -69,7 +76,8 @@ pub async fn start_with(config: Config) -> Server {
         &config,
         callbox_server::listener::raise_file_descriptor_limit(),
     );
-    let task = tokio::spawn(callbox_server::listener::serve(listener, app, settings, std::future::pending()));
+    let task =
+        tokio::spawn(callbox_server::listener::serve_with_tls(listener, app, settings, tls, std::future::pending()));
     Server {
         url,
         token,
@@ -78,7 +86,7 @@ pub async fn start_with(config: Config) -> Server {
         database_url: config.database_url.as_ref().map(|url| url.0.clone()),
         callbox,
         clock,
-        http: reqwest::Client::new(),
+        http,
         task,
         _dir: None,
     }

@@ -400,3 +400,4 @@ mod data_dir;
 mod metrics_listen;
 mod realtime;
 mod served;
+mod tls;

@@ -7,8 +7,8 @@
 //!   out), looked up by their SHA-256, bound to the admin token's stored hash (changing the admin token ends
 //!   them), ending after [`IDLE_TIMEOUT`] without use or [`ABSOLUTE_TIMEOUT`] after sign-in, whichever is first.
 //! - **Cookie**: `callbox_dashboard`, `Path=/; HttpOnly; SameSite=Strict`, plus `Secure` when the request came
-//!   over HTTPS: Callbox itself speaks plain HTTP, so that means `X-Forwarded-Proto: https` from a trusted proxy
-//!   (`trust_forwarded_for = true`).
+//!   over HTTPS: always when Callbox terminates TLS itself (`[tls]`), else when a trusted proxy says
+//!   `X-Forwarded-Proto: https` (`trust_forwarded_for = true`).
 //! - **CSRF**: each session has its own random CSRF token, kept server-side with it and handed to the page by
 //!   `GET /dashboard/api/session`; every admin call other than GET/HEAD made with the cookie must carry it in
 //!   `X-CSRF-Token` (compared in constant time), and its `Origin`/`Sec-Fetch-Site`, when sent, must be this
@@ -169,6 +169,13 @@ pub fn is_https(headers: &HeaderMap, trust_proxy: bool) -> bool {
             .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
 }
 
+/// Whether the dashboard's cookies get `Secure`: the listener speaks only HTTPS (`[tls]`; the dashboard is never
+/// on the metrics listener), or a trusted proxy says the request came over HTTPS.
+fn secure_cookies(state: &AppState, headers: &HeaderMap) -> bool {
+    let config = state.callbox.config();
+    config.tls.is_enabled() || is_https(headers, config.trust_forwarded_for)
+}
+
 /// A `Set-Cookie` value: HttpOnly and SameSite=Strict always, Secure over HTTPS; `max_age` 0 deletes it.
 pub fn set_cookie(name: &str, value: &str, path: &str, max_age: u64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
@@ -315,7 +322,7 @@ fn use_signin_token(token: &str, now: Instant) -> bool {
 async fn signin_start(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let token = Zeroizing::new(random_token(32));
     remember_signin_token(&token, Instant::now());
-    let secure = is_https(&headers, state.callbox.config().trust_forwarded_for);
+    let secure = secure_cookies(&state, &headers);
     let cookie = set_cookie(SIGNIN_COOKIE, &token, "/dashboard/api/signin", SIGNIN_TTL_SECONDS, secure);
     with_cookies(Json(json!({ "signinToken": token.as_str() })).into_response(), &[cookie])
 }
@@ -343,7 +350,7 @@ async fn signin(State(state): State<AppState>, call: Call) -> Result<Response, A
     }
     let hash = admin_hash(&state).await?;
     let (cookie, csrf) = SESSIONS.create(&hash, Instant::now());
-    let secure = is_https(&call.headers, trust);
+    let secure = secure_cookies(&state, &call.headers);
     let cookies = [
         set_cookie(SESSION_COOKIE, &cookie, "/", ABSOLUTE_TIMEOUT.as_secs(), secure),
         set_cookie(SIGNIN_COOKIE, "", "/dashboard/api/signin", 0, secure),
@@ -368,7 +375,7 @@ async fn session_info(State(state): State<AppState>, headers: HeaderMap) -> Resu
 
 /// `POST /dashboard/api/signout` (with the CSRF token): ends the session and deletes the cookie.
 async fn signout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let secure = is_https(&headers, state.callbox.config().trust_forwarded_for);
+    let secure = secure_cookies(&state, &headers);
     if let Some(cookie) = cookie_value(&headers, SESSION_COOKIE) {
         let hash = admin_hash(&state).await?;
         if let Some(csrf) = SESSIONS.check(cookie, &hash, Instant::now()) {
