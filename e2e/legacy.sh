@@ -27,6 +27,12 @@ fi
 CALLBOX_BIN=$(realpath "$CALLBOX_BIN")
 export CALLBOX_BIN
 
-echo "== legacy SDK end-to-end ($CALLBOX_BIN)"
 cd e2e/legacy
+# Callbox's own TLS (LEGACY_E2E_TLS unset: whatever the binary can do), then, unless LEGACY_E2E_TLS says which,
+# the same messaging tests with callbox behind a TLS-terminating proxy (the realtime host from the Host header).
+echo "== legacy SDK end-to-end ($CALLBOX_BIN)"
 node --test --test-concurrency=1 "$@" shims.test.mjs messaging.test.mjs
+if [ -z "${LEGACY_E2E_TLS:-}" ]; then
+  echo "== legacy SDK end-to-end, callbox behind a TLS proxy"
+  LEGACY_E2E_TLS=proxy node --test --test-concurrency=1 "$@" messaging.test.mjs
+fi

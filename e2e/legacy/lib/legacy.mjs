@@ -10,9 +10,10 @@
 // Two ways to get there (LEGACY_E2E_TLS, default `auto`):
 // - `native`: `callbox serve --listen 127.0.0.1:443 --tls-cert FILE --tls-key FILE`, with the `[legacy]
 //   realtime_host` setting (CALLBOX_LEGACY__REALTIME_HOST) set to 127.0.0.1.
-// - `proxy`: for a callbox without TLS: it listens on 127.0.0.1:0 (plain HTTP) and a small Node TLS terminator on
-//   127.0.0.1:443 pipes every connection to it. The SDK sees the same thing; callbox takes the realtime host from
-//   the Host header of the SDK's request (127.0.0.1, no port, since 443 is the default).
+// - `proxy`: callbox as behind a TLS-terminating reverse proxy (or a callbox without TLS): it listens on
+//   127.0.0.1:0 (plain HTTP) and a small Node TLS terminator on 127.0.0.1:443 pipes every connection to it. The SDK
+//   sees the same thing; callbox takes the realtime host from the Host header of the SDK's request (127.0.0.1, no
+//   port, since 443 is the default).
 // `auto` picks `native` when `callbox serve --help` lists --tls-cert.
 import { execFileSync, fork } from "node:child_process";
 import { mkdtempSync, rmSync, readFileSync } from "node:fs";
