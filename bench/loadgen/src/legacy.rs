@@ -254,6 +254,8 @@ async fn send(
     Ok(())
 }
 
+/// Long-polls and confirms each message it reads. As the SDK, it polls again at once and sends the receipts
+/// meanwhile (each on its own request), rather than waiting for them before the next poll.
 #[allow(clippy::too_many_arguments)]
 async fn receive(
     http: reqwest::Client,
@@ -269,6 +271,8 @@ async fn receive(
     let mut count = 0;
     let key = mxp::parse_key(transport["key"].as_str().unwrap_or("")).map_err(|e| anyhow!("transport key: {e}"))?;
     let deadline = tokio::time::Instant::from_std(epoch + run + Duration::from_secs(2));
+    let mut receipts = tokio::task::JoinSet::new();
+    let sender_channel = Arc::new(sender_channel);
     while let Ok(polled) = tokio::time::timeout_at(deadline, poll(&http, &base, &receiver, &timetoken)).await {
         let (frames, next) = polled?;
         timetoken = next;
@@ -282,10 +286,21 @@ async fn receive(
             count += 1;
             let receipt = json!({ "md": 2, "bt": "msg", "bv": 10, "fu": receiver.user, "fi": "", "fd": "",
                                   "fs": receiver.channel, "fc": "" });
-            for ack in frames_of(&transport, part.session_id, &receipt)? {
-                publish(&http, &base, &receiver, &sender_channel, &ack).await?;
-            }
+            let acks = frames_of(&transport, part.session_id, &receipt)?;
+            let (http, base, receiver, to) = (http.clone(), base.clone(), receiver.clone(), sender_channel.clone());
+            receipts.spawn(async move {
+                for ack in acks {
+                    publish(&http, &base, &receiver, &to, &ack).await?;
+                }
+                anyhow::Ok(())
+            });
         }
+        while let Some(done) = receipts.try_join_next() {
+            done??;
+        }
+    }
+    while let Some(done) = receipts.join_next().await {
+        done??;
     }
     Ok((count, histogram))
 }
