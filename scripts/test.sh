@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: formatting, lints, the Rust test suites (unit, integration, property, scale-out against a real
-# PostgreSQL and Redis), the browser tests, and the shell walk-through against a real `callbox serve`.
+# PostgreSQL and Redis), the browser tests, the real legacy SDK in Node (e2e/legacy), and the shell walk-through
+# against a real `callbox serve`.
 #
 # Needs: the Rust toolchain pinned in rust-toolchain.toml (with rustfmt and clippy), Node 20+ with npm, Python 3,
 # and either the Debian packages below already installed or root to apt-get them. Stops with one line otherwise.
@@ -62,6 +63,8 @@ export CALLBOX_REQUIRE_SCALE_TESTS=1
 echo "== cargo test"
 cargo test --workspace --locked
 echo "== JS SDK and browser end-to-end"; bash sdk/js/test.sh
+echo "== the legacy SDK (sinch-rtc 1.4.12) end-to-end"
+CALLBOX_BIN="${CARGO_TARGET_DIR:-target}/debug/callbox" bash e2e/legacy.sh
 echo "== dashboard in a browser"; bash e2e/dashboard.sh
 echo "== README walk-through"
 CALLBOX_BIN="${CARGO_TARGET_DIR:-target}/debug/callbox" bash scripts/walkthrough.sh
