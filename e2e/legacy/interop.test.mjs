@@ -109,20 +109,34 @@ test("legacy alice and browser bob of one app exchange messages both ways, with 
   assert.deepEqual(bob.errors, []);
 });
 
-test("headers both ways between the legacy SDK (a string) and Callbox's SDK (an object)", {
+// Headers. The legacy SDK takes a message's headers only as a string ("for cross device compatibility",
+// `newMessage(to, text, headers)` throws otherwise), sends it as `nvps.ph` and hands the app `nvps.ph` as it came;
+// Callbox's SDK and its WebSocket carry a JSON object. These say what an interop app would need; both fail today.
+const LEGACY_HEADERS = JSON.stringify({ topic: "interop" });
+
+test("headers of a legacy message (a JSON string) reach Callbox's SDK as the object", {
   ...TEST,
-  todo: "the legacy SDK sends headers as a string in nvps.ph (newMessage takes only a string), Callbox accepts only an object",
+  todo: "Callbox refuses a string nvps.ph (400 malformed_request, \"must be an object\"), which is all the legacy SDK sends",
 }, async () => {
   const app = await freshApp();
   const alice = await legacyOnline(app, "alice");
   const bob = await browserOnline(app, "bob");
-  const headers = JSON.stringify({ topic: "interop" });
-  const sent = await alice.call("send", { to: "bob", text: "With headers", headers });
+  const sent = await alice.call("send", { to: "bob", text: "With headers", headers: LEGACY_HEADERS });
   await bob.page.waitForFunction(() => window.seen.incoming.length >= 1, null, WAIT);
   const [got] = (await seen(bob.page)).incoming;
   assert.equal(got.messageId, sent.messageId);
   assert.deepEqual(got.headers, { topic: "interop" });
-  await sendFromPage(bob.page, "alice", "Headers back", { topic: "interop" });
-  const reply = await alice.waitForMessage("Headers back");
-  assert.equal(reply.headers, headers, "a legacy app gets its headers as the string it would have sent");
+});
+
+test("headers of a message from Callbox's SDK reach a legacy app as a string, as the legacy SDK's own do", {
+  ...TEST,
+  todo: "Callbox puts the headers object itself in nvps.ph, so the legacy app gets an object where it expects its string",
+}, async () => {
+  const app = await freshApp();
+  const alice = await legacyOnline(app, "alice");
+  const bob = await browserOnline(app, "bob");
+  await sendFromPage(bob.page, "alice", "Headers to a legacy app", { topic: "interop" });
+  const reply = await alice.waitForMessage("Headers to a legacy app");
+  assert.equal(typeof reply.headers, "string", `the legacy app got ${JSON.stringify(reply.headers)}`);
+  assert.deepEqual(JSON.parse(reply.headers), { topic: "interop" });
 });
