@@ -109,6 +109,33 @@ test("legacy alice and browser bob of one app exchange messages both ways, with 
   assert.deepEqual(bob.errors, []);
 });
 
+test("a message sent while the other side is away arrives when it comes back, both ways, with its receipt", TEST, async () => {
+  const app = await freshApp();
+  let alice = await legacyOnline(app, "alice");
+  let bob = await browserOnline(app, "bob");
+
+  // Bob's page closes; legacy alice sends; bob opens a new page and gets it from his inbox.
+  await bob.context.close();
+  pages.delete(bob);
+  const sent = await alice.send("bob", "For bob, while he was away");
+  bob = await browserOnline(app, "bob");
+  await bob.page.waitForFunction(() => window.seen.incoming.length >= 1, null, WAIT);
+  assert.deepEqual(
+    (await seen(bob.page)).incoming.map((m) => [m.messageId, m.textBody]),
+    [[sent.messageId, "For bob, while he was away"]],
+  );
+  await alice.waitForDelivery(sent.messageId, "bob");
+
+  // Legacy alice stops; bob sends; alice starts again (a new session) and gets it, and bob the receipt.
+  await alice.close();
+  const replyId = await sendFromPage(bob.page, "alice", "For alice, while she was away");
+  alice = await legacyOnline(app, "alice");
+  const reply = await alice.waitForMessage("For alice, while she was away", { timeoutMs: 20000 });
+  assert.equal(reply.messageId, replyId);
+  await bob.page.waitForFunction((id) => window.seen.delivered.some((d) => d.messageId === id), replyId, WAIT);
+  assert.equal(alice.events.filter((e) => e.event === "message" && !e.outgoing).length, 1);
+});
+
 // Headers. The legacy SDK takes a message's headers only as a string ("for cross device compatibility",
 // `newMessage(to, text, headers)` throws otherwise), sends it as `nvps.ph` and hands the app `nvps.ph` as it came;
 // Callbox's SDK and its WebSocket carry a JSON object. These say what an interop app would need; both fail today.
