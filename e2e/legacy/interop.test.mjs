@@ -91,14 +91,15 @@ test("legacy alice and browser bob of one app exchange messages both ways, with 
   );
   await alice.waitForDelivery(sent.messageId, "bob");
 
-  // 2. Browser bob → legacy alice: alice's onIncomingMessage gets the text under the id Callbox
-  // gave it, and bob's page sees the delivery receipt of alice's legacy client.
+  // 2. Browser bob → legacy alice: alice's onIncomingMessage gets the text under the id Callbox gave it, and bob's
+  // page sees the delivery receipt of alice's legacy client.
   const replyId = await sendFromPage(bob.page, "alice", "Hi alice, from Callbox's SDK");
   const reply = await alice.waitForMessage("Hi alice, from Callbox's SDK");
   assert.equal(reply.messageId, replyId);
   assert.equal(reply.senderId, "bob");
   assert.ok(reply.recipientIds.includes("alice"), `alice among the recipients: ${JSON.stringify(reply.recipientIds)}`);
   await bob.page.waitForFunction((id) => window.seen.delivered.some((d) => d.messageId === id), replyId, WAIT);
+  await new Promise((r) => setTimeout(r, 500)); // room for a wrong duplicate to show up
   const bobSeen = await seen(bob.page);
   assert.deepEqual(bobSeen.delivered, [{ messageId: replyId, recipientId: "alice" }]);
   assert.deepEqual(bobSeen.failed, []);
@@ -133,6 +134,8 @@ test("a message sent while the other side is away arrives when it comes back, bo
   const reply = await alice.waitForMessage("For alice, while she was away", { timeoutMs: 20000 });
   assert.equal(reply.messageId, replyId);
   await bob.page.waitForFunction((id) => window.seen.delivered.some((d) => d.messageId === id), replyId, WAIT);
+  await new Promise((r) => setTimeout(r, 500)); // room for a wrong duplicate to show up
+  assert.equal((await seen(bob.page)).incoming.length, 1);
   assert.equal(alice.events.filter((e) => e.event === "message" && !e.outgoing).length, 1);
 });
 
