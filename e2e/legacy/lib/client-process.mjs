@@ -84,6 +84,8 @@ const ops = {
           senderId: message.senderId,
           recipientIds: message.recipientIds,
           textBody: message.textBody,
+          // What the SDK hands the app as the message's headers (`nvps.ph` of the frame, as it came).
+          headers: message.headers ?? null,
           // The SDK's `direction` is true for a message this client sent (it shows those too).
           outgoing: message.direction === true,
         }),
@@ -100,9 +102,12 @@ const ops = {
     await client.start(login, () => {}, () => {});
     return { userId: client.user.userId, instanceId: client._sessionId };
   },
-  /** Sends `text` to `to` (a user id or a list); resolves when the SDK says it is sent. */
-  async send({ to, text }) {
-    const message = messages.newMessage(to, text);
+  /**
+   * Sends `text` to `to` (a user id or a list), with `headers` if given (the SDK takes them only as a string);
+   * resolves when the SDK says it is sent.
+   */
+  async send({ to, text, headers }) {
+    const message = headers === undefined ? messages.newMessage(to, text) : messages.newMessage(to, text, headers);
     const sent = await messages.send(message, (m) => m, () => {});
     return { messageId: message.messageId, resolvedId: sent?.messageId ?? null };
   },
