@@ -337,6 +337,32 @@ impl Drop for PollPermit {
     }
 }
 
+/// The key under which a legacy headers string that is not a JSON object is kept.
+const LEGACY_HEADERS_KEY: &str = "ph";
+
+/// A legacy message's headers (the SDK takes them only as a string) as the headers object of the inboxes: a
+/// string holding a JSON object is that object, so both SDKs see the same fields; any other string is kept whole
+/// as `{"ph": string}`.
+fn headers_from_legacy(text: &str) -> String {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(headers)) => Value::Object(headers).to_string(),
+        _ => json!({ LEGACY_HEADERS_KEY: text }).to_string(),
+    }
+}
+
+/// The inverse of [`headers_from_legacy`]: the string a legacy app reads as its message's headers (`None` for
+/// none). `{"ph": string}` gives the string back as it was sent; any other object its JSON text.
+fn headers_to_legacy(headers: &str) -> Option<String> {
+    match serde_json::from_str::<Value>(headers) {
+        Ok(Value::Object(map)) if map.is_empty() => None,
+        Ok(Value::Object(map)) if map.len() == 1 && map.get(LEGACY_HEADERS_KEY).is_some_and(Value::is_string) => {
+            map.get(LEGACY_HEADERS_KEY).and_then(Value::as_str).map(str::to_owned)
+        }
+        Ok(Value::Object(map)) => Some(Value::Object(map).to_string()),
+        _ => None,
+    }
+}
+
 fn frame_error(error: FrameError) -> DomainError {
     DomainError::with_message(error.reason(), error.to_string())
 }
@@ -657,8 +683,9 @@ impl Callbox {
             .ok_or_else(|| malformed("bd must be the JSON of {\"t\": text}"))?;
         let headers = match body.get("nvps").and_then(|nvps| nvps.get("ph")) {
             None | Some(Value::Null) => "{}".to_owned(),
+            Some(Value::String(text)) => headers_from_legacy(text),
             Some(Value::Object(headers)) => Value::Object(headers.clone()).to_string(),
-            Some(_) => return Err(malformed("nvps.ph (the message headers) must be an object")),
+            Some(_) => return Err(malformed("nvps.ph (the message headers) must be a string")),
         };
         if text.len() > config.max_text_bytes {
             return Err(DomainError::with_message(
@@ -717,10 +744,8 @@ impl Callbox {
                     "fu": message.sender_id, "fi": "", "fd": "",
                     "fs": self.legacy_transport_channel(app_key, &message.sender_id), "fc": "",
                 });
-                if let Ok(Value::Object(headers)) = serde_json::from_str::<Value>(&message.headers) {
-                    if !headers.is_empty() {
-                        body["nvps"] = json!({ "ph": headers });
-                    }
+                if let Some(ph) = headers_to_legacy(&message.headers) {
+                    body["nvps"] = json!({ "ph": ph });
                 }
                 (message.id.clone(), participants, body)
             }
@@ -768,6 +793,20 @@ mod tests {
         for bad in ["", "00", "abc", "1234567890123456", "123456789012345678", "2000000000000000x"] {
             assert!(Cursor::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn legacy_header_strings_map_to_header_objects_and_back() {
+        use super::{headers_from_legacy, headers_to_legacy};
+        assert_eq!(headers_from_legacy(r#"{"topic":"x"}"#), r#"{"topic":"x"}"#);
+        assert_eq!(headers_to_legacy(r#"{"topic":"x"}"#).as_deref(), Some(r#"{"topic":"x"}"#));
+        for text in ["plain words", "[1,2]", "\"quoted\"", ""] {
+            let stored = headers_from_legacy(text);
+            assert!(stored.starts_with('{'), "{stored}");
+            assert_eq!(headers_to_legacy(&stored).as_deref(), Some(text), "a legacy string comes back as it was sent");
+        }
+        assert_eq!(headers_to_legacy("{}"), None);
+        assert_eq!(headers_to_legacy(r#"{"ph":1}"#).as_deref(), Some(r#"{"ph":1}"#));
     }
 
     #[test]
