@@ -6,7 +6,7 @@
 
 use axum::Json;
 use callbox_wire::admin::{AppSettingsPatch, CallList};
-use callbox_wire::client::{InstanceRequest, SessionGrant};
+use callbox_wire::client::{InstanceRequest, SessionGrant, TransportAnswer, TransportIdentity};
 use callbox_wire::{CapabilitySchema, ErrorBody};
 use utoipa::OpenApi;
 
@@ -27,6 +27,13 @@ use utoipa::OpenApi;
         delete_instance,
         profile,
         configuration,
+        open_transport,
+        get_transport,
+        report_im,
+        legacy_time,
+        legacy_subscribe,
+        legacy_publish,
+        legacy_leave,
         admin_create_app,
         admin_list_apps,
         admin_get_app,
@@ -54,7 +61,15 @@ use utoipa::OpenApi;
         readyz,
         metrics
     ),
-    components(schemas(ErrorBody, InstanceRequest, SessionGrant, AppSettingsPatch, CapabilitySchema))
+    components(schemas(
+        ErrorBody,
+        InstanceRequest,
+        SessionGrant,
+        AppSettingsPatch,
+        CapabilitySchema,
+        TransportIdentity,
+        TransportAnswer
+    ))
 )]
 pub struct ApiDoc;
 
@@ -106,6 +121,47 @@ doc_path!(get_instance, get, "/v1/instances/id/{id}", "The calling session (Inst
 doc_path!(delete_instance, delete, "/v1/instances/id/{id}", "End the calling session (Instance-signed)", "client");
 doc_path!(profile, get, "/v1/user/profile", "The session's user identities (Instance-signed)", "client");
 doc_path!(configuration, get, "/v1/configuration/user", "Legacy realtime configuration (Instance-signed)", "client");
+#[utoipa::path(post, path = "/v1/transport", tag = "legacy",
+    summary = "The legacy SDK's transport to these users (Instance-signed); answers the recipients (docs/legacy-sdk.md)",
+    request_body = Vec<TransportIdentity>,
+    responses((status = 200, description = "The transport", body = TransportAnswer), (status = "4XX", description = "PROTOCOL §7 error", body = ErrorBody)))]
+fn open_transport() {}
+
+#[utoipa::path(get, path = "/v1/transport", tag = "legacy",
+    summary = "A transport the caller takes part in, every participant (Instance-signed over the path without the query)",
+    params(("transportId" = String, Query, description = "The transport's id")),
+    responses((status = 200, description = "The transport", body = TransportAnswer), (status = "4XX", description = "PROTOCOL §7 error", body = ErrorBody)))]
+fn get_transport() {}
+
+doc_path!(
+    report_im,
+    post,
+    "/v1/report/im",
+    "The legacy SDK's message counters (Instance-signed); answered {}",
+    "legacy"
+);
+doc_path!(legacy_time, get, "/time/0", "PubNub time token: [\"<17 digits>\"]", "legacy");
+doc_path!(
+    legacy_subscribe,
+    get,
+    "/subscribe/{subscribe_key}/{channels}/{callback}/{timetoken}",
+    "The legacy long-poll: [[frames...], \"<next timetoken>\", \"<channel of each>\"] (docs/legacy-sdk.md)",
+    "legacy"
+);
+doc_path!(
+    legacy_publish,
+    get,
+    "/publish/{publish_key}/{subscribe_key}/{signature}/{channel}/{callback}/{message}",
+    "One MXP frame as a URL-encoded JSON string: [1, \"Sent\", \"<time token>\"]",
+    "legacy"
+);
+doc_path!(
+    legacy_leave,
+    get,
+    "/v2/presence/sub_key/{subscribe_key}/channel/{channels}/leave",
+    "Presence leave (also POST, the SDK's unload beacon)",
+    "legacy"
+);
 doc_path!(admin_create_app, post, "/admin/v1/apps", "Create an application; its secret is shown once", "admin");
 doc_path!(admin_list_apps, get, "/admin/v1/apps", "List applications", "admin");
 doc_path!(admin_get_app, get, "/admin/v1/apps/{key}", "One application", "admin");
