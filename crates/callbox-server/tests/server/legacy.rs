@@ -504,6 +504,38 @@ async fn a_legacy_client_and_a_websocket_client_exchange_messages_and_receipts_b
 }
 
 #[tokio::test]
+async fn a_group_message_from_a_legacy_client_reaches_a_websocket_and_a_legacy_recipient_and_both_receipts_return() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let alice = legacy(&server, &app, "alice").await;
+    let carol = legacy(&server, &app, "carol").await;
+    let bob_session = server.session(&app.ticket("bob")).await;
+    let mut bob = connect(&server, &bob_session, None).await;
+    let mut alice_tt = alice.start(&server).await;
+    let transport = alice.open_transport(&server, &["bob", "carol"]).await;
+    alice.send(&server, &transport, "mixed-1", "to both kinds").await;
+
+    let incoming = bob.expect("message").await;
+    assert_eq!(incoming["messageId"], "mixed-1");
+    let mut recipients: Vec<String> =
+        incoming["recipientIds"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect();
+    recipients.sort();
+    assert_eq!(recipients, ["bob", "carol"], "the WebSocket sees every recipient of the group");
+    let mut carol_tt = carol.start(&server).await;
+    let received = carol.receive(&server, &mut carol_tt, 1).await;
+    assert_eq!(text_of(&received[0]), "to both kinds");
+    assert_eq!(received[0].transport_id, transport["transportId"].as_str().unwrap(), "the same group transport");
+
+    bob.send(json!({ "type": "message.received", "messageId": "mixed-1", "seq": incoming["seq"] })).await;
+    carol.publish(&server, &alice.transport_channel, &carol.receipt_frames(&transport, "mixed-1")[0]).await;
+    let receipts = alice.receive(&server, &mut alice_tt, 2).await;
+    let mut from: Vec<&str> = receipts.iter().map(|r| r.body["fu"].as_str().unwrap()).collect();
+    from.sort();
+    assert_eq!(from, ["bob", "carol"]);
+    assert!(receipts.iter().all(|r| r.message_id == "mixed-1"));
+}
+
+#[tokio::test]
 async fn keys_and_channels_that_are_not_the_sessions_get_nothing() {
     let server = start().await;
     let app = server.create_app(json!({})).await;
