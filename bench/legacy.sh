@@ -10,6 +10,7 @@
 #
 #   bash bench/legacy.sh
 #   LG_SUBSCRIBERS=2000 LG_SECONDS=5 bash bench/legacy.sh
+#   LG_STORE=postgres bash bench/legacy.sh   # one node on a throw-away PostgreSQL + Redis (scripts/services.sh)
 #
 # The per-session message limit and the per-address connection and long-poll caps are raised so that they do not
 # cap the run (every client here is 127.0.0.1). Loopback only; the load generator refuses any other target.
@@ -27,9 +28,20 @@ SECONDS_EACH=${LG_SECONDS:-10}
 PAIRS=${LG_PAIRS:-16}
 RATE=1000000
 
-RUN=bench/results/legacy-$(date -u +%Y%m%dT%H%M%SZ)
+STORE=${LG_STORE:-sqlite}
+RUN=bench/results/legacy-$STORE-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RUN"
 source bench/lib.sh
+STORE_ARGS=()
+if [ "$STORE" = postgres ]; then
+  source scripts/services.sh
+  trap 'cleanup; services_stop' EXIT
+  services_start >&2
+  STORE_ARGS=(--database-url "$CALLBOX_TEST_DATABASE_URL" --redis-url "$CALLBOX_TEST_REDIS_URL")
+elif [ "$STORE" != sqlite ]; then
+  echo "LG_STORE must be sqlite or postgres" >&2
+  exit 2
+fi
 echo "== building release binaries" >&2
 cargo build --release --locked -p callbox -p callbox-loadgen >&2
 LOADGEN=$TARGET_DIR/release/callbox-loadgen
@@ -37,7 +49,7 @@ LOADGEN=$TARGET_DIR/release/callbox-loadgen
 CALLBOX_DEMO_APP=false CALLBOX_REALTIME__MESSAGES_PER_SECOND=$RATE CALLBOX_REALTIME__MESSAGE_BURST=$RATE \
   CALLBOX_REALTIME__LEGACY_POLLS_PER_ADDRESS=$RATE CALLBOX_CONNECTIONS__MAX_PER_ADDRESS=$FILES \
   CALLBOX_CONNECTIONS__REALTIME_MAX_PER_ADDRESS=$FILES CALLBOX_CONNECTIONS__MAX_TOTAL=$FILES \
-  RUST_LOG=warn "$TARGET_DIR/release/callbox" serve --listen 127.0.0.1:0 --data "$WORK/callbox" \
+  RUST_LOG=warn "$TARGET_DIR/release/callbox" serve --listen 127.0.0.1:0 --data "$WORK/callbox" "${STORE_ARGS[@]}" \
   > "$WORK/callbox.out" 2> "$WORK/callbox.err" &
 CALLBOX_PID=$!
 PIDS+=("$CALLBOX_PID")
@@ -65,7 +77,7 @@ LOAD_AFTER=$(load)
 j() { jq -r "$2" "$RUN/$1.json"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
-echo "Run $RUN: $(date -u +%FT%TZ), 1-min load $(jq .loadBefore "$RUN/run.json") before, $LOAD_AFTER after"
+echo "Run $RUN ($STORE): $(date -u +%FT%TZ), 1-min load $(jq .loadBefore "$RUN/run.json") before, $LOAD_AFTER after"
 echo
 echo "| scenario | legacy long-poll | WebSocket | legacy / WebSocket |"
 echo "|---|---|---|---|"
