@@ -208,6 +208,7 @@ struct Partial {
     started: Instant,
 }
 
+/// Multi-frame messages being assembled and message ids handled lately (see [`ASSEMBLY_WINDOW`]).
 #[derive(Debug, Default)]
 struct Assembly {
     /// By (session id, message id).
@@ -229,6 +230,7 @@ impl Assembly {
     }
 }
 
+/// Long-polls held on this node, by session and by client address.
 #[derive(Debug, Default)]
 struct PollCounts {
     by_session: HashMap<String, usize>,
@@ -244,7 +246,10 @@ pub struct LegacyNode {
     frames: DefaultKeyedRateLimiter<String>,
     /// Messages per session (the `realtime.messages_per_second` of the WebSocket path).
     messages: DefaultKeyedRateLimiter<String>,
+    /// Participants of transports used lately, by (application, id). An id is derived from its participants, so
+    /// an entry is never stale; the map is emptied when it reaches `MAX_CACHED_TRANSPORTS`.
     transports: Mutex<HashMap<(String, String), Vec<String>>>,
+    /// `realtime.legacy_polls_per_session` and `..._per_address`.
     polls_per_session: usize,
     polls_per_address: usize,
 }
