@@ -47,17 +47,9 @@ CALLBOX_TOKEN=$(tr -d '[:space:]' < "$WORK/callbox/admin-token")
 echo "== callbox $CALLBOX_URL (pid $CALLBOX_PID), node-ws peer $PEER_URL (pid $PEER_PID); results in $RUN" >&2
 sleep 1
 
-load() { cut -d' ' -f1 /proc/loadavg; }
 echo "{\"startedAt\":\"$(date -u +%FT%TZ)\",\"loadBefore\":$(load),\"pairs\":$PAIRS,\"seconds\":$SECONDS_EACH,\"rounds\":$ROUNDS,\"peerCallRecords\":\"${PEER_CALL_RECORDS:-on}\"}" \
   > "$RUN/run.json"
 
-step() {
-  local name=$1
-  shift
-  echo "== $name (load $(load))" >&2
-  echo "$(load)" > "$RUN/$name.load"
-  "$LOADGEN" "$@" --out "$RUN/$name.json" > /dev/null
-}
 for round in $(seq 1 "$ROUNDS"); do
   step "callbox-calls-$round" realtime-calls --url "$CALLBOX_URL" --admin-token "$CALLBOX_TOKEN" --pairs "$PAIRS" \
     --duration "$SECONDS_EACH"

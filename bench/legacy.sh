@@ -58,15 +58,8 @@ TOKEN=$(tr -d '[:space:]' < "$WORK/callbox/admin-token")
 echo "== callbox $URL (pid $CALLBOX_PID); results in $RUN" >&2
 sleep 1
 
-load() { cut -d' ' -f1 /proc/loadavg; }
 echo "{\"startedAt\":\"$(date -u +%FT%TZ)\",\"loadBefore\":$(load),\"subscribers\":$SUBSCRIBERS,\"seconds\":$SECONDS_EACH,\"pairs\":$PAIRS}" \
   > "$RUN/run.json"
-step() {
-  local name=$1
-  shift
-  echo "== $name (load $(load))" >&2
-  "$LOADGEN" "$@" --out "$RUN/$name.json" > /dev/null
-}
 # Interleaved so that both paths see the same machine in the same minutes.
 step ws-messages realtime-messages --url "$URL" --admin-token "$TOKEN" --pairs "$PAIRS" --window 1 --duration "$SECONDS_EACH"
 step legacy-messages legacy-messages --url "$URL" --admin-token "$TOKEN" --pairs "$PAIRS" --duration "$SECONDS_EACH"

@@ -37,3 +37,16 @@ build_realtime_bench() {
     (cd bench/peers/node-ws && npm ci --no-audit --no-fund >&2)
   fi
 }
+
+# The 1-minute load average, printed beside each step.
+load() { cut -d' ' -f1 /proc/loadavg; }
+
+# step NAME ARGS...: one load-generator run ($LOADGEN ARGS), its JSON in $RUN/NAME.json, the load when it started
+# in $RUN/NAME.load.
+step() {
+  local name=$1
+  shift
+  echo "== $name (load $(load))" >&2
+  load > "$RUN/$name.load"
+  "$LOADGEN" "$@" --out "$RUN/$name.json" > /dev/null
+}

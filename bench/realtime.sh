@@ -54,17 +54,10 @@ CALLBOX_TOKEN=$(tr -d '[:space:]' < "$WORK/callbox/admin-token")
 echo "== callbox $CALLBOX_URL (pid $CALLBOX_PID), node-ws peer $PEER_URL (pid $PEER_PID); results in $RUN" >&2
 sleep 1
 
-load() { cut -d' ' -f1 /proc/loadavg; }
 echo "{\"startedAt\":\"$(date -u +%FT%TZ)\",\"loadBefore\":$(load),\"connections\":$CONNECTIONS,\"seconds\":$SECONDS_EACH,\"pairs\":$PAIRS,\"windows\":\"$WINDOWS\"}" \
   > "$RUN/run.json"
 
 # Interleaved (Callbox, peer, Callbox, peer) so both see the same machine in the same minutes.
-step() {
-  local name=$1
-  shift
-  echo "== $name (load $(load))" >&2
-  "$LOADGEN" "$@" --out "$RUN/$name.json" > /dev/null
-}
 step callbox-idle realtime-idle --url "$CALLBOX_URL" --admin-token "$CALLBOX_TOKEN" --connections "$CONNECTIONS" \
   --pid "$CALLBOX_PID"
 step peer-idle realtime-idle --url "$PEER_URL" --admin-token "$PEER_TOKEN" --connections "$CONNECTIONS" \

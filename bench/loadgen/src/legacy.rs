@@ -3,7 +3,7 @@
 //! confirmed with receipt frames (delivered messages a second, delivery latency) — beside the WebSocket figures of
 //! [`crate::realtime`], with the same app, users and limits.
 
-use crate::realtime::{create_app, sessions, Session};
+use crate::realtime::{create_app, deliveries, sessions, Session};
 use crate::{rss, target};
 use anyhow::{anyhow, bail, Context};
 use callbox_core::legacy as mxp;
@@ -203,14 +203,7 @@ pub async fn messages(base: &str, token: &str, pairs: usize, duration: f64) -> a
     for sender in senders {
         sender.await??;
     }
-    let mut histogram = Histogram::<u64>::new(3)?;
-    let mut delivered = 0u64;
-    for receiver in receivers {
-        let (count, latencies) = receiver.await??;
-        delivered += count;
-        histogram.add(latencies)?;
-    }
-    let quantile = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let (delivered, latency) = deliveries(receivers).await?;
     Ok(json!({
         "scenario": "legacy-messages",
         "pairs": pairs,
@@ -218,7 +211,7 @@ pub async fn messages(base: &str, token: &str, pairs: usize, duration: f64) -> a
         "accepted": accepted.load(Ordering::Relaxed),
         "delivered": delivered,
         "deliveredPerSecond": delivered as f64 / duration,
-        "deliveryLatencyMs": { "p50": quantile(0.5), "p99": quantile(0.99), "max": histogram.max() as f64 / 1000.0 },
+        "deliveryLatencyMs": latency,
     }))
 }
 

@@ -199,14 +199,7 @@ pub async fn messages(base: &str, token: &str, pairs: usize, window: usize, dura
     for sender in senders {
         sender.await??;
     }
-    let mut histogram = Histogram::<u64>::new(3)?;
-    let mut delivered = 0u64;
-    for receiver in receivers {
-        let (count, latencies) = receiver.await??;
-        delivered += count;
-        histogram.add(latencies)?;
-    }
-    let quantile = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let (delivered, latency) = deliveries(receivers).await?;
     Ok(json!({
         "scenario": "realtime-messages",
         "pairs": pairs,
@@ -216,8 +209,26 @@ pub async fn messages(base: &str, token: &str, pairs: usize, window: usize, dura
         "refused": refused.load(Ordering::Relaxed),
         "delivered": delivered,
         "deliveredPerSecond": delivered as f64 / duration,
-        "deliveryLatencyMs": { "p50": quantile(0.5), "p99": quantile(0.99), "max": histogram.max() as f64 / 1000.0 },
+        "deliveryLatencyMs": latency,
     }))
+}
+
+/// A receiver task's answer: messages it read and their send → receive latencies (µs).
+pub(crate) type Received = tokio::task::JoinHandle<anyhow::Result<(u64, Histogram<u64>)>>;
+
+/// Waits for every receiver: messages delivered in all, and the latency quantiles in milliseconds
+/// (`{"p50","p99","max"}`), for the messages scenarios of both transports.
+pub(crate) async fn deliveries(receivers: Vec<Received>) -> anyhow::Result<(u64, Value)> {
+    let mut histogram = Histogram::<u64>::new(3)?;
+    let mut delivered = 0u64;
+    for receiver in receivers {
+        let (count, latencies) = receiver.await??;
+        delivered += count;
+        histogram.add(latencies)?;
+    }
+    let quantile = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    let latency = json!({ "p50": quantile(0.5), "p99": quantile(0.99), "max": histogram.max() as f64 / 1000.0 });
+    Ok((delivered, latency))
 }
 
 async fn send(
