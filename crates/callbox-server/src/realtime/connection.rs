@@ -322,20 +322,12 @@ async fn accept_in_order(callbox: Arc<Callbox>, connection: Arc<Connection>, mut
                 }
             };
             let now = message.created_at;
-            hub.count_accepted();
             connection.send_waiting(frames::accepted(reference.as_deref(), &message)).await;
             for recipient in &unknown {
                 connection.send_waiting(frames::receipt(None, &message.id, recipient, Some("unknown_user"), now)).await;
             }
             hub.count_failed(unknown.len() as u64);
-            for (recipient, seq) in message.recipient_ids.iter().zip(seqs) {
-                hub.deliver(app_key, recipient, Outbound::Seq(seq, frames::message(Some(seq), &message)), None, now);
-            }
-            if !message.recipient_ids.iter().any(|r| r == user_id) {
-                // The sender's other devices see what was sent (live only: it is not in the sender's inbox).
-                let copy = Outbound::Plain(frames::message(None, &message));
-                hub.deliver(app_key, user_id, copy, Some(connection.id), now);
-            }
+            hub.fan_out_message(&message, &seqs, Some(connection.id));
         }
     }
 }
@@ -677,9 +669,7 @@ impl Live {
             let (app_key, user_id) = (&connection.app_key, &connection.user_id);
             let refusal = match callbox.confirm_delivery(app_key, user_id, seq, &message_id).await {
                 Ok(Some((sender, entry))) => {
-                    let hub = callbox.realtime();
-                    hub.count_delivered();
-                    hub.deliver(app_key, &sender, Outbound::Seq(entry.seq, frames::entry(&entry)), None, at);
+                    callbox.realtime().fan_out_receipt(app_key, &sender, &entry, at);
                     None
                 }
                 Ok(None) => None,

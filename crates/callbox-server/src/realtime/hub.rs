@@ -3,9 +3,9 @@
 
 use super::calls::{CallDelivery, CallRefusal, CallRegistry, CallTarget, Endpoint, Placed, Signal};
 use super::cluster::{Cluster, Published};
-use super::frames::Frame;
+use super::frames::{self, Frame};
 use super::{CallsConfig, Closing, RealtimeConfig, SessionEvent};
-use crate::store::Store;
+use crate::store::{InboxEntry, MessageRecord, Store};
 use callbox_core::Reason;
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -394,14 +394,27 @@ impl Hub {
         }
     }
 
-    /// Counts a message accepted, receipts delivered or failed.
-    pub fn count_accepted(&self) {
+    /// Fans out a message just accepted from `message.sender_id` (`seqs`: each recipient's inbox sequence number,
+    /// in `message.recipient_ids` order): its inbox entry to every recipient's connections, and a copy without a
+    /// sequence number to the sender's other connections (all but `except`, the one it came from), since it is
+    /// not in the sender's inbox unless the sender is a recipient. Counted as accepted. The WebSocket and the
+    /// legacy transport both send through this.
+    pub fn fan_out_message(&self, message: &MessageRecord, seqs: &[u64], except: Option<u64>) {
         self.inner.metrics.accepted.increment(1);
+        let (app_key, now) = (&message.app_key, message.created_at);
+        for (recipient, seq) in message.recipient_ids.iter().zip(seqs) {
+            self.deliver(app_key, recipient, Outbound::Seq(*seq, frames::message(Some(*seq), message)), None, now);
+        }
+        if !message.recipient_ids.contains(&message.sender_id) {
+            self.deliver(app_key, &message.sender_id, Outbound::Plain(frames::message(None, message)), except, now);
+        }
     }
 
-    /// Counts a delivered receipt.
-    pub fn count_delivered(&self) {
+    /// Fans out the receipt entry a recipient's confirmation stored in `sender_id`'s inbox (the answer of
+    /// [`crate::domain::Callbox::confirm_delivery`]). Counted as delivered.
+    pub fn fan_out_receipt(&self, app_key: &str, sender_id: &str, entry: &InboxEntry, at: DateTime<Utc>) {
         self.inner.metrics.delivered.increment(1);
+        self.deliver(app_key, sender_id, Outbound::Seq(entry.seq, frames::entry(entry)), None, at);
     }
 
     /// Counts failed receipts.

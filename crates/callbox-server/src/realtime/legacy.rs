@@ -7,8 +7,7 @@
 //! receipt or a revocation on any node ends the wait at once; the cursor lives in the timetoken, so any node
 //! serves the next poll.
 
-use super::frames;
-use super::hub::{NewConnection, Outbound};
+use super::hub::NewConnection;
 use crate::domain::legacy::{Cursor, KeyKind, LegacyChannels, Publication};
 use crate::domain::{Callbox, Capability, SessionRecord};
 use crate::http::{ApiError, AppState};
@@ -110,22 +109,9 @@ pub async fn publish(
     let hub = callbox.realtime();
     match callbox.legacy_publish(&session, &channel, &frame).await? {
         Publication::Nothing => {}
-        Publication::Message(accepted) => {
-            let message = &accepted.message;
-            let now = message.created_at;
-            hub.count_accepted();
-            for (recipient, seq) in message.recipient_ids.iter().zip(&accepted.seqs) {
-                let outbound = Outbound::Seq(*seq, frames::message(Some(*seq), message));
-                hub.deliver(&session.app_key, recipient, outbound, None, now);
-            }
-            // The sender's WebSocket devices see what was sent, as for a message sent over the WebSocket.
-            hub.deliver(&session.app_key, &session.user_id, Outbound::Plain(frames::message(None, message)), None, now);
-        }
-        Publication::Receipt(sender, entry) => {
-            hub.count_delivered();
-            let outbound = Outbound::Seq(entry.seq, frames::entry(&entry));
-            hub.deliver(&session.app_key, &sender, outbound, None, callbox.now());
-        }
+        // The sender's WebSocket devices see what was sent, as for a message sent over the WebSocket.
+        Publication::Message(accepted) => hub.fan_out_message(&accepted.message, &accepted.seqs, None),
+        Publication::Receipt(sender, entry) => hub.fan_out_receipt(&session.app_key, &sender, &entry, callbox.now()),
     }
     Ok(answer(&callback, &json!([1, "Sent", time_token(callbox)])))
 }
