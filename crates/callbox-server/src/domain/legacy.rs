@@ -50,12 +50,8 @@ pub struct LegacyProfile {
     pub publish_key: String,
     /// The PubNub subscribe key.
     pub subscribe_key: String,
-    /// The session's broadcast channel (nothing is sent on it today; the SDK subscribes to it).
-    pub broadcast_channel: String,
-    /// The user's transport channel: messages to the user arrive on it, on every device.
-    pub transport_channel: String,
-    /// The session's signal channel (calls).
-    pub signal_channel: String,
+    /// The channels it may subscribe to.
+    pub channels: LegacyChannels,
     /// The session's "instance key" (base64 AES-256), which would decrypt server-made call frames.
     pub key: String,
 }
@@ -63,11 +59,11 @@ pub struct LegacyProfile {
 /// The channels one session may subscribe to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegacyChannels {
-    /// The user's transport channel.
+    /// The user's transport channel: messages to the user arrive on it, on every device.
     pub transport: String,
-    /// The session's broadcast channel.
+    /// The session's broadcast channel (nothing is sent on it today; the SDK subscribes to it).
     pub broadcast: String,
-    /// The session's signal channel.
+    /// The session's signal channel (calls).
     pub signal: String,
 }
 
@@ -309,6 +305,15 @@ impl LegacyNode {
         self.messages.shrink_to_fit();
     }
 
+    /// Keeps the participants of a transport in memory (emptied when full: entries are cheap to read again).
+    fn remember_transport(&self, key: (String, String), participants: Vec<String>) {
+        let mut transports = self.transports.lock().unwrap_or_else(|p| p.into_inner());
+        if transports.len() >= MAX_CACHED_TRANSPORTS {
+            transports.clear();
+        }
+        transports.insert(key, participants);
+    }
+
     fn check_rate(limiter: &DefaultKeyedRateLimiter<String>, session_id: &str) -> DomainResult<()> {
         limiter.check_key(&session_id.to_owned()).map_err(|_| DomainError {
             retry_after: Some(1),
@@ -386,13 +391,17 @@ impl Callbox {
     /// every node. The label starts with `legacy` and a NUL, which no session id contains, so it never names a
     /// session secret; NUL separates the parts, which no user id or application key contains.
     fn legacy_tag(&self, parts: &[&str]) -> String {
+        URL_SAFE_NO_PAD.encode(&self.legacy_secret(parts).expose_bytes()[..16])
+    }
+
+    /// The master-key derivation of `parts` behind [`Callbox::legacy_tag`] and the transport keys.
+    fn legacy_secret(&self, parts: &[&str]) -> callbox_core::Secret {
         let mut label = String::from("legacy");
         for part in parts {
             label.push('\0');
             label.push_str(part);
         }
-        let derived = self.master.session_secret(&label, 0);
-        URL_SAFE_NO_PAD.encode(&derived.expose_bytes()[..16])
+        self.master.session_secret(&label, 0)
     }
 
     /// The transport channel of `user_id` of `app_key`: where messages to the user arrive, on every device.
@@ -416,13 +425,10 @@ impl Callbox {
     /// The legacy realtime profile of a session: the per-session keys and the channel names of
     /// `GET /v1/configuration/user`.
     pub fn legacy_profile(&self, session: &SessionRecord) -> LegacyProfile {
-        let channels = self.legacy_channels(session);
         LegacyProfile {
             publish_key: self.legacy_key(&session.id, KeyKind::Publish),
             subscribe_key: self.legacy_key(&session.id, KeyKind::Subscribe),
-            broadcast_channel: channels.broadcast,
-            transport_channel: channels.transport,
-            signal_channel: channels.signal,
+            channels: self.legacy_channels(session),
             key: self.master.session_secret(&format!("rtc/{}", session.id), session.secret_generation).to_base64(),
         }
     }
@@ -456,8 +462,19 @@ impl Callbox {
         Ok(session)
     }
 
+    /// The session of a `/publish` call, which names both of its keys: the publish key proves the session, and
+    /// the subscribe key must be the same session's (checked in constant time); another session's → `not_found`.
+    pub async fn legacy_publisher(&self, publish_key: &str, subscribe_key: &str) -> DomainResult<SessionRecord> {
+        let session = self.legacy_session(publish_key, KeyKind::Publish).await?;
+        let expected = self.legacy_key(&session.id, KeyKind::Subscribe);
+        if !bool::from(expected.as_bytes().ct_eq(subscribe_key.as_bytes())) {
+            return Err(DomainError::with_message(Reason::NotFound, "the subscribe key is not this session's"));
+        }
+        Ok(session)
+    }
+
     fn transport_of(&self, app_key: &str, id: String, participants: Vec<String>) -> Transport {
-        let key = self.master.session_secret(&format!("legacy\0transport-key\0{app_key}\0{id}"), 0);
+        let key = self.legacy_secret(&["transport-key", app_key, &id]);
         let participants = participants
             .into_iter()
             .map(|user| {
@@ -478,11 +495,7 @@ impl Callbox {
         let cached = self.legacy.transports.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&cache_key);
         if !cached {
             self.store.put_transport(app_key, &id, &participants, self.now()).await?;
-            let mut transports = self.legacy.transports.lock().unwrap_or_else(|p| p.into_inner());
-            if transports.len() >= MAX_CACHED_TRANSPORTS {
-                transports.clear();
-            }
-            transports.insert(cache_key, participants.clone());
+            self.legacy.remember_transport(cache_key, participants.clone());
         }
         Ok(self.transport_of(app_key, id, participants))
     }
@@ -534,11 +547,7 @@ impl Callbox {
             Some(participants) => participants,
             None => match self.store.get_transport(&session.app_key, id).await {
                 Ok(participants) => {
-                    let mut transports = self.legacy.transports.lock().unwrap_or_else(|p| p.into_inner());
-                    if transports.len() >= MAX_CACHED_TRANSPORTS {
-                        transports.clear();
-                    }
-                    transports.insert(cache_key, participants.clone());
+                    self.legacy.remember_transport(cache_key, participants.clone());
                     participants
                 }
                 Err(StoreError::NotFound) => return Err(not_found()),

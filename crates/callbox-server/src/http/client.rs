@@ -203,9 +203,9 @@ pub async fn configuration(State(state): State<AppState>, call: Call) -> Result<
     let mut answer = serde_json::json!({
         "rtcConfiguration": { "broadcastNetwork": network.clone(), "signalNetwork": network },
         "rtcProfile": {
-            "broadcastChannel": profile.broadcast_channel,
-            "transportChannel": profile.transport_channel,
-            "signalChannel": profile.signal_channel,
+            "broadcastChannel": profile.channels.broadcast,
+            "transportChannel": profile.channels.transport,
+            "signalChannel": profile.channels.signal,
             "key": profile.key,
         }
     });

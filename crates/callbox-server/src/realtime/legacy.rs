@@ -99,10 +99,7 @@ pub async fn publish(
         ));
     }
     let callbox = &state.callbox;
-    let session = callbox.legacy_session(&publish_key, KeyKind::Publish).await?;
-    if callbox.legacy_profile(&session).subscribe_key != subscribe_key {
-        return Err(ApiError::with_message(Reason::NotFound, "the subscribe key is not this session's"));
-    }
+    let session = callbox.legacy_publisher(&publish_key, &subscribe_key).await?;
     let frame: String = serde_json::from_str(&message).map_err(|_| {
         ApiError::with_message(Reason::MalformedRequest, "the message must be a JSON string (one MXP frame)")
     })?;
