@@ -227,6 +227,22 @@ impl Legacy {
     }
 }
 
+/// A long-poll of `client`'s transport channel at `timetoken`, sent in the background.
+fn spawn_poll(server: &Server, client: &Legacy, timetoken: &str) -> tokio::task::JoinHandle<reqwest::Response> {
+    let url = pubnub_url(server, &["subscribe", &client.subscribe_key, &client.transport_channel, "0", timetoken]);
+    let http = server.http.clone();
+    tokio::spawn(async move { http.get(url).send().await.unwrap() })
+}
+
+/// Waits (at most 5 s) until `server` holds `count` long-polls.
+async fn wait_for_polls(server: &Server, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.callbox.legacy().poll_count() < count {
+        assert!(Instant::now() < deadline, "{count} long-polls held within 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn text_of(received: &Received) -> String {
     let bd: Value = serde_json::from_str(received.body["bd"].as_str().unwrap()).unwrap();
     bd["t"].as_str().unwrap().to_owned()
@@ -297,12 +313,8 @@ async fn two_legacy_clients_exchange_a_message_and_its_receipt_while_polling() {
     let mut bob_tt = bob.start(&server).await;
     let mut alice_tt = alice.start(&server).await;
     // Bob is waiting in a long-poll when alice sends: the poll answers at once.
-    let waiting = {
-        let http = server.http.clone();
-        let url = pubnub_url(&server, &["subscribe", &bob.subscribe_key, &bob.transport_channel, "0", &bob_tt]);
-        tokio::spawn(async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = spawn_poll(&server, &bob, &bob_tt);
+    wait_for_polls(&server, 1).await;
     let sent_at = Instant::now();
     alice
         .send_frames(
@@ -311,7 +323,13 @@ async fn two_legacy_clients_exchange_a_message_and_its_receipt_while_polling() {
             &alice.message_frames(&transport, "m-1", "hi bob", Some(json!("{\"k\":\"v\"}"))),
         )
         .await;
-    let answer = tokio::time::timeout(Duration::from_secs(2), waiting).await.expect("the poll answers").unwrap();
+    let answer: Value = tokio::time::timeout(Duration::from_secs(2), waiting)
+        .await
+        .expect("the poll answers")
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(sent_at.elapsed() < Duration::from_secs(2));
     assert_eq!(answer[0].as_array().unwrap().len(), 1, "{answer}");
     let received = bob.receive(&server, &mut bob_tt, 1).await;
@@ -714,19 +732,8 @@ async fn long_polls_are_bounded_per_session_and_a_dropped_one_frees_its_place() 
     let app = server.create_app(json!({})).await;
     let alice = legacy(&server, &app, "alice").await;
     let live = "30000000000000000";
-    let mut held = Vec::new();
-    for _ in 0..2 {
-        let (http, url) = (
-            server.http.clone(),
-            pubnub_url(&server, &["subscribe", &alice.subscribe_key, &alice.transport_channel, "0", live]),
-        );
-        held.push(tokio::spawn(async move { http.get(url).send().await }));
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while server.callbox.legacy().poll_count() < 2 {
-        assert!(Instant::now() < deadline, "the two polls are held");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut held = vec![spawn_poll(&server, &alice, live), spawn_poll(&server, &alice, live)];
+    wait_for_polls(&server, 2).await;
     assert_error(alice.subscribe(&server, &[&alice.transport_channel], live).await, 429, "rate_limited").await;
     // The metrics name the route, never the keys in the path (they are credentials).
     let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
@@ -773,15 +780,8 @@ async fn poll_ends_within_a_second(
     reason: &str,
     status: u16,
 ) {
-    let url =
-        pubnub_url(server, &["subscribe", &client.subscribe_key, &client.transport_channel, "0", "30000000000000000"]);
-    let http = server.http.clone();
-    let poll = tokio::spawn(async move { http.get(url).send().await.unwrap() });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while server.callbox.legacy().poll_count() == 0 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let poll = spawn_poll(server, client, "30000000000000000");
+    wait_for_polls(server, 1).await;
     act.await;
     let acted = Instant::now();
     let response = tokio::time::timeout(Duration::from_secs(1), poll).await.expect("the poll ends within 1 s").unwrap();
@@ -871,12 +871,16 @@ mod two_nodes {
         let mut bob_tt = bob.start(&b).await;
         let mut alice_tt = alice.start(&b).await; // alice polls B, publishes on A
                                                   // Bob waits on B; alice publishes on A; the fan-out through Redis wakes bob's poll.
-        let url = pubnub_url(&b, &["subscribe", &bob.subscribe_key, &bob.transport_channel, "0", &bob_tt]);
-        let http = b.http.clone();
-        let waiting = tokio::spawn(async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let waiting = spawn_poll(&b, &bob, &bob_tt);
+        wait_for_polls(&b, 1).await;
         alice.send(&a, &transport, "x-1", "across nodes").await;
-        let answer = tokio::time::timeout(Duration::from_secs(3), waiting).await.expect("woken across nodes").unwrap();
+        let answer: Value = tokio::time::timeout(Duration::from_secs(3), waiting)
+            .await
+            .expect("woken across nodes")
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(answer[0].as_array().unwrap().len(), 1, "{answer}");
         let received = bob.receive(&b, &mut bob_tt, 1).await;
         assert_eq!(text_of(&received[0]), "across nodes");
