@@ -773,6 +773,74 @@ async fn publishing_faster_than_the_session_rate_is_refused_with_retry_after() {
     assert!(statuses[2..].contains(&429), "{statuses:?}");
 }
 
+#[tokio::test]
+async fn long_polls_are_bounded_per_address_across_sessions() {
+    let config = RealtimeConfig { legacy_polls_per_address: 1, ..RealtimeConfig::default() };
+    let (server, _dir) = start_legacy(config).await;
+    let app = server.create_app(json!({})).await;
+    let alice = legacy(&server, &app, "alice").await;
+    let bob = legacy(&server, &app, "bob").await;
+    let live = "30000000000000000";
+    let held = spawn_poll(&server, &alice, live);
+    wait_for_polls(&server, 1).await;
+    // Another session from the same address (127.0.0.1) finds the address's place taken.
+    assert_error(bob.subscribe(&server, &[&bob.transport_channel], live).await, 429, "rate_limited").await;
+    held.abort();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.callbox.legacy().poll_count() > 0 {
+        assert!(Instant::now() < deadline, "the aborted poll is cleaned up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(bob.poll(&server, "0").await.next.len(), 17, "the place is free again");
+}
+
+#[tokio::test]
+async fn multi_frame_messages_are_bounded_in_count_size_and_agreement() {
+    let config = RealtimeConfig { max_text_bytes: 100, max_headers_bytes: 100, ..RealtimeConfig::default() };
+    let (server, _dir) = start_legacy(config).await;
+    let app = server.create_app(json!({ "platformUserAuth": false })).await;
+    let alice = legacy(&server, &app, "alice").await;
+    let transport = alice.open_transport(&server, &["bob"]).await;
+    let channel = transport["participants"][0]["channel"].as_str().unwrap().to_owned();
+    let tid = transport["transportId"].as_str().unwrap();
+    let chunk = "A".repeat(1400);
+    // Frames of one message that disagree on how many there are.
+    assert_eq!(alice.publish(&server, &channel, &format!("10 split 7 0 3 {chunk} {tid}")).await.status(), 200);
+    let response = alice.publish(&server, &channel, &format!("10 split 7 1 4 {chunk} {tid}")).await;
+    assert_error(response, 400, "malformed_request").await;
+    // Frames adding up to more than the largest message can be: refused before the last one arrives
+    // ((100 + 100) * 3 + 4096 bytes of base64 here).
+    let mut last = None;
+    for index in 0..4 {
+        last = Some(alice.publish(&server, &channel, &format!("10 huge 8 {index} 64 {chunk} {tid}")).await);
+    }
+    assert_error(last.unwrap(), 413, "payload_too_large").await;
+    // At most 16 multi-frame messages of one session in assembly at once: `split` above is still one of them.
+    for n in 0..15 {
+        let response = alice.publish(&server, &channel, &format!("10 part-{n} 9 0 2 {chunk} {tid}")).await;
+        assert_eq!(response.status(), 200, "assembly {n}");
+    }
+    let response = alice.publish(&server, &channel, &format!("10 part-16 9 0 2 {chunk} {tid}")).await;
+    assert_error(response, 429, "rate_limited").await;
+    // Nothing of these reached bob's inbox.
+    assert!(server.callbox.read_inbox(&app.key, "bob", 0, 10, false).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_session_cannot_publish_or_open_transports() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let alice = legacy(&server, &app, "alice").await;
+    let bob = legacy(&server, &app, "bob").await;
+    let transport = alice.open_transport(&server, &["bob"]).await;
+    let frame = alice.message_frames(&transport, "late", "hi", None).remove(0);
+    server.advance(chrono::Duration::days(2));
+    assert_error(alice.publish(&server, &bob.transport_channel, &frame).await, 401, "session_expired").await;
+    let response =
+        server.signed(Method::POST, "/v1/transport", Some(json!([{"identity": "bob"}])), &alice.session).await;
+    assert_error(response, 401, "session_expired").await;
+}
+
 async fn poll_ends_within_a_second(
     server: &Server,
     client: &Legacy,
