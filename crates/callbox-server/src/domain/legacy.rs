@@ -242,9 +242,10 @@ pub struct LegacyNode {
     frames: DefaultKeyedRateLimiter<String>,
     /// Messages per session (the `realtime.messages_per_second` of the WebSocket path).
     messages: DefaultKeyedRateLimiter<String>,
-    /// Participants of transports used lately, by (application, id). An id is derived from its participants, so
-    /// an entry is never stale; the map is emptied when it reaches `MAX_CACHED_TRANSPORTS`.
-    transports: Mutex<HashMap<(String, String), Vec<String>>>,
+    /// Transports used lately, by (application, id), with their derived channels and key: an id is derived from
+    /// its participants, so an entry is never stale, and a publish (one per frame and participant channel) needs no
+    /// store read and no derivation. Emptied when it reaches `MAX_CACHED_TRANSPORTS`.
+    transports: Mutex<HashMap<(String, String), Arc<Transport>>>,
     /// `realtime.legacy_polls_per_session` and `..._per_address`.
     polls_per_session: usize,
     polls_per_address: usize,
@@ -305,13 +306,17 @@ impl LegacyNode {
         self.messages.shrink_to_fit();
     }
 
-    /// Keeps the participants of a transport in memory (emptied when full: entries are cheap to read again).
-    fn remember_transport(&self, key: (String, String), participants: Vec<String>) {
+    /// Keeps a transport in memory (emptied when full: entries are cheap to read again).
+    fn remember_transport(&self, key: (String, String), transport: Arc<Transport>) {
         let mut transports = self.transports.lock().unwrap_or_else(|p| p.into_inner());
         if transports.len() >= MAX_CACHED_TRANSPORTS {
             transports.clear();
         }
-        transports.insert(key, participants);
+        transports.insert(key, transport);
+    }
+
+    fn cached_transport(&self, key: &(String, String)) -> Option<Arc<Transport>> {
+        self.transports.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
 
     fn check_rate(limiter: &DefaultKeyedRateLimiter<String>, session_id: &str) -> DomainResult<()> {
@@ -487,23 +492,28 @@ impl Callbox {
 
     /// The transport of `participants` (sorted, distinct) of `app_key`, recorded so that any participant can
     /// look it up by id.
-    async fn ensure_transport(&self, app_key: &str, participants: Vec<String>) -> DomainResult<Transport> {
+    async fn ensure_transport(&self, app_key: &str, participants: Vec<String>) -> DomainResult<Arc<Transport>> {
         let mut parts = vec!["transport-id", app_key];
         parts.extend(participants.iter().map(String::as_str));
         let id = format!("T{}", self.legacy_tag(&parts));
         let cache_key = (app_key.to_owned(), id.clone());
-        let cached = self.legacy.transports.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&cache_key);
-        if !cached {
-            self.store.put_transport(app_key, &id, &participants, self.now()).await?;
-            self.legacy.remember_transport(cache_key, participants.clone());
+        if let Some(cached) = self.legacy.cached_transport(&cache_key) {
+            return Ok(cached);
         }
-        Ok(self.transport_of(app_key, id, participants))
+        self.store.put_transport(app_key, &id, &participants, self.now()).await?;
+        let transport = Arc::new(self.transport_of(app_key, id, participants));
+        self.legacy.remember_transport(cache_key, Arc::clone(&transport));
+        Ok(transport)
     }
 
     /// `POST /v1/transport`: the transport between `session`'s user and `identities`. Apps with
     /// platform-managed users leave unknown users out (the SDK then reports them as not existing). Needs
     /// `messaging`; at most `realtime.max_recipients` others.
-    pub async fn open_transport(&self, session: &SessionRecord, identities: Vec<String>) -> DomainResult<Transport> {
+    pub async fn open_transport(
+        &self,
+        session: &SessionRecord,
+        identities: Vec<String>,
+    ) -> DomainResult<Arc<Transport>> {
         if !session.capabilities.contains(&Capability::Messaging) {
             return Err(DomainError::new(Reason::CapabilityNotGranted));
         }
@@ -536,28 +546,28 @@ impl Callbox {
     }
 
     /// `GET /v1/transport?transportId=`: a transport `session`'s user takes part in; any other → `not_found`.
-    pub async fn transport(&self, session: &SessionRecord, id: &str) -> DomainResult<Transport> {
+    pub async fn transport(&self, session: &SessionRecord, id: &str) -> DomainResult<Arc<Transport>> {
         let not_found = || DomainError::with_message(Reason::NotFound, "no such transport");
         if id.is_empty() || id.len() > frames::MAX_ID_LEN {
             return Err(not_found());
         }
         let cache_key = (session.app_key.clone(), id.to_owned());
-        let cached = self.legacy.transports.lock().unwrap_or_else(|p| p.into_inner()).get(&cache_key).cloned();
-        let participants = match cached {
-            Some(participants) => participants,
+        let transport = match self.legacy.cached_transport(&cache_key) {
+            Some(transport) => transport,
             None => match self.store.get_transport(&session.app_key, id).await {
                 Ok(participants) => {
-                    self.legacy.remember_transport(cache_key, participants.clone());
-                    participants
+                    let transport = Arc::new(self.transport_of(&session.app_key, id.to_owned(), participants));
+                    self.legacy.remember_transport(cache_key, Arc::clone(&transport));
+                    transport
                 }
                 Err(StoreError::NotFound) => return Err(not_found()),
                 Err(other) => return Err(other.into()),
             },
         };
-        if !participants.contains(&session.user_id) {
+        if !transport.participants.iter().any(|(user, _)| *user == session.user_id) {
             return Err(not_found());
         }
-        Ok(self.transport_of(&session.app_key, id.to_owned(), participants))
+        Ok(transport)
     }
 
     /// One frame `session` published on `channel` (`/publish/...`): a frame of a message to the transport's

@@ -13,18 +13,19 @@ use callbox_core::Reason;
 use callbox_wire::client::{TransportAnswer, TransportIdentity, TransportInstance, TransportParticipant};
 use std::collections::HashMap;
 
-fn render(transport: Transport, leave_out: Option<&str>) -> Response {
+fn render(transport: &Transport, leave_out: Option<&str>) -> Response {
     let participants = transport
         .participants
-        .into_iter()
+        .iter()
         .filter(|(user, _)| Some(user.as_str()) != leave_out)
         .map(|(identity, channel)| TransportParticipant {
-            destination: TransportIdentity { identity, kind: None },
-            channel,
+            destination: TransportIdentity { identity: identity.clone(), kind: None },
+            channel: channel.clone(),
             instances: vec![TransportInstance { capabilities: vec!["online".into(), "im".into()] }],
         })
         .collect();
-    Json(TransportAnswer { transport_id: transport.id, key: transport.key, participants }).into_response()
+    Json(TransportAnswer { transport_id: transport.id.clone(), key: transport.key.clone(), participants })
+        .into_response()
 }
 
 /// `POST /v1/transport`, body `[{"identity":"bob"}, ...]`: the transport to these users, answered with the
@@ -37,7 +38,7 @@ pub async fn open_transport(State(state): State<AppState>, call: Call) -> Result
         .callbox
         .open_transport(&session, identities.into_iter().map(|identity| identity.identity).collect())
         .await?;
-    Ok(render(transport, Some(&session.user_id)))
+    Ok(render(&transport, Some(&session.user_id)))
 }
 
 /// `GET /v1/transport?transportId=`: a transport the caller takes part in, with every participant.
@@ -50,7 +51,8 @@ pub async fn get_transport(
     let id = query
         .get("transportId")
         .ok_or_else(|| ApiError::with_message(Reason::MalformedRequest, "name the transport: ?transportId=<id>"))?;
-    Ok(render(state.callbox.transport(&session, id).await?, None))
+    let transport = state.callbox.transport(&session, id).await?;
+    Ok(render(&transport, None))
 }
 
 /// `POST /v1/report/im`: the SDK's message counters, every 30 s. Signed like every call; the counters are not
