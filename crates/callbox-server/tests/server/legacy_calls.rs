@@ -3,7 +3,7 @@
 //! `sinch-rtc@1.4.12` does (INVITE made by the server on the callee's transport channel, the frames then on each
 //! side's signal channel, encrypted with the call key), the call records they leave, and every refusal.
 
-use crate::legacy::{legacy, legacy_of, Legacy};
+use crate::legacy::{legacy, legacy_of, pubnub_url, Legacy};
 use crate::support::*;
 use callbox_core::legacy as mxp;
 use reqwest::{Method, StatusCode};
@@ -17,12 +17,6 @@ const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 
 struct Answer {
     frames: Vec<(String, String)>,
     next: String,
-}
-
-fn pubnub_url(server: &Server, segments: &[&str]) -> reqwest::Url {
-    let mut url = reqwest::Url::parse(&server.url).unwrap();
-    url.path_segments_mut().unwrap().extend(segments);
-    url
 }
 
 async fn poll_on(server: &Server, client: &Legacy, channels: &[&str], timetoken: &str) -> Answer {
