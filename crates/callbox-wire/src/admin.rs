@@ -311,6 +311,10 @@ pub struct CallView {
     pub ended_by: Option<String>,
     /// Milliseconds from the answer to the end; null unless the call was both answered and ended.
     pub duration_ms: Option<u64>,
+    /// For a call placed by the legacy SDK: the SDK's own id of it (`call.callId`), which its frames and call
+    /// reports carry; absent for calls of Callbox's own SDK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_call_id: Option<String>,
 }
 
 /// `GET /admin/v1/apps/{key}/calls`: the newest calls first.

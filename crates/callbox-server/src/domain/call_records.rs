@@ -51,6 +51,7 @@ mod tests {
             app_key: "k".into(),
             caller_id: "alice".into(),
             callee_id: "bob".into(),
+            legacy_call_id: None,
             started_at: at(0),
             answered_at: answered.map(at),
             ended_at: ended.map(at),

@@ -219,6 +219,21 @@ impl Callbox {
         Some(Online { presence: Arc::clone(presence), key, session_id: session.id.clone() })
     }
 
+    /// `session`'s device said goodbye (PubNub `leave` of its transport or broadcast channel, which the SDK sends
+    /// when it stops): it is offline at once, not after [`ONLINE_GRACE`], so a call to it fails at once instead
+    /// of ringing nowhere. A long-poll it still holds keeps no presence.
+    pub fn legacy_gone(&self, session: &SessionRecord) {
+        let presence = &self.legacy.calls.presence;
+        let mut by_user = presence.by_user.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (session.app_key.clone(), session.user_id.clone());
+        if let Some(sessions) = by_user.get_mut(&key) {
+            sessions.remove(&session.id);
+            if sessions.is_empty() {
+                by_user.remove(&key);
+            }
+        }
+    }
+
     /// `POST /v1/calls/{domain}`: `session` calls a user of its application. Needs `calling`; only app-to-app
     /// calls (`data`, `username`); at most `calls.attempts_per_minute` per session; an SDP offer of at most
     /// `calls.max_sdp_bytes`; a call id the application has not seen yet.
@@ -269,13 +284,19 @@ impl Callbox {
             app_key: session.app_key.clone(),
             caller_id: session.user_id.clone(),
             callee_id: request.callee_id.clone(),
+            legacy_call_id: Some(call_id.clone()),
             started_at,
             answered_at: None,
             ended_at: None,
             end_cause: None,
             ended_by: None,
         };
-        let call = LegacyCallRecord { call_id: call_id.clone(), record, caller_session_id: session.id.clone() };
+        let call = LegacyCallRecord {
+            call_id: call_id.clone(),
+            record,
+            caller_session_id: session.id.clone(),
+            answered_session_id: None,
+        };
         if !self.store.put_legacy_call(&call).await? {
             return Err(malformed("this callId was used before: every call needs a fresh one"));
         }
@@ -351,6 +372,8 @@ impl Callbox {
             "bd": json!({ "code": 480, "reason": "Temporarily Unavailable: the callee has no device online with calling" }).to_string(),
             "fu": call.record.callee_id, "fi": "", "fd": "", "fs": "", "fc": "",
         });
+        // This may reach the caller before the answer to its POST, i.e. before its SDK knows the call key: the SDK
+        // keeps frames it cannot decrypt by call id and reads them again once the answer gives it the key.
         self.realtime.post_legacy_frames(&caller_signal, seal(&key, &call.call_id, &failure));
         self.end_legacy_call(&call.record, "no_answer", "server").await;
     }
@@ -376,13 +399,6 @@ impl Callbox {
         match self.store.write_calls(&[write]).await {
             Ok(()) => metrics::counter!("callbox_calls_total", "cause" => cause).increment(1),
             Err(error) => tracing::warn!(%error, "cannot write a legacy call record"),
-        }
-    }
-
-    async fn answer_legacy_call(&self, record: &CallRecord) {
-        let write = CallWrite::Answered { id: record.id.clone(), at: callbox_core::time::to_millisecond(self.now()) };
-        if let Err(error) = self.store.write_calls(&[write]).await {
-            tracing::warn!(%error, "cannot write a legacy call record");
         }
     }
 
@@ -491,7 +507,9 @@ impl Callbox {
         Ok(())
     }
 
-    /// Keeps the record of `call` in step with a frame of type `md` from `side`.
+    /// Keeps the record of `call` in step with a frame of type `md` from `side`. The first callee session to
+    /// join answers the call; after that only the caller and that session end it (the caller's SDK sends a deny
+    /// or cancel to the callee's other devices, which must not end the call they did not answer).
     async fn follow_legacy_call(
         &self,
         session: &SessionRecord,
@@ -499,29 +517,32 @@ impl Callbox {
         side: Side,
         md: u64,
     ) -> DomainResult<()> {
-        let changes = matches!((side, md), (Side::Callee, 3 | 5 | 6) | (Side::Caller, 5 | 7));
-        if !changes {
+        if !matches!((side, md), (Side::Callee, 3 | 5 | 6) | (Side::Caller, 5 | 7)) {
+            return Ok(());
+        }
+        if (side, md) == (Side::Callee, 3) {
+            let at = callbox_core::time::to_millisecond(self.now());
+            match self.store.answer_legacy_call(&call.record.app_key, &call.call_id, &session.id, at).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound) => return Err(no_such_call()),
+                Err(other) => return Err(other.into()),
+            }
             return Ok(());
         }
         let (now, _) = self.legacy_call_of(session, &call.call_id, true).await?;
-        let record = &now.record;
-        if record.ended_at.is_some() {
+        if now.record.ended_at.is_some() {
             return Ok(());
         }
-        let answered = record.answered_at.is_some();
-        match (side, md) {
-            (Side::Callee, 3) if !answered => self.answer_legacy_call(record).await,
-            (_, 5) if answered => self.end_legacy_call(record, "hung_up", side.as_str()).await,
-            (Side::Caller, 5 | 7) if !answered => self.end_legacy_call(record, "canceled", "caller").await,
-            (Side::Callee, 5 | 6) if !answered => self.end_legacy_call(record, "denied", "callee").await,
-            // A cancel or deny after the answer goes to the devices that did not answer: the call goes on.
-            _ => {}
+        if let Some((cause, by)) = legacy_end(&now, session, side, md) {
+            self.end_legacy_call(&now.record, cause, by).await;
         }
         Ok(())
     }
 
     /// `PUT /v1/calls/{domain}/id/{callId}`: a side's report at the end of a call (`result`: the SDK's end cause
-    /// number). Ends the record if no frame did. A call the session takes no part in → `not_found`.
+    /// number). Ends the record if no frame did, when the reporter is the caller or the callee session that
+    /// answered (another device of the callee reports the end of its own ringing, not of the call). A call the
+    /// session takes no part in → `not_found`.
     pub async fn legacy_call_report(
         &self,
         session: &SessionRecord,
@@ -529,12 +550,33 @@ impl Callbox {
         result: Option<u64>,
     ) -> DomainResult<()> {
         let (call, side) = self.legacy_call_of(session, call_id, true).await?;
-        if call.record.ended_at.is_none() {
+        let answered_here = call.answered_session_id.as_deref() == Some(session.id.as_str());
+        if call.record.ended_at.is_none() && (side == Side::Caller || answered_here) {
             let cause = cause_of_report(result.unwrap_or(4));
             let by = if cause == "timeout" || cause == "failure" { "server" } else { side.as_str() };
             self.end_legacy_call(&call.record, cause, by).await;
         }
         Ok(())
+    }
+}
+
+/// How a frame of type `md` from `session` (on `side`) ends `call` (as it is now, going on), if it does.
+fn legacy_end(
+    call: &LegacyCallRecord,
+    session: &SessionRecord,
+    side: Side,
+    md: u64,
+) -> Option<(&'static str, &'static str)> {
+    let answered = call.record.answered_at.is_some();
+    let answering = call.answered_session_id.as_deref() == Some(session.id.as_str());
+    match (side, md) {
+        (Side::Caller, 5) if answered => Some(("hung_up", "caller")),
+        (Side::Callee, 5) if answered && answering => Some(("hung_up", "callee")),
+        (Side::Caller, 5 | 7) if !answered => Some(("canceled", "caller")),
+        (Side::Callee, 5 | 6) if !answered => Some(("denied", "callee")),
+        // After the answer: the caller's cancel or deny to the devices that did not answer, or one of those
+        // devices hanging up its ringing; the call goes on.
+        _ => None,
     }
 }
 

@@ -112,6 +112,7 @@ fn call_view(call: &CallRecord) -> CallView {
         end_cause: call.end_cause.clone(),
         ended_by: call.ended_by.clone(),
         duration_ms: talk_time(call).and_then(|talk| u64::try_from(talk.num_milliseconds()).ok()),
+        legacy_call_id: call.legacy_call_id.clone(),
     }
 }
 

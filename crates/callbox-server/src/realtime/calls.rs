@@ -414,6 +414,7 @@ impl CallRegistry {
                 app_key: call.app_key.clone(),
                 caller_id: call.caller_id.clone(),
                 callee_id: call.callee_id.clone(),
+                legacy_call_id: None,
                 started_at,
                 answered_at: None,
                 ended_at: None,

@@ -66,14 +66,19 @@ pub async fn time(State(state): State<AppState>) -> Response {
     answer("0", &json!([time_token(&state.callbox)]))
 }
 
-/// `GET|POST /v2/presence/sub_key/{subscribe_key}/channel/{channels}/leave`: the SDK says goodbye (from the page's
-/// unload, by `sendBeacon`). Nothing is kept per subscriber between polls, so there is nothing to clean up
-/// beyond checking the key.
+/// `GET|POST /v2/presence/sub_key/{subscribe_key}/channel/{channels}/leave`: the SDK unsubscribes (from its
+/// signal channel after a call; from its transport and broadcast channels when it stops, or from the page's
+/// unload by `sendBeacon`). Nothing is kept per subscriber between polls but a device's presence for incoming
+/// calls, which ends when it leaves its transport or broadcast channel.
 pub async fn leave(
     State(state): State<AppState>,
-    Path((subscribe_key, _channels)): Path<(String, String)>,
+    Path((subscribe_key, channels)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    state.callbox.legacy_session(&subscribe_key, KeyKind::Subscribe).await?;
+    let session = state.callbox.legacy_session(&subscribe_key, KeyKind::Subscribe).await?;
+    let owned = state.callbox.legacy_channels(&session);
+    if channels.split(',').any(|channel| channel == owned.transport || channel == owned.broadcast) {
+        state.callbox.legacy_gone(&session);
+    }
     Ok(answer("0", &json!({ "status": 200, "action": "leave", "message": "OK", "service": "Presence" })))
 }
 

@@ -379,6 +379,16 @@ impl Store for CachedStore {
         self.inner.put_legacy_call(call).await
     }
 
+    async fn answer_legacy_call(
+        &self,
+        app_key: &str,
+        call_id: &str,
+        session_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.inner.answer_legacy_call(app_key, call_id, session_id, at).await
+    }
+
     async fn get_legacy_call(&self, app_key: &str, call_id: &str) -> StoreResult<LegacyCallRecord> {
         self.inner.get_legacy_call(app_key, call_id).await
     }

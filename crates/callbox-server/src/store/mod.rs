@@ -214,6 +214,9 @@ pub struct CallRecord {
     pub caller_id: String,
     /// Who was called.
     pub callee_id: String,
+    /// The legacy SDK's own id of the call, for calls placed by it (read from `legacy_calls`; not written by
+    /// [`CallWrite::Placed`]).
+    pub legacy_call_id: Option<String>,
     /// When `call.start` was accepted.
     pub started_at: DateTime<Utc>,
     /// When a callee device answered.
@@ -235,6 +238,8 @@ pub struct LegacyCallRecord {
     pub record: CallRecord,
     /// The session that placed it.
     pub caller_session_id: String,
+    /// The callee's session that answered it, once one did.
+    pub answered_session_id: Option<String>,
 }
 
 /// One change to the call records, applied in order by [`Store::write_calls`].
@@ -415,6 +420,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Records a legacy call and its call record in one transaction. `Ok(false)` when the application already
     /// has a legacy call with this id (nothing is written); an application deleted meanwhile → `NotFound`.
     async fn put_legacy_call(&self, call: &LegacyCallRecord) -> StoreResult<bool>;
+    /// Marks the legacy call `call_id` of `app_key` answered by `session_id` at `at` (its record too), unless a
+    /// session answered it before or it ended; `Ok(true)` when this answered it. Unknown → `NotFound`.
+    async fn answer_legacy_call(
+        &self,
+        app_key: &str,
+        call_id: &str,
+        session_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// The legacy call `call_id` of `app_key`, with its record as it is now; unknown → `NotFound`.
     async fn get_legacy_call(&self, app_key: &str, call_id: &str) -> StoreResult<LegacyCallRecord>;
 

@@ -323,6 +323,8 @@ fn call_from_row(row: &AnyRow) -> StoreResult<CallRecord> {
         app_key: row.try_get("app_key")?,
         caller_id: row.try_get("caller_id")?,
         callee_id: row.try_get("callee_id")?,
+        // Only the listing joins the legacy ids in.
+        legacy_call_id: row.try_get("legacy_call_id").unwrap_or(None),
         started_at: from_millis(row.try_get("started_at")?)?,
         answered_at: from_millis_opt(row.try_get("answered_at")?)?,
         ended_at: from_millis_opt(row.try_get("ended_at")?)?,
@@ -1074,13 +1076,15 @@ impl Store for SqlStore {
     }
 
     async fn list_calls(&self, app_key: &str, user_id: Option<&str>, limit: u32) -> StoreResult<Vec<CallRecord>> {
-        const COLUMNS: &str =
-            "id, app_key, caller_id, callee_id, started_at, answered_at, ended_at, end_cause, ended_by";
+        // With the legacy SDK's own id of the calls it placed.
+        const COLUMNS: &str = "c.id, c.app_key, c.caller_id, c.callee_id, c.started_at, c.answered_at, c.ended_at, \
+             c.end_cause, c.ended_by, l.call_id AS legacy_call_id \
+             FROM calls c LEFT JOIN legacy_calls l ON l.record_id = c.id";
         let limit = i64::from(limit.clamp(1, 1000));
         let rows = match user_id {
             None => {
                 sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM calls WHERE app_key = $1 ORDER BY started_at DESC, id DESC LIMIT $2"
+                    "SELECT {COLUMNS} WHERE c.app_key = $1 ORDER BY c.started_at DESC, c.id DESC LIMIT $2"
                 ))
                 .bind(app_key)
                 .bind(limit)
@@ -1089,8 +1093,8 @@ impl Store for SqlStore {
             }
             Some(user) => {
                 sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM calls WHERE app_key = $1 AND (caller_id = $2 OR callee_id = $2) \
-                     ORDER BY started_at DESC, id DESC LIMIT $3"
+                    "SELECT {COLUMNS} WHERE c.app_key = $1 AND (c.caller_id = $2 OR c.callee_id = $2) \
+                     ORDER BY c.started_at DESC, c.id DESC LIMIT $3"
                 ))
                 .bind(app_key)
                 .bind(user)
@@ -1222,9 +1226,45 @@ impl Store for SqlStore {
         Ok(true)
     }
 
+    async fn answer_legacy_call(
+        &self,
+        app_key: &str,
+        call_id: &str,
+        session_id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let _writer = self.sqlite_writer().await;
+        let mut tx = self.begin_write().await?;
+        let record_id: Option<String> =
+            sqlx::query_scalar("SELECT record_id FROM legacy_calls WHERE app_key = $1 AND call_id = $2")
+                .bind(app_key)
+                .bind(call_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let record_id = record_id.ok_or(StoreError::NotFound)?;
+        // First answer wins: the record must be unanswered and going on, and no session noted yet.
+        let answered =
+            sqlx::query("UPDATE calls SET answered_at = $1 WHERE id = $2 AND answered_at IS NULL AND ended_at IS NULL")
+                .bind(to_millis(at))
+                .bind(&record_id)
+                .execute(&mut *tx)
+                .await?;
+        if answered.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE legacy_calls SET answered_session_id = $1 WHERE app_key = $2 AND call_id = $3")
+            .bind(session_id)
+            .bind(app_key)
+            .bind(call_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn get_legacy_call(&self, app_key: &str, call_id: &str) -> StoreResult<LegacyCallRecord> {
         let row = sqlx::query(
-            "SELECT l.call_id, l.caller_session_id, c.id, c.app_key, c.caller_id, c.callee_id, c.started_at, \
+            "SELECT l.call_id, l.caller_session_id, l.answered_session_id, l.call_id AS legacy_call_id, c.id, c.app_key, c.caller_id, c.callee_id, c.started_at, \
              c.answered_at, c.ended_at, c.end_cause, c.ended_by \
              FROM legacy_calls l JOIN calls c ON c.id = l.record_id WHERE l.app_key = $1 AND l.call_id = $2",
         )
@@ -1236,6 +1276,7 @@ impl Store for SqlStore {
         Ok(LegacyCallRecord {
             call_id: row.try_get("call_id")?,
             caller_session_id: row.try_get("caller_session_id")?,
+            answered_session_id: row.try_get("answered_session_id")?,
             record: call_from_row(&row)?,
         })
     }

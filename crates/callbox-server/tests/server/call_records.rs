@@ -26,6 +26,7 @@ fn placed(app_key: &str, id: &str, caller: &str, callee: &str, started_at: DateT
         app_key: app_key.to_owned(),
         caller_id: caller.to_owned(),
         callee_id: callee.to_owned(),
+        legacy_call_id: None,
         started_at,
         answered_at: None,
         ended_at: None,

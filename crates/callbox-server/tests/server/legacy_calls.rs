@@ -551,3 +551,72 @@ mod two_nodes {
         assert_eq!(alice.next_frame(&a, "across-2", &key_of(&answer)).await.1["md"], 9);
     }
 }
+
+#[tokio::test]
+async fn with_two_devices_the_one_that_answers_owns_the_call_and_the_others_reports_do_not_end_it() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let mut alice = Device::online(&server, legacy(&server, &app, "alice").await).await;
+    let mut laptop = Device::online(&server, legacy(&server, &app, "bob").await).await;
+    let mut phone = Device::online(&server, legacy(&server, &app, "bob").await).await;
+    let instance = instance_key(&server, &laptop.client).await;
+    let answer = placed(&server, &alice.client, "bob", "two-devices").await;
+    let key = key_of(&answer);
+    for device in [&mut laptop, &mut phone] {
+        device.next_frame(&server, "two-devices", &instance).await;
+        let ack = frame(&device.client, &key, "two-devices", 2, json!("sdp"), json!("{}"));
+        sent(&server, &device.client, &alice.client.signal_channel, &ack).await;
+    }
+    // The caller's SDK keeps the first device that acknowledged and denies the other, which stops ringing and
+    // reports DENIED: the call rings on.
+    alice.next_frame(&server, "two-devices", &key).await;
+    alice.next_frame(&server, "two-devices", &key).await;
+    let deny = frame(&alice.client, &key, "two-devices", 6, Value::Null, Value::Null);
+    sent(&server, &alice.client, &phone.client.signal_channel, &deny).await;
+    assert_eq!(phone.next_frame(&server, "two-devices", &key).await.1["md"], 6);
+    let path = "/v1/calls/data/id/two-devices";
+    let response = server.signed(Method::PUT, path, Some(json!({"result": 2})), &phone.client.session).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // The laptop answers; the phone's late hang up and report end nothing either.
+    let join = frame(&laptop.client, &key, "two-devices", 3, json!("sdp"), Value::Null);
+    sent(&server, &laptop.client, &alice.client.signal_channel, &join).await;
+    let hangup = frame(&phone.client, &key, "two-devices", 5, Value::Null, Value::Null);
+    sent(&server, &phone.client, &alice.client.signal_channel, &hangup).await;
+    let response = server.signed(Method::PUT, path, Some(json!({"result": 5})), &phone.client.session).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let record = newest_call(&server, &app, |call| !call["answeredAt"].is_null()).await;
+    assert!(record["endedAt"].is_null(), "only the answering device and the caller end the call: {record}");
+    assert_eq!(record["legacyCallId"], "two-devices", "the record names the SDK's call id");
+    // The laptop hangs up: that ends it.
+    let hangup = frame(&laptop.client, &key, "two-devices", 5, Value::Null, Value::Null);
+    sent(&server, &laptop.client, &alice.client.signal_channel, &hangup).await;
+    let record = newest_call(&server, &app, |call| !call["endedAt"].is_null()).await;
+    assert_eq!((record["endCause"].clone(), record["endedBy"].clone()), (json!("hung_up"), json!("callee")));
+}
+
+#[tokio::test]
+async fn a_device_that_left_is_offline_at_once() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let mut alice = Device::online(&server, legacy(&server, &app, "alice").await).await;
+    let bob = Device::online(&server, legacy(&server, &app, "bob").await).await;
+    // Leaving only the signal channel (after a call) keeps bob callable.
+    let leave = |channels: String| {
+        let url = pubnub_url(
+            &server,
+            &["v2", "presence", "sub_key", &bob.client.subscribe_key, "channel", &channels, "leave"],
+        );
+        server.http.get(url).send()
+    };
+    assert_eq!(leave(bob.client.signal_channel.clone()).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        placed(&server, &alice.client, "bob", "after-signal-leave").await["instances"].as_array().unwrap().len(),
+        1
+    );
+    // Leaving the broadcast subscription (the SDK stopping) makes him unreachable now, not in 30 s.
+    let channels = format!("{},{}", bob.client.transport_channel, bob.client.broadcast_channel);
+    assert_eq!(leave(channels).await.unwrap().status(), StatusCode::OK);
+    let answer = placed(&server, &alice.client, "bob", "after-leave").await;
+    assert_eq!(answer["instances"], json!([]));
+    assert_eq!(alice.next_frame(&server, "after-leave", &key_of(&answer)).await.1["md"], 9);
+}

@@ -563,6 +563,7 @@ fn call(app_key: &str, caller: &str, callee: &str, started_at: DateTime<Utc>) ->
         app_key: app_key.to_owned(),
         caller_id: caller.to_owned(),
         callee_id: callee.to_owned(),
+        legacy_call_id: None,
         started_at,
         answered_at: None,
         ended_at: None,

@@ -154,6 +154,7 @@ mod tests {
             end_cause: Some("no_answer".into()),
             ended_by: Some("server".into()),
             duration_ms: None,
+            legacy_call_id: None,
         };
         assert_eq!(call_row(&call)[3..6], ["-", "no_answer", "server"]);
         let going_on = CallView { ended_at: None, end_cause: None, ended_by: None, ..call };
