@@ -201,6 +201,77 @@ pub struct TransportInstance {
     pub capabilities: Vec<String>,
 }
 
+/// `POST /v1/calls/data`: the legacy SDK places an app-to-app call.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyCallRequest {
+    /// The SDK's id for the call (a UUID it makes).
+    pub call_id: String,
+    /// Whom to call.
+    pub destination: LegacyCallDestination,
+    /// The caller's sub-instance number.
+    #[serde(default)]
+    pub subinstance_id: u64,
+    /// The SDP offer, `{type, sdp}`.
+    pub sdp: serde_json::Value,
+    /// `{"p2p": "yes", "ph": "<the app's custom headers, a JSON string>"}`.
+    #[serde(default)]
+    pub headers: std::collections::HashMap<String, serde_json::Value>,
+    /// `data` for app-to-app calls (the SDK repeats the path's domain).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// The caller id shown for PSTN calls (empty for app-to-app calls; not used).
+    #[serde(default)]
+    pub cli: Option<String>,
+    /// `["audio"]` (not used: calls are audio).
+    #[serde(default)]
+    pub media_channels: Option<Vec<String>>,
+}
+
+/// The callee of a legacy call.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct LegacyCallDestination {
+    /// `username` (app-to-app); `number` and `sip` are not served.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The callee's user id.
+    pub endpoint: String,
+}
+
+/// The answer to `POST /v1/calls/data`.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyCallAnswer {
+    /// Sinch's media relay URL; always `"\n"` (no relay: the SDKs connect peer to peer, or through TURN).
+    pub body: String,
+    /// The virtual channel the caller publishes to before a device of the callee acknowledged.
+    pub signal_channel: String,
+    /// The call's AES-256 key, base64: every frame of the call is encrypted with it.
+    pub encryption_key: String,
+    /// The callee's devices online on the node that answered.
+    pub instances: Vec<LegacyCallInstance>,
+}
+
+/// A device of the callee.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyCallInstance {
+    /// Its instance (session) id.
+    pub instance_id: String,
+    /// `["voip", "p2p", "srtp"]`.
+    pub capabilities: Vec<String>,
+}
+
+/// `PUT /v1/calls/data/id/{callId}`: a side's report at the end of a call (only `result` is read).
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LegacyCallReport {
+    /// The SDK's end cause number (`CallEndCause`: 1 timeout, 2 denied, 3 no answer, 4 failure, 5 hung up,
+    /// 6 canceled, 7 answered on another device).
+    #[serde(default)]
+    pub result: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -52,7 +52,7 @@ pub struct LegacyProfile {
     pub subscribe_key: String,
     /// The channels it may subscribe to.
     pub channels: LegacyChannels,
-    /// The session's "instance key" (base64 AES-256), which would decrypt server-made call frames.
+    /// The user's "instance key" (base64 AES-256), which decrypts the INVITEs the server makes for it.
     pub key: String,
 }
 
@@ -238,8 +238,8 @@ struct PollCounts {
 pub struct LegacyNode {
     assembly: Mutex<Assembly>,
     polls: Arc<Mutex<PollCounts>>,
-    /// New MXP ids (messages and receipts) per session.
-    frames: DefaultKeyedRateLimiter<String>,
+    /// New MXP ids (messages and receipts) and call frames per session.
+    pub(super) frames: DefaultKeyedRateLimiter<String>,
     /// Messages per session (the `realtime.messages_per_second` of the WebSocket path).
     messages: DefaultKeyedRateLimiter<String>,
     /// Transports used lately, by (application, id), with their derived channels and key: an id is derived from
@@ -249,11 +249,13 @@ pub struct LegacyNode {
     /// `realtime.legacy_polls_per_session` and `..._per_address`.
     polls_per_session: usize,
     polls_per_address: usize,
+    /// Calls: presence, attempt limits.
+    pub(super) calls: super::legacy_calls::LegacyCalls,
 }
 
 impl LegacyNode {
     /// The state of a node with the `[realtime]` limits given.
-    pub fn new(config: &crate::realtime::RealtimeConfig) -> Self {
+    pub fn new(config: &crate::realtime::RealtimeConfig, calls: &crate::realtime::CallsConfig) -> Self {
         let quota = |per_second: u32, burst: u32| {
             let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
             Quota::per_second(rate).allow_burst(NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN))
@@ -268,6 +270,7 @@ impl LegacyNode {
             transports: Mutex::default(),
             polls_per_session: config.legacy_polls_per_session.max(1),
             polls_per_address: config.legacy_polls_per_address.max(1),
+            calls: super::legacy_calls::LegacyCalls::new(calls),
         }
     }
 
@@ -319,7 +322,7 @@ impl LegacyNode {
         self.transports.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
 
-    fn check_rate(limiter: &DefaultKeyedRateLimiter<String>, session_id: &str) -> DomainResult<()> {
+    pub(super) fn check_rate(limiter: &DefaultKeyedRateLimiter<String>, session_id: &str) -> DomainResult<()> {
         limiter.check_key(&session_id.to_owned()).map_err(|_| DomainError {
             retry_after: Some(1),
             ..DomainError::with_message(Reason::RateLimited, "too many messages")
@@ -395,12 +398,12 @@ impl Callbox {
     /// base64url of the first 16 bytes of a master-key derivation of `parts`: 128 bits, unguessable, the same on
     /// every node. The label starts with `legacy` and a NUL, which no session id contains, so it never names a
     /// session secret; NUL separates the parts, which no user id or application key contains.
-    fn legacy_tag(&self, parts: &[&str]) -> String {
+    pub(super) fn legacy_tag(&self, parts: &[&str]) -> String {
         URL_SAFE_NO_PAD.encode(&self.legacy_secret(parts).expose_bytes()[..16])
     }
 
     /// The master-key derivation of `parts` behind [`Callbox::legacy_tag`] and the transport keys.
-    fn legacy_secret(&self, parts: &[&str]) -> callbox_core::Secret {
+    pub(super) fn legacy_secret(&self, parts: &[&str]) -> callbox_core::Secret {
         let mut label = String::from("legacy");
         for part in parts {
             label.push('\0');
@@ -419,8 +422,21 @@ impl Callbox {
         LegacyChannels {
             transport: self.legacy_transport_channel(&session.app_key, &session.user_id),
             broadcast: format!("b-{}", self.legacy_tag(&["broadcast-channel", &session.id])),
-            signal: format!("s-{}", self.legacy_tag(&["signal-channel", &session.id])),
+            signal: self.legacy_signal_channel(&session.id),
         }
+    }
+
+    /// The signal channel of session `session_id`: `s-<session id>.<tag>`, so that a node relaying a call frame
+    /// knows whose channel it is (the SDK puts its session id in every call frame it sends anyway).
+    pub fn legacy_signal_channel(&self, session_id: &str) -> String {
+        format!("s-{session_id}.{}", self.legacy_tag(&["signal-channel", session_id]))
+    }
+
+    /// The session whose signal channel `channel` is, if it is one this server made (checked in constant time).
+    pub fn legacy_signal_channel_owner(&self, channel: &str) -> Option<String> {
+        let (session_id, _) = channel.strip_prefix("s-")?.rsplit_once('.')?;
+        let expected = self.legacy_signal_channel(session_id);
+        bool::from(expected.as_bytes().ct_eq(channel.as_bytes())).then(|| session_id.to_owned())
     }
 
     fn legacy_key(&self, session_id: &str, kind: KeyKind) -> String {
@@ -434,7 +450,7 @@ impl Callbox {
             publish_key: self.legacy_key(&session.id, KeyKind::Publish),
             subscribe_key: self.legacy_key(&session.id, KeyKind::Subscribe),
             channels: self.legacy_channels(session),
-            key: self.master.session_secret(&format!("rtc/{}", session.id), session.secret_generation).to_base64(),
+            key: self.legacy_instance_key(&session.app_key, &session.user_id),
         }
     }
 
@@ -572,8 +588,8 @@ impl Callbox {
 
     /// One frame `session` published on `channel` (`/publish/...`): a frame of a message to the transport's
     /// other participants, or of a delivery receipt. Refusals: a malformed or undecryptable frame, a transport
-    /// or channel not the session's, no `messaging`, a frame without a transport (calls are not supported on
-    /// the legacy wire yet), too many messages, too large a message.
+    /// or channel not the session's, no `messaging`, too many messages, too large a message. A frame without a
+    /// transport id is a call frame ([`Callbox::legacy_call_frame`]).
     pub async fn legacy_publish(
         &self,
         session: &SessionRecord,
@@ -582,10 +598,8 @@ impl Callbox {
     ) -> DomainResult<Publication> {
         let part = frames::parse_frame(frame).map_err(frame_error)?;
         let Some(transport_id) = part.transport_id else {
-            return Err(DomainError::with_message(
-                Reason::MalformedRequest,
-                "frames without a transport id (calls) are not supported on the legacy transport",
-            ));
+            self.legacy_call_frame(session, channel, &part, frame).await?;
+            return Ok(Publication::Nothing);
         };
         if !session.capabilities.contains(&Capability::Messaging) {
             return Err(DomainError::new(Reason::CapabilityNotGranted));

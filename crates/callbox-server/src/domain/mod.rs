@@ -9,7 +9,8 @@
 //! - [`admin`]: the admin token, revocation, listings, the audit trail, the ticket debugger, readiness.
 //! - [`calls`]: the STUN/TURN servers and TURN credentials of a session with `calling`.
 //! - [`call_records`]: an application's recent calls, for the admin API, the CLI and the dashboard.
-//! - [`legacy`]: the legacy SDK's keys, channels, transports and MXP frames, over the same inboxes.
+//! - [`legacy`]: the legacy SDK's keys, channels, transports and MXP frames, over the same inboxes;
+//!   [`legacy_calls`]: its app-to-app calls, relayed between the SDKs and recorded.
 //! - [`messaging`]: realtime messages (what is stored for whom, durably before acknowledgement) and inboxes.
 
 pub mod admin;
@@ -19,6 +20,7 @@ pub mod calls;
 pub mod clock;
 pub mod error;
 pub mod legacy;
+pub mod legacy_calls;
 pub mod messaging;
 pub mod sessions;
 pub mod users;
@@ -156,7 +158,7 @@ impl Callbox {
             limiter: Limits { local: AttemptLimiter::new(&config.login), shared: shared_limits },
             audit: AuditLog::default(),
             realtime: crate::realtime::Hub::new(store.clone(), config.realtime.clone(), config.calls.clone()),
-            legacy: Arc::new(legacy::LegacyNode::new(&config.realtime)),
+            legacy: Arc::new(legacy::LegacyNode::new(&config.realtime, &config.calls)),
             store,
             master,
             config: Arc::new(config),

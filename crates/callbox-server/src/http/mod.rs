@@ -51,7 +51,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/configuration/user", get(client::configuration))
         .route("/v1/realtime", get(crate::realtime::connection::upgrade))
         .route("/v1/transport", post(legacy::open_transport).get(legacy::get_transport))
-        .route("/v1/report/im", post(legacy::report));
+        .route("/v1/report/im", post(legacy::report))
+        .route("/v1/calls/{domain}", post(legacy::place_call))
+        .route("/v1/calls/{domain}/id/{call_id}", put(legacy::report_call));
 
     // The legacy SDK's PubNub-style transport (docs/legacy-sdk.md), at the paths the SDK calls.
     let pubnub = Router::new()

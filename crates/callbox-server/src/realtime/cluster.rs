@@ -68,6 +68,14 @@ pub enum Published {
         /// The signal.
         signal: Signal,
     },
+    /// Call frames of the legacy transport for a channel (kept by every node: see `mailbox`).
+    #[serde(rename_all = "camelCase")]
+    LegacyFrames {
+        /// The channel.
+        channel: String,
+        /// The frames, in order.
+        frames: Vec<String>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -165,6 +173,10 @@ async fn listen(client: redis::Client, mut pubsub: redis::aio::PubSub, node: Str
                     Published::CallDeliver { target, call_id, home, update, frame } => {
                         let delivery = CallDelivery { call_id, home, update, frame: Arc::from(frame) };
                         hub.deliver_call_local(&target, &delivery);
+                    }
+                    Published::LegacyFrames { channel, frames } => {
+                        let frames: Vec<Arc<str>> = frames.into_iter().map(Arc::from).collect();
+                        hub.mailbox().post(&channel, &frames);
                     }
                     Published::CallSignal { home, signal } => {
                         let here = hub.node_id() == home || (home == ANY_NODE && hub.calls().has(&signal.call_id));

@@ -168,6 +168,8 @@ pub(super) struct Inner {
     /// Rate limiters by session id, with how many of this node's connections use each.
     rates: Mutex<HashMap<String, (Arc<DefaultDirectRateLimiter>, usize)>>,
     cluster: OnceLock<Cluster>,
+    /// The legacy transport's call frames (every node keeps every one; see `mailbox`).
+    mailbox: super::mailbox::Mailbox,
     metrics: Metrics,
 }
 
@@ -204,6 +206,7 @@ impl Hub {
                 by_user: RwLock::default(),
                 rates: Mutex::default(),
                 cluster: OnceLock::new(),
+                mailbox: super::mailbox::Mailbox::default(),
                 metrics: Metrics::new(),
             }),
         }
@@ -417,6 +420,20 @@ impl Hub {
         self.deliver(app_key, sender_id, Outbound::Seq(entry.seq, frames::entry(entry)), None, at);
     }
 
+    /// Call frames of the legacy transport for `channel`, here and on every other node.
+    pub fn post_legacy_frames(&self, channel: &str, frames: Vec<String>) {
+        let shared: Vec<Arc<str>> = frames.iter().map(|frame| Arc::from(frame.as_str())).collect();
+        self.inner.mailbox.post(channel, &shared);
+        if let Some(cluster) = self.inner.cluster.get() {
+            cluster.publish(Published::LegacyFrames { channel: channel.to_owned(), frames });
+        }
+    }
+
+    /// This node's legacy call frames.
+    pub fn mailbox(&self) -> &super::mailbox::Mailbox {
+        &self.inner.mailbox
+    }
+
     /// Counts failed receipts.
     pub fn count_failed(&self, n: u64) {
         self.inner.metrics.failed.increment(n);
@@ -433,6 +450,10 @@ impl Inner {
 
     pub(super) fn calls(&self) -> &CallRegistry {
         &self.calls
+    }
+
+    pub(super) fn mailbox(&self) -> &super::mailbox::Mailbox {
+        &self.mailbox
     }
 
     pub(super) fn is_clustered(&self) -> bool {

@@ -114,8 +114,9 @@ pub async fn publish(
 }
 
 /// `GET /subscribe/{subscribe_key}/{channels}/{callback}/{timetoken}`: the long-poll. Timetoken `0` is answered
-/// at once (with the cursor of the replay); otherwise the poll answers the inbox entries after its cursor, waiting
-/// up to `realtime.legacy_poll_seconds` for one: `[[frames...],"<next timetoken>","<channel of each>"]`, or
+/// at once (with the cursor of the replay); otherwise the poll answers the inbox entries after its cursor, and for
+/// a session with `calling` the call frames of its channels after its mailbox position, waiting up to
+/// `realtime.legacy_poll_seconds` for one: `[[frames...],"<next timetoken>","<channel of each>"]`, or
 /// `[[],"<timetoken>"]` when nothing came. A revocation ends the wait with its §7 error.
 pub async fn subscribe(
     State(state): State<AppState>,
@@ -135,91 +136,151 @@ pub async fn subscribe(
     if !requested.iter().all(|channel| owned.owns(channel)) {
         return Err(ApiError::with_message(Reason::NotFound, "a channel is not one of this session's channels"));
     }
-    let cursor = Cursor::parse(&timetoken)?;
+    let (inbox_token, position) = split_timetoken(&timetoken)?;
+    let cursor = Cursor::parse(inbox_token)?;
     let _permit = callbox.legacy().poll_permit(&session.id, meta.ip)?;
     let receives =
         requested.contains(&owned.transport.as_str()) && session.capabilities.contains(&Capability::Messaging);
-    let value = poll(callbox, &session, &owned, receives, cursor, meta.ip.to_string()).await?;
+    // A device with `calling` is online (callable) while it polls, and reads the call frames of its channels.
+    let online = callbox.legacy_online(&session);
+    let calls = online.as_ref().map(|_| {
+        let mailbox = callbox.realtime().mailbox();
+        Calls {
+            position: position.unwrap_or_else(|| mailbox.start_position(&session.id, &requested)),
+            channels: requested.clone(),
+        }
+    });
+    let poll = Poll { callbox, session: &session, owned: &owned, receives, calls, peer: meta.ip.to_string() };
+    let value = poll.run(cursor).await?;
     Ok(answer(&callback, &value))
 }
 
-async fn poll(
-    callbox: &Arc<Callbox>,
-    session: &SessionRecord,
-    owned: &LegacyChannels,
-    receives: bool,
-    cursor: Cursor,
-    peer: String,
-) -> Result<Value, ApiError> {
-    let (app_key, user_id) = (&session.app_key, &session.user_id);
-    let after = match cursor {
-        Cursor::Start => {
-            // The replay ends where the inbox ends now; what commits later arrives through the live part.
-            let until = if receives { callbox.inbox_last_seq(app_key, user_id).await? } else { 0 };
-            return Ok(json!([[], Cursor::started(until).token()]));
-        }
-        Cursor::Replay { after, until } if receives => {
-            let page = callbox.read_inbox(app_key, user_id, after, PAGE, true).await?;
-            let more = page.len() >= PAGE as usize;
-            let page: Vec<_> = page.into_iter().filter(|entry| entry.seq <= until).collect();
-            if let Some(end) = page.last().map(|entry| entry.seq) {
-                return render(callbox, session, owned, &page, Cursor::replayed(until, end, more)).await;
-            }
-            until
-        }
-        Cursor::Replay { until, .. } => until,
-        Cursor::Live(after) => after,
-    };
-    // Registered before the inbox is read: whatever commits from now on also wakes this poll.
-    let mut registered = callbox.realtime().register(NewConnection {
-        session_id: session.id.clone(),
-        app_key: app_key.clone(),
-        user_id: user_id.clone(),
-        session_created_at: session.created_at,
-        messaging: receives,
-        calling: false,
-        peer,
-    });
-    let config = callbox.realtime().config();
-    let until_expiry = (session.expires_at - callbox.now()).to_std().unwrap_or(Duration::ZERO);
-    let deadline = Instant::now() + Duration::from_secs(config.legacy_poll_seconds.max(1)).min(until_expiry);
-    loop {
-        if let Some(closing) = registered.close.borrow().clone() {
-            return Err(ApiError::with_message(closing.reason, closing.message));
-        }
-        if receives {
-            let entries = callbox.read_inbox(app_key, user_id, after, PAGE, false).await?;
-            if let Some(end) = entries.last().map(|entry| entry.seq) {
-                return render(callbox, session, owned, &entries, Cursor::Live(end)).await;
-            }
-        }
-        tokio::select! {
-            delivered = registered.outbound.recv() => {
-                if delivered.is_none() {
-                    return Err(ApiError::new(Reason::ServiceUnavailable));
-                }
-                // One read answers everything that arrived meanwhile.
-                while registered.outbound.try_recv().is_ok() {}
-            }
-            _ = registered.close.changed() => {}
-            () = tokio::time::sleep_until(deadline) => return Ok(json!([[], Cursor::Live(after).token()])),
-        }
+/// A timetoken: the inbox cursor's 17 digits (or `0`), followed for a session with `calling` by 16 digits of
+/// its mailbox position (`realtime::mailbox`).
+fn split_timetoken(timetoken: &str) -> Result<(&str, Option<u64>), ApiError> {
+    if timetoken.len() == 17 + 16 && timetoken.bytes().all(|b| b.is_ascii_digit()) {
+        let position = timetoken[17..].parse::<u64>().map_err(|_| {
+            ApiError::with_message(Reason::MalformedRequest, "the timetoken must be 0, 17 or 33 digits")
+        })?;
+        return Ok((&timetoken[..17], Some(position)));
     }
+    Ok((timetoken, None))
 }
 
-async fn render(
-    callbox: &Callbox,
-    session: &SessionRecord,
-    owned: &LegacyChannels,
-    entries: &[crate::domain::InboxEntry],
-    next: Cursor,
-) -> Result<Value, ApiError> {
-    let mut payloads = Vec::new();
-    for entry in entries {
-        for frame in callbox.legacy_frames(session, entry).await? {
-            payloads.push(Value::String(frame));
+/// Where a poll of a session with `calling` is in the mailbox.
+struct Calls<'a> {
+    position: u64,
+    channels: Vec<&'a str>,
+}
+
+struct Poll<'a> {
+    callbox: &'a Arc<Callbox>,
+    session: &'a SessionRecord,
+    owned: &'a LegacyChannels,
+    receives: bool,
+    calls: Option<Calls<'a>>,
+    peer: String,
+}
+
+impl Poll<'_> {
+    fn token(&self, cursor: Cursor, position: Option<u64>) -> String {
+        match (&self.calls, position) {
+            (Some(calls), next) => format!("{}{:016}", cursor.token(), next.unwrap_or(calls.position)),
+            (None, _) => cursor.token(),
         }
     }
-    let channels = vec![owned.transport.as_str(); payloads.len()].join(",");
-    Ok(json!([payloads, next.token(), channels]))
+
+    async fn run(&self, cursor: Cursor) -> Result<Value, ApiError> {
+        let (callbox, session) = (self.callbox, self.session);
+        let (app_key, user_id) = (&session.app_key, &session.user_id);
+        let after = match cursor {
+            Cursor::Start => {
+                // The replay ends where the inbox ends now; what commits later arrives through the live part.
+                let until = if self.receives { callbox.inbox_last_seq(app_key, user_id).await? } else { 0 };
+                return Ok(json!([[], self.token(Cursor::started(until), None)]));
+            }
+            Cursor::Replay { after, until } if self.receives => {
+                let page = callbox.read_inbox(app_key, user_id, after, PAGE, true).await?;
+                let more = page.len() >= PAGE as usize;
+                let page: Vec<_> = page.into_iter().filter(|entry| entry.seq <= until).collect();
+                if let Some(end) = page.last().map(|entry| entry.seq) {
+                    return self.render(&page, Cursor::replayed(until, end, more)).await;
+                }
+                until
+            }
+            Cursor::Replay { until, .. } => until,
+            Cursor::Live(after) => after,
+        };
+        // Registered before the inbox is read: whatever commits from now on also wakes this poll.
+        let mut registered = callbox.realtime().register(NewConnection {
+            session_id: session.id.clone(),
+            app_key: app_key.clone(),
+            user_id: user_id.clone(),
+            session_created_at: session.created_at,
+            messaging: self.receives,
+            calling: false,
+            peer: self.peer.clone(),
+        });
+        let mailbox = callbox.realtime().mailbox();
+        let mut mail_changes = mailbox.changes();
+        let config = callbox.realtime().config();
+        let until_expiry = (session.expires_at - callbox.now()).to_std().unwrap_or(Duration::ZERO);
+        let deadline = Instant::now() + Duration::from_secs(config.legacy_poll_seconds.max(1)).min(until_expiry);
+        // The inbox is read again only when the hub says something arrived (a call frame on another channel of the
+        // node wakes every poll of a session with `calling`; that must not cost a store read each).
+        let mut inbox_changed = true;
+        loop {
+            if let Some(closing) = registered.close.borrow().clone() {
+                return Err(ApiError::with_message(closing.reason, closing.message));
+            }
+            if let Some(calls) = &self.calls {
+                mail_changes.borrow_and_update();
+                let (frames, next) = mailbox.read(&calls.channels, calls.position);
+                if !frames.is_empty() {
+                    mailbox.note_answered(&session.id, &calls.channels, next);
+                    let channels: Vec<&str> = frames.iter().map(|(channel, _)| channel.as_str()).collect();
+                    let payloads: Vec<Value> =
+                        frames.iter().map(|(_, frame)| Value::String(frame.to_string())).collect();
+                    return Ok(json!([payloads, self.token(Cursor::Live(after), Some(next)), channels.join(",")]));
+                }
+            }
+            if self.receives && inbox_changed {
+                inbox_changed = false;
+                let entries = callbox.read_inbox(app_key, user_id, after, PAGE, false).await?;
+                if let Some(end) = entries.last().map(|entry| entry.seq) {
+                    return self.render(&entries, Cursor::Live(end)).await;
+                }
+            }
+            tokio::select! {
+                delivered = registered.outbound.recv() => {
+                    if delivered.is_none() {
+                        return Err(ApiError::new(Reason::ServiceUnavailable));
+                    }
+                    // One read answers everything that arrived meanwhile.
+                    while registered.outbound.try_recv().is_ok() {}
+                    inbox_changed = true;
+                }
+                _ = registered.close.changed() => {}
+                changed = mail_changes.changed(), if self.calls.is_some() => {
+                    if changed.is_err() {
+                        return Err(ApiError::new(Reason::ServiceUnavailable));
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return Ok(json!([[], self.token(Cursor::Live(after), None)]));
+                }
+            }
+        }
+    }
+
+    async fn render(&self, entries: &[crate::domain::InboxEntry], next: Cursor) -> Result<Value, ApiError> {
+        let mut payloads = Vec::new();
+        for entry in entries {
+            for frame in self.callbox.legacy_frames(self.session, entry).await? {
+                payloads.push(Value::String(frame));
+            }
+        }
+        let channels = vec![self.owned.transport.as_str(); payloads.len()].join(",");
+        Ok(json!([payloads, self.token(next, None), channels]))
+    }
 }

@@ -8,7 +8,8 @@
 //! - [`cluster`] carries fan-out and session events between nodes through Redis pub/sub.
 //! - [`calls`] holds the call signaling state of the calls homed on this node (docs/calls.md).
 //! - [`frames`] renders server frames.
-//! - [`legacy`] serves the legacy SDK's PubNub-style long-poll transport over the same inboxes and fan-out.
+//! - [`legacy`] serves the legacy SDK's PubNub-style long-poll transport over the same inboxes and fan-out;
+//!   [`mailbox`] keeps its call frames between polls.
 //!
 //! The store is the source of truth: a message is acknowledged only after it is in every recipient's inbox, with
 //! a per-recipient sequence number. Live delivery is an optimisation on top: a connection that sees a gap in its
@@ -22,6 +23,7 @@ pub mod connection;
 pub mod frames;
 pub mod hub;
 pub mod legacy;
+pub mod mailbox;
 
 pub use hub::Hub;
 

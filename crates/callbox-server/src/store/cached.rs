@@ -23,8 +23,8 @@
 //! drops that answer.
 
 use super::{
-    AppRecord, CallRecord, CallWrite, InboxEntry, MessageRecord, SecretRecord, SessionRecord, Store, StoreError,
-    StoreResult, UserRecord,
+    AppRecord, CallRecord, CallWrite, InboxEntry, LegacyCallRecord, MessageRecord, SecretRecord, SessionRecord, Store,
+    StoreError, StoreResult, UserRecord,
 };
 use crate::config::CacheConfig;
 use async_trait::async_trait;
@@ -373,6 +373,14 @@ impl Store for CachedStore {
 
     async fn purge_transports(&self, older_than: DateTime<Utc>) -> StoreResult<u64> {
         self.inner.purge_transports(older_than).await
+    }
+
+    async fn put_legacy_call(&self, call: &LegacyCallRecord) -> StoreResult<bool> {
+        self.inner.put_legacy_call(call).await
+    }
+
+    async fn get_legacy_call(&self, app_key: &str, call_id: &str) -> StoreResult<LegacyCallRecord> {
+        self.inner.get_legacy_call(app_key, call_id).await
     }
 
     async fn write_calls(&self, writes: &[CallWrite]) -> StoreResult<()> {

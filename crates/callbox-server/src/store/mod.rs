@@ -226,6 +226,17 @@ pub struct CallRecord {
     pub ended_by: Option<String>,
 }
 
+/// A call placed by the legacy SDK: its own id, mapped to its call record, and the caller's session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyCallRecord {
+    /// The id the SDK gave the call (unique per application).
+    pub call_id: String,
+    /// Its call record (the record's `id` is server-made).
+    pub record: CallRecord,
+    /// The session that placed it.
+    pub caller_session_id: String,
+}
+
 /// One change to the call records, applied in order by [`Store::write_calls`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallWrite {
@@ -398,8 +409,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> StoreResult<()>;
     /// The participants of legacy transport `id` of `app_key`; unknown (or another application's) → `NotFound`.
     async fn get_transport(&self, app_key: &str, id: &str) -> StoreResult<Vec<String>>;
-    /// Retention: removes legacy transports not used since `older_than`; returns how many.
+    /// Retention: removes legacy transports not used since `older_than`, and legacy calls placed before it;
+    /// returns how many.
     async fn purge_transports(&self, older_than: DateTime<Utc>) -> StoreResult<u64>;
+    /// Records a legacy call and its call record in one transaction. `Ok(false)` when the application already
+    /// has a legacy call with this id (nothing is written); an application deleted meanwhile → `NotFound`.
+    async fn put_legacy_call(&self, call: &LegacyCallRecord) -> StoreResult<bool>;
+    /// The legacy call `call_id` of `app_key`, with its record as it is now; unknown → `NotFound`.
+    async fn get_legacy_call(&self, app_key: &str, call_id: &str) -> StoreResult<LegacyCallRecord>;
 
     /// Forgets nonces that expired before `now` and sessions that expired more than 7 days before it (kept that long
     /// so that their holders are told `session_expired`, not `session_revoked`); returns rows removed.

@@ -47,8 +47,8 @@ use sqlx::AnyPool;
 use sqlx::{Executor, Row};
 
 use super::{
-    AppRecord, CallRecord, CallWrite, Capability, InboxEntry, InboxItem, MessageRecord, SecretRecord, SessionRecord,
-    Store, StoreError, StoreResult, UserRecord,
+    AppRecord, CallRecord, CallWrite, Capability, InboxEntry, InboxItem, LegacyCallRecord, MessageRecord, SecretRecord,
+    SessionRecord, Store, StoreError, StoreResult, UserRecord,
 };
 
 /// Connections in the pool. SQLite runs one writer at a time whatever the pool size; a few connections let
@@ -1164,11 +1164,80 @@ impl Store for SqlStore {
 
     async fn purge_transports(&self, older_than: DateTime<Utc>) -> StoreResult<u64> {
         let _writer = self.sqlite_writer().await;
-        let deleted = sqlx::query("DELETE FROM legacy_transports WHERE used_at < $1")
+        let mut tx = self.begin_write().await?;
+        let transports = sqlx::query("DELETE FROM legacy_transports WHERE used_at < $1")
             .bind(to_millis(older_than))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(deleted.rows_affected())
+        // The call records stay (they have retention of their own); only the SDK's ids for them go.
+        let calls = sqlx::query("DELETE FROM legacy_calls WHERE created_at < $1")
+            .bind(to_millis(older_than))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(transports.rows_affected() + calls.rows_affected())
+    }
+
+    async fn put_legacy_call(&self, call: &LegacyCallRecord) -> StoreResult<bool> {
+        let record = &call.record;
+        let _writer = self.sqlite_writer().await;
+        let mut tx = self.begin_write().await?;
+        let app = sqlx::query("SELECT 1 AS one FROM apps WHERE key = $1")
+            .bind(&record.app_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if app.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let taken = sqlx::query("SELECT 1 AS one FROM legacy_calls WHERE app_key = $1 AND call_id = $2")
+            .bind(&record.app_key)
+            .bind(&call.call_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO calls (id, app_key, caller_id, callee_id, started_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&record.id)
+            .bind(&record.app_key)
+            .bind(&record.caller_id)
+            .bind(&record.callee_id)
+            .bind(to_millis(record.started_at))
+            .execute(&mut *tx)
+            .await?;
+        // Two nodes placing the same id at once: the primary key lets one of them in; the other's transaction
+        // fails and its caller is answered as for any store error (the SDK makes a fresh UUID per call).
+        sqlx::query(
+            "INSERT INTO legacy_calls (app_key, call_id, record_id, caller_session_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&record.app_key)
+        .bind(&call.call_id)
+        .bind(&record.id)
+        .bind(&call.caller_session_id)
+        .bind(to_millis(record.started_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn get_legacy_call(&self, app_key: &str, call_id: &str) -> StoreResult<LegacyCallRecord> {
+        let row = sqlx::query(
+            "SELECT l.call_id, l.caller_session_id, c.id, c.app_key, c.caller_id, c.callee_id, c.started_at, \
+             c.answered_at, c.ended_at, c.end_cause, c.ended_by \
+             FROM legacy_calls l JOIN calls c ON c.id = l.record_id WHERE l.app_key = $1 AND l.call_id = $2",
+        )
+        .bind(app_key)
+        .bind(call_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(LegacyCallRecord {
+            call_id: row.try_get("call_id")?,
+            caller_session_id: row.try_get("caller_session_id")?,
+            record: call_from_row(&row)?,
+        })
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
