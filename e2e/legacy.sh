@@ -39,8 +39,6 @@ cd e2e/legacy
 echo "== legacy SDK end-to-end ($CALLBOX_BIN)"
 node --test --test-concurrency=1 "$@" shims.test.mjs messaging.test.mjs interop.test.mjs calls.test.mjs
 if [ -z "${LEGACY_E2E_TLS:-}" ]; then
-  # Not the calls again: their signaling is the messaging path's transport, which this run covers; the calls'
-  # media never passes through callbox.
   echo "== legacy SDK end-to-end, callbox behind a TLS proxy"
-  LEGACY_E2E_TLS=proxy node --test --test-concurrency=1 "$@" messaging.test.mjs interop.test.mjs
+  LEGACY_E2E_TLS=proxy node --test --test-concurrency=1 "$@" messaging.test.mjs interop.test.mjs calls.test.mjs
 fi

@@ -131,13 +131,16 @@ function assertTone(heard, hz, who) {
   );
 }
 
-/** After a call ended: the SDK's call report (PUT /v1/calls/data/id/{callId}) did not fail on either side. */
-async function assertReported(...clients) {
-  // The SDK sends the report as the call ends and says only when it fails (console.error).
+/**
+ * After a call ended: the SDK's call report (PUT /v1/calls/data/id/{callId}) did not fail on either side, and
+ * neither SDK had an error it only logs (console.error, an unhandled rejection), e.g. a frame it could not use.
+ */
+async function assertClean(...clients) {
+  // The SDK sends the report as the call ends and says only when it fails ("Could not report call!").
   await new Promise((r) => setTimeout(r, 1000));
   for (const client of clients) {
-    const failed = client.events.filter((e) => e.event === "console-error" && /Could not report call/.test(e.text));
-    assert.deepEqual(failed, [], `${client.name}'s call report was accepted`);
+    const errors = client.events.filter((e) => e.event === "console-error" || e.event === "unhandled");
+    assert.deepEqual(errors, [], `${client.name}'s SDK logged errors`);
   }
 }
 
@@ -183,7 +186,7 @@ test("alice calls bob, bob answers, audio flows both ways, alice hangs up: HUNG_
   assert.ok(ms(record.startedAt) >= placedAt - 1000 && ms(record.startedAt) <= ms(record.answeredAt), JSON.stringify(record));
   assert.ok(ms(record.answeredAt) <= answeredAt + 1000, JSON.stringify(record));
   assert.ok(ms(record.endedAt) - ms(record.answeredAt) >= LISTEN_MS, `talk time of the record: ${JSON.stringify(record)}`);
-  await assertReported(alice, bob);
+  await assertClean(alice, bob);
 });
 
 test("bob declines while it rings: DENIED on both, record denied", TEST, async () => {
@@ -203,7 +206,7 @@ test("bob declines while it rings: DENIED on both, record denied", TEST, async (
   assert.equal(record.endCause, "denied");
   assert.equal(record.endedBy, "callee");
   assert.equal(record.answeredAt, null);
-  await assertReported(alice, bob);
+  await assertClean(alice, bob);
 });
 
 test("alice cancels while it rings: CANCELED on both, record canceled", TEST, async () => {
@@ -222,7 +225,7 @@ test("alice cancels while it rings: CANCELED on both, record canceled", TEST, as
   assert.equal(record.endCause, "canceled");
   assert.equal(record.endedBy, "caller");
   assert.equal(record.answeredAt, null);
-  await assertReported(alice, bob);
+  await assertClean(alice, bob);
 });
 
 test("a callee nobody can ring (offline, without calling, unknown): the caller's call fails at once, with records", TEST, async () => {
@@ -240,6 +243,8 @@ test("a callee nobody can ring (offline, without calling, unknown): the caller's
     const took = Date.now() - began;
     // FAILURE from Callbox's frame, well before the SDK's own 10.5 s PROGRESSING timeout (which ends with TIMEOUT).
     assert.equal(ended.endCause, "FAILURE", `call to ${callee}: ${JSON.stringify(ended)}`);
+    // The SDK's error is the frame's (an error/json body: code and reason).
+    assert.equal(ended.error?.code, 480, `call to ${callee}: ${JSON.stringify(ended)}`);
     assert.ok(took < 5000, `the call to ${callee} failed after ${took} ms`);
     const frame = await alice.waitFor((e) => e.event === "failureFrame" && e.callId === callId, {
       what: `Callbox's FAILURE frame for the call to ${callee}`,
@@ -253,6 +258,7 @@ test("a callee nobody can ring (offline, without calling, unknown): the caller's
     assert.equal(record.endedBy, "server");
     assert.equal(record.endCause, "no_answer", `call to ${callee}: ${JSON.stringify(record)}`);
   }
+  await assertClean(alice);
 });
 
 test("through coturn with the webRtcConfig workaround: bob relay-only, media via TURN both ways", TEST, async () => {
@@ -300,4 +306,5 @@ test("through coturn with the webRtcConfig workaround: bob relay-only, media via
   const record = await callRecord(app, "bob");
   assert.equal(record.endCause, "hung_up");
   assert.equal(record.endedBy, "callee");
+  await assertClean(alice, bob);
 });

@@ -246,8 +246,14 @@ export class LegacyClient {
       env: { ...process.env, NODE_EXTRA_CA_CERTS: ca, LEGACY_SDK_DIR: sdkDir },
       stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
+    // LEGACY_E2E_DEBUG: the client's output as it comes, whole lines, each after the client's name.
+    let partial = "";
     const keep = (chunk) => {
       this.log = (this.log + chunk).slice(-8000);
+      if (!process.env.LEGACY_E2E_DEBUG) return;
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop();
+      for (const line of lines) process.stderr.write(`${name}| ${line}\n`);
     };
     this.child.stdout.on("data", keep);
     this.child.stderr.on("data", keep);
@@ -374,6 +380,7 @@ export class LegacyClient {
 
   /** `stop` in the SDK (leave, terminate), then the process ends; bounded, idempotent. */
   async close() {
+    if (process.env.LEGACY_E2E_DEBUG) process.stderr.write(`${this.name} events: ${JSON.stringify(this.events)}\n`);
     if (this.exited) return;
     try {
       await this.call("stop", {}, { timeoutMs: 3000 });
