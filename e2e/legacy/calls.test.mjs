@@ -139,7 +139,15 @@ async function assertClean(...clients) {
   // The SDK sends the report as the call ends and says only when it fails ("Could not report call!").
   await new Promise((r) => setTimeout(r, 1000));
   for (const client of clients) {
-    const errors = client.events.filter((e) => e.event === "console-error" || e.event === "unhandled");
+    const errors = client.events.filter(
+      (e) =>
+        (e.event === "console-error" || e.event === "unhandled") &&
+        // The SDK's own race, not a frame out of order: a candidate frame handled just before the call's end
+        // frame (in order, often in one long-poll answer) starts addIceCandidate, the end closes the peer
+        // connection before it settles, and the SDK leaves the rejection unhandled. Seen when a call is ended
+        // while the caller still trickles candidates (cancel or decline at once).
+        !(e.event === "unhandled" && /^Failed to set ICE candidate; RTCPeerConnection is closed/.test(e.error?.message ?? "")),
+    );
     assert.deepEqual(errors, [], `${client.name}'s SDK logged errors`);
   }
 }
