@@ -316,3 +316,43 @@ test("through coturn with the webRtcConfig workaround: bob relay-only, media via
   assert.equal(record.endedBy, "callee");
   await assertClean(alice, bob);
 });
+
+test("bob on two devices: both ring, the caller's SDK keeps the first to acknowledge and denies the other", TEST, async () => {
+  const app = await freshApp();
+  const alice = await online(app, "alice", { toneHz: ALICE_HZ });
+  const phone = await online(app, "bob", { toneHz: BOB_HZ });
+  const laptop = await online(app, "bob", { toneHz: BOB_HZ });
+
+  const callId = await alice.callUser("bob");
+  const placed = await alice.waitFor((e) => e.event === "placed");
+  assert.equal(placed.instances?.length, 2, `both of bob's devices are instances of the call: ${JSON.stringify(placed)}`);
+  await phone.waitForCall("incoming", callId);
+  await laptop.waitForCall("incoming", callId);
+  await alice.waitForCall("progressing", callId);
+  // The SDK's caller makes one peer connection per call: the first device whose ACK it reads gets it, the other
+  // is sent a DENY (denyall "no") at once and stops ringing with DENIED. Callbox relays that DENY; it does not
+  // end the call.
+  const denied = await Promise.race(
+    [phone, laptop].map((device) => device.waitForCall("ended", callId, { timeoutMs: 5000 }).then((e) => ({ device, e }))),
+  );
+  assert.equal(denied.e.endCause, "DENIED");
+  const kept = denied.device === phone ? laptop : phone;
+  const ringing = await callRecord(app, "bob", () => true);
+  assert.equal(ringing.endedAt, null, `the call goes on: ${JSON.stringify(ringing)}`);
+
+  await kept.call("answer", { callId });
+  await kept.waitForCall("established", callId);
+  await alice.waitForCall("established", callId);
+  const heard = await kept.call("measure", { callId, ms: 1000 }, { timeoutMs: 6000 });
+  assert.ok(Math.abs(heard.frequency - ALICE_HZ) <= HZ_TOLERANCE, `bob's answering device hears alice: ${JSON.stringify(heard)}`);
+
+  await alice.call("hangup", { callId });
+  assert.equal((await kept.waitForCall("ended", callId)).endCause, "HUNG_UP");
+  assert.equal((await alice.waitForCall("ended", callId)).endCause, "HUNG_UP");
+  // The denied device reports its call as DENIED (PUT /v1/calls/data/id/{callId}, result 2) as it stops
+  // ringing; that report must not end the call the other device goes on with.
+  const record = await callRecord(app, "bob");
+  assert.equal(record.endCause, "hung_up", JSON.stringify(record));
+  assert.ok(record.answeredAt, JSON.stringify(record));
+  await assertClean(alice, phone, laptop);
+});
