@@ -6,10 +6,11 @@
 //
 // Callbox's part: POST /v1/calls/data and the INVITE it makes for the callee's devices, the relay of the call frames
 // (ACK, JOIN, JOINED, HANGUP, DENY, CANCEL, ICE), the call reports (PUT /v1/calls/data/id/{callId}), the FAILURE
-// frame for a callee nobody can ring, and the call records (GET /admin/v1/apps/{key}/calls). The TURN test uses the
-// app-side workaround (docs/legacy-sdk.md): the SDK reads no ICE servers from the server, so the app copies the
-// `iceServers` of Callbox's configuration answer (kept by the SDK as `sinchClient.user.mxpConfig`) into each call's
-// `webRtcConfig` before the SDK makes the peer connection.
+// frame for a callee nobody can ring, the INVITE to each of a callee's devices, and the call records (GET
+// /admin/v1/apps/{key}/calls). The TURN test uses the app-side workaround (README.md here says how far it goes):
+// the SDK reads no ICE servers from the server, so the app copies the `iceServers` of Callbox's configuration
+// answer (kept by the SDK as `sinchClient.user.mxpConfig`) into each call's `webRtcConfig` before the SDK makes the
+// peer connection.
 //
 // Each test has an application of its own and closes its clients after it; the server is one per file.
 import { test, before, after, afterEach } from "node:test";
@@ -120,7 +121,10 @@ async function listenBoth(alice, bob, callId) {
   return { heardByAlice, heardByBob };
 }
 
-/** `heard` is the tone `hz`, most of the LISTEN_MS (100 frames a second) audible. */
+/**
+ * `heard` is the tone `hz`, most of the LISTEN_MS (100 frames a second) audible. wrtc's sink delivers frames of
+ * silence even when no media arrives, so the audible frames and the frequency are what show audio flowing.
+ */
 function assertTone(heard, hz, who) {
   const frames = LISTEN_MS / 10;
   assert.ok(heard.frames >= frames * 0.8, `${who} received ${heard.frames} audio frames in ${LISTEN_MS} ms: ${JSON.stringify(heard)}`);
