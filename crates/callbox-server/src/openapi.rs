@@ -6,7 +6,10 @@
 
 use axum::Json;
 use callbox_wire::admin::{AppSettingsPatch, CallList};
-use callbox_wire::client::{InstanceRequest, SessionGrant, TransportAnswer, TransportIdentity};
+use callbox_wire::client::{
+    InstanceRequest, LegacyCallAnswer, LegacyCallReport, LegacyCallRequest, SessionGrant, TransportAnswer,
+    TransportIdentity,
+};
 use callbox_wire::{CapabilitySchema, ErrorBody};
 use utoipa::OpenApi;
 
@@ -30,6 +33,8 @@ use utoipa::OpenApi;
         open_transport,
         get_transport,
         report_im,
+        legacy_place_call,
+        legacy_report_call,
         legacy_time,
         legacy_subscribe,
         legacy_publish,
@@ -68,7 +73,10 @@ use utoipa::OpenApi;
         AppSettingsPatch,
         CapabilitySchema,
         TransportIdentity,
-        TransportAnswer
+        TransportAnswer,
+        LegacyCallRequest,
+        LegacyCallAnswer,
+        LegacyCallReport
     ))
 )]
 pub struct ApiDoc;
@@ -132,6 +140,20 @@ fn open_transport() {}
     params(("transportId" = String, Query, description = "The transport's id")),
     responses((status = 200, description = "The transport", body = TransportAnswer), (status = "4XX", description = "PROTOCOL §7 error", body = ErrorBody)))]
 fn get_transport() {}
+
+#[utoipa::path(post, path = "/v1/calls/{domain}", tag = "legacy",
+    summary = "The legacy SDK places an app-to-app call (Instance-signed, needs calling; only domain data): the server sends the INVITE (docs/legacy-sdk.md section 6)",
+    params(("domain" = String, Path, description = "`data` (app-to-app); pstn, sip and conference are refused")),
+    request_body = LegacyCallRequest,
+    responses((status = 200, description = "The call's key and virtual channel", body = LegacyCallAnswer), (status = "4XX", description = "PROTOCOL §7 error", body = ErrorBody)))]
+fn legacy_place_call() {}
+
+#[utoipa::path(put, path = "/v1/calls/{domain}/id/{callId}", tag = "legacy",
+    summary = "A side's report at the end of a legacy call (Instance-signed); ends the record if no frame did; answered {}",
+    params(("domain" = String, Path, description = "`data`"), ("callId" = String, Path, description = "The SDK's id of the call")),
+    request_body = LegacyCallReport,
+    responses((status = 200, description = "{}"), (status = "4XX", description = "PROTOCOL §7 error", body = ErrorBody)))]
+fn legacy_report_call() {}
 
 doc_path!(
     report_im,

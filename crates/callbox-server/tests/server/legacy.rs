@@ -66,7 +66,7 @@ pub async fn legacy_of(server: &Server, user: &str, session: Session) -> Legacy 
 }
 
 /// `base` with `segments` appended, each percent-encoded as one path segment (as the SDK's PubNub does).
-fn pubnub_url(server: &Server, segments: &[&str]) -> reqwest::Url {
+pub fn pubnub_url(server: &Server, segments: &[&str]) -> reqwest::Url {
     let mut url = reqwest::Url::parse(&server.url).unwrap();
     url.path_segments_mut().unwrap().extend(segments);
     url

@@ -13,6 +13,7 @@ mod connections;
 mod dashboard;
 mod hostile;
 mod legacy;
+mod legacy_calls;
 mod platform;
 mod realtime;
 mod scale;
