@@ -85,15 +85,17 @@ function describeCall(call) {
   };
 }
 
-/** The app-side TURN workaround (see init): Callbox's iceServers, as the SDK kept them, into the call's config. */
+/**
+ * The app-side TURN workaround (see init), as docs/legacy-sdk.md section 6 gives it: Callbox's iceServers, as the
+ * SDK kept them, in place of the call's own.
+ */
 function applyIce(call) {
   if (iceMode === "sdk") return;
-  const servers = client.user.mxpConfig?.iceServers;
+  const iceServers = client.user.mxpConfig?.iceServers;
   // No iceServers in the configuration (a server without [turn]): the call keeps the SDK's own, and the test
   // that asked for them sees it in `route`.
-  if (!Array.isArray(servers)) return;
-  call.webRtcConfig.iceServers = servers;
-  if (iceMode === "relay") call.webRtcConfig.iceTransportPolicy = "relay";
+  if (!iceServers) return;
+  call.webRtcConfig = { ...call.webRtcConfig, iceServers, ...(iceMode === "relay" ? { iceTransportPolicy: "relay" } : {}) };
 }
 
 /** Reports the call's events to the test as they happen. */
