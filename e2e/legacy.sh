@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real legacy SDK (sinch-rtc 1.4.12, Node build) against a real `callbox serve`: e2e/legacy/messaging.test.mjs
-# (and shims.test.mjs, the Node shims it needs, without a server), and e2e/legacy/interop.test.mjs: a legacy client
-# and a client of Callbox's own SDK in Debian's Chromium (playwright-core from e2e/package-lock.json) on one server.
+# (and shims.test.mjs, the Node shims it needs, without a server), e2e/legacy/interop.test.mjs: a legacy client
+# and a client of Callbox's own SDK in Debian's Chromium (playwright-core from e2e/package-lock.json) on one server,
+# and e2e/legacy/calls.test.mjs: legacy app-to-app voice calls (WebRTC in Node, a real coturn for the TURN test).
 # Installs the SDK, sinch-ticketgen and wrtc from the npm registry with `npm ci` (e2e/legacy/package-lock.json)
 # into e2e/legacy/node_modules (git-ignored), npm's download cache in ~/.cache/callbox-legacy-sdk; builds the
 # callbox binary unless CALLBOX_BIN names one. Needs root (the SDK only talks to port 443), openssl and Node 20+.
@@ -14,6 +15,7 @@ command -v node > /dev/null && command -v npm > /dev/null || missing "node and n
 [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] || missing "node is $(node --version); Node 20 or newer is needed"
 command -v openssl > /dev/null || missing "openssl not found (the test makes its TLS certificate with it)"
 [ -x /usr/bin/chromium ] || missing "/usr/bin/chromium not found (interop.test.mjs): bash scripts/install-browser.sh"
+[ -x /usr/bin/turnserver ] || missing "/usr/bin/turnserver not found (calls.test.mjs): apt-get install coturn"
 [ "$(id -u)" -eq 0 ] || missing "run as root: the legacy SDK connects to port 443 only, so the test listens there"
 
 cache="${CALLBOX_LEGACY_SDK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/callbox-legacy-sdk}"
@@ -35,8 +37,8 @@ cd e2e/legacy
 # Callbox's own TLS (LEGACY_E2E_TLS unset: whatever the binary can do), then, unless LEGACY_E2E_TLS says which,
 # the same server tests with callbox behind a TLS-terminating proxy (the realtime host from the Host header).
 echo "== legacy SDK end-to-end ($CALLBOX_BIN)"
-node --test --test-concurrency=1 "$@" shims.test.mjs messaging.test.mjs interop.test.mjs
+node --test --test-concurrency=1 "$@" shims.test.mjs messaging.test.mjs interop.test.mjs calls.test.mjs
 if [ -z "${LEGACY_E2E_TLS:-}" ]; then
   echo "== legacy SDK end-to-end, callbox behind a TLS proxy"
-  LEGACY_E2E_TLS=proxy node --test --test-concurrency=1 "$@" messaging.test.mjs interop.test.mjs
+  LEGACY_E2E_TLS=proxy node --test --test-concurrency=1 "$@" messaging.test.mjs interop.test.mjs calls.test.mjs
 fi

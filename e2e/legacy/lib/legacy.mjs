@@ -16,7 +16,7 @@
 //   port, since 443 is the default).
 // `auto` picks `native` when `callbox serve --help` lists --tls-cert.
 import { execFileSync, fork } from "node:child_process";
-import { mkdtempSync, rmSync, readFileSync } from "node:fs";
+import { mkdtempSync, rmSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import net from "node:net";
@@ -131,12 +131,19 @@ export function requestJson(url, { method = "GET", headers = {}, body, ca } = {}
 
 /**
  * `callbox serve` as the legacy SDK can reach it (see the top of this file), with a fresh data directory and a
- * fresh certificate. Resolves to {mode, apiUrl, ca, data, admin, createApp, client, closeClients, stop}.
+ * fresh certificate. `config`: the text of a configuration file given with `--config` (e.g. a `[turn]` table).
+ * Resolves to {mode, apiUrl, ca, data, admin, createApp, client, closeClients, stop}.
  */
-export async function startLegacyServer({ mode = process.env.LEGACY_E2E_TLS ?? "auto", env = {} } = {}) {
+export async function startLegacyServer({ mode = process.env.LEGACY_E2E_TLS ?? "auto", env = {}, config = null } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "callbox-legacy-e2e-"));
   const data = join(dir, "data");
   const { cert, key } = makeCertificate(dir);
+  const configArgs = [];
+  if (config !== null) {
+    const file = join(dir, "callbox.toml");
+    writeFileSync(file, config, { mode: 0o600 });
+    configArgs.push("--config", file);
+  }
   const ca = readFileSync(cert);
   const chosen = mode === "auto" ? (callboxHasTls() ? "native" : "proxy") : mode;
   let server;
@@ -146,12 +153,12 @@ export async function startLegacyServer({ mode = process.env.LEGACY_E2E_TLS ?? "
     if (chosen === "native") {
       server = await startListening(
         callboxBin,
-        ["serve", "--listen", `${HOST}:443`, "--data", data, "--tls-cert", cert, "--tls-key", key],
+        ["serve", "--listen", `${HOST}:443`, "--data", data, "--tls-cert", cert, "--tls-key", key, ...configArgs],
         { CALLBOX_LEGACY__REALTIME_HOST: HOST, ...env },
       );
       adminUrl = `https://${HOST}`;
     } else if (chosen === "proxy") {
-      server = await startListening(callboxBin, ["serve", "--listen", `${HOST}:0`, "--data", data], env);
+      server = await startListening(callboxBin, ["serve", "--listen", `${HOST}:0`, "--data", data, ...configArgs], env);
       const port = Number(new URL(server.url).port);
       proxy = await startTlsProxy({ port: 443, cert, key, target: { host: HOST, port } });
       adminUrl = server.url;
@@ -200,12 +207,14 @@ export async function startLegacyServer({ mode = process.env.LEGACY_E2E_TLS ?? "
     /**
      * A legacy client process for the app `key`, initialised (not started); closed by closeClients/stop.
      * `activeConnection: false` leaves out `startActiveConnection` (no realtime subscription at start).
+     * `calling: true` adds the calling capability, the client "speaking" a tone of `toneHz`; `ice` is how its
+     * calls set up ICE ("sdk", "config" or "relay", see client-process.mjs init).
      */
-    client: async (key, name, { activeConnection = true } = {}) => {
+    client: async (key, name, { activeConnection = true, calling = false, toneHz, ice } = {}) => {
       const c = new LegacyClient({ name, ca: cert });
       clients.add(c);
       await c.ready();
-      await c.call("init", { applicationKey: key, apiUrl, activeConnection });
+      await c.call("init", { applicationKey: key, apiUrl, activeConnection, calling, toneHz, ice });
       return c;
     },
     closeClients,
@@ -237,8 +246,14 @@ export class LegacyClient {
       env: { ...process.env, NODE_EXTRA_CA_CERTS: ca, LEGACY_SDK_DIR: sdkDir },
       stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
+    // LEGACY_E2E_DEBUG: the client's output as it comes, whole lines, each after the client's name.
+    let partial = "";
     const keep = (chunk) => {
       this.log = (this.log + chunk).slice(-8000);
+      if (!process.env.LEGACY_E2E_DEBUG) return;
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop();
+      for (const line of lines) process.stderr.write(`${name}| ${line}\n`);
     };
     this.child.stdout.on("data", keep);
     this.child.stderr.on("data", keep);
@@ -350,8 +365,22 @@ export class LegacyClient {
     });
   }
 
+  /** Calls `to` (`callUser`); resolves to the call's id. */
+  async callUser(to, headers) {
+    return (await this.call("callUser", { to, headers })).callId;
+  }
+
+  /** The first event `event` (e.g. "incoming", "progressing", "established", "ended") of a call. */
+  waitForCall(event, callId, options) {
+    return this.waitFor((e) => e.event === event && (callId === undefined || e.callId === callId), {
+      what: `call event ${event}${callId ? ` of ${callId}` : ""}`,
+      ...options,
+    });
+  }
+
   /** `stop` in the SDK (leave, terminate), then the process ends; bounded, idempotent. */
   async close() {
+    if (process.env.LEGACY_E2E_DEBUG) process.stderr.write(`${this.name} events: ${JSON.stringify(this.events)}\n`);
     if (this.exited) return;
     try {
       await this.call("stop", {}, { timeoutMs: 3000 });
