@@ -140,6 +140,10 @@ function assertTone(heard, hz, who) {
  * neither SDK had an error it only logs (console.error, an unhandled rejection), e.g. a frame it could not use.
  */
 async function assertClean(...clients) {
+  return assertCleanExcept({ allowSecondAck: false }, ...clients);
+}
+
+async function assertCleanExcept({ allowSecondAck }, ...clients) {
   // The SDK sends the report as the call ends and says only when it fails ("Could not report call!").
   await new Promise((r) => setTimeout(r, 1000));
   for (const client of clients) {
@@ -150,7 +154,11 @@ async function assertClean(...clients) {
         // frame (in order, often in one long-poll answer) starts addIceCandidate, the end closes the peer
         // connection before it settles, and the SDK leaves the rejection unhandled. Seen when a call is ended
         // while the caller still trickles candidates (cancel or decline at once).
-        !(e.event === "unhandled" && /^Failed to set ICE candidate; RTCPeerConnection is closed/.test(e.error?.message ?? "")),
+        !(e.event === "unhandled" && /^Failed to set ICE candidate; RTCPeerConnection is closed/.test(e.error?.message ?? "")) &&
+        // The caller's SDK with two callee devices: the second ACK (from the device it then denies) makes it call
+        // progress() again while already PROGRESSING, which it rejects and leaves unhandled. Sinch's own server
+        // rang every device the same way, so the SDK did this there too; the call itself goes on (asserted).
+        !(allowSecondAck && /^Progress: Invalid call state for progressing/.test(e.error?.message ?? "")),
     );
     assert.deepEqual(errors, [], `${client.name}'s SDK logged errors`);
   }
@@ -358,5 +366,5 @@ test("bob on two devices: both ring, the caller's SDK keeps the first to acknowl
   const record = await callRecord(app, "bob");
   assert.equal(record.endCause, "hung_up", JSON.stringify(record));
   assert.ok(record.answeredAt, JSON.stringify(record));
-  await assertClean(alice, phone, laptop);
+  await assertCleanExcept({ allowSecondAck: true }, alice, phone, laptop);
 });
