@@ -507,6 +507,46 @@ mod two_nodes {
     use crate::scale::{engines, two_nodes, SERIAL};
 
     #[tokio::test]
+    async fn a_call_placed_on_a_refuses_on_b_everyone_but_its_parties_and_their_channels() {
+        let Some(engines) = engines() else { return };
+        let _serial = SERIAL.lock().await;
+        let (a, b, _dirs) = two_nodes(&engines).await;
+        let app = a.create_app(json!({})).await;
+        let other = a.create_app(json!({})).await;
+        let alice = legacy(&a, &app, "alice").await;
+        let mut bob = Device::online(&b, legacy(&b, &app, "bob").await).await;
+        let carol = legacy(&b, &app, "carol").await;
+        let mallory = legacy(&b, &other, "bob").await; // the same user id in another application
+        let answer = placed(&a, &alice, "bob", "refused-across").await;
+        let key = key_of(&answer);
+        let instance = instance_key(&b, &bob.client).await;
+        bob.next_frame(&b, "refused-across", &instance).await;
+        let b_frame =
+            |from: &Legacy, k: &[u8; 32], md: u64| frame(from, k, "refused-across", md, json!("sdp"), json!("{}"));
+        let cases: Vec<(&Legacy, String, Vec<String>, u16, &str)> = vec![
+            (&carol, alice.signal_channel.clone(), b_frame(&carol, &key, 2), 404, "not_found"),
+            (&mallory, alice.signal_channel.clone(), b_frame(&mallory, &key, 2), 404, "not_found"),
+            (&bob.client, carol.signal_channel.clone(), b_frame(&bob.client, &key, 2), 404, "not_found"),
+            (&bob.client, alice.signal_channel.clone(), b_frame(&bob.client, &[1; 32], 2), 400, "malformed_request"),
+        ];
+        for (from, channel, frames, status, reason) in cases {
+            assert_error(publish(&b, from, &channel, &frames).await, status, reason).await;
+        }
+        // The call id is taken on every node; a session without calling is refused on B as on A.
+        let alice_on_b = legacy_of(&b, "alice", alice.session.clone()).await;
+        let mut again = place_body("bob", "refused-across");
+        again["subinstanceId"] = json!(9);
+        assert_error(place(&b, &alice_on_b, again).await, 400, "malformed_request").await;
+        let messaging_only = legacy_of(&b, "dave", no_calling(&b, &app, "dave").await).await;
+        assert_error(place(&b, &messaging_only, place_body("bob", "x")).await, 403, "capability_not_granted").await;
+        // The one frame that crosses is the party's own, to the other side's channel.
+        sent(&b, &bob.client, &alice.signal_channel, &b_frame(&bob.client, &key, 2)).await;
+        let mut alice = Device::online(&a, alice).await;
+        let (_, got) = alice.next_frame(&a, "refused-across", &key).await;
+        assert_eq!((got["md"].clone(), got["fu"].clone()), (json!(2), json!("bob")));
+    }
+
+    #[tokio::test]
     async fn alice_on_a_calls_bob_on_b_and_every_frame_and_the_record_cross_the_nodes() {
         let Some(engines) = engines() else { return };
         let _serial = SERIAL.lock().await;
