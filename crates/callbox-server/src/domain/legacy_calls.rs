@@ -84,6 +84,9 @@ type Devices = HashMap<String, (usize, Instant)>;
 #[derive(Debug, Default)]
 pub struct Presence {
     by_user: Mutex<HashMap<(String, String), Devices>>,
+    /// When devices gone for longer than [`ONLINE_GRACE`] were last forgotten (a device that stops without
+    /// `leave` and is never called would otherwise stay).
+    last_sweep: Mutex<Option<Instant>>,
 }
 
 /// A device's presence for as long as one of its long-polls is held (see [`Callbox::legacy_online`]).
@@ -107,6 +110,28 @@ impl Drop for Online {
 }
 
 impl Presence {
+    /// Forgets devices gone for longer than [`ONLINE_GRACE`], at most once a grace period; whether it did.
+    fn sweep(&self, now: Instant) -> bool {
+        {
+            let mut last = self.last_sweep.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|at| now.duration_since(at) < ONLINE_GRACE) {
+                return false;
+            }
+            *last = Some(now);
+        }
+        let mut by_user = self.by_user.lock().unwrap_or_else(|p| p.into_inner());
+        by_user.retain(|_, sessions| {
+            sessions.retain(|_, (held, last)| *held > 0 || now.duration_since(*last) < ONLINE_GRACE);
+            !sessions.is_empty()
+        });
+        true
+    }
+
+    /// Users with a device known here (online or gone within the grace period).
+    pub fn users(&self) -> usize {
+        self.by_user.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// The sessions of `user_id` online here, but `except`.
     fn online(&self, app_key: &str, user_id: &str, except: &str) -> Vec<String> {
         let now = Instant::now();
@@ -211,6 +236,10 @@ impl Callbox {
             return None;
         }
         let presence = &self.legacy.calls.presence;
+        if presence.sweep(Instant::now()) {
+            // The attempt limiter's memory of sessions that stopped calling goes at the same pace.
+            self.legacy.calls.attempts.retain_recent();
+        }
         let key = (session.app_key.clone(), session.user_id.clone());
         let mut by_user = presence.by_user.lock().unwrap_or_else(|p| p.into_inner());
         let entry = by_user.entry(key.clone()).or_default().entry(session.id.clone()).or_insert((0, Instant::now()));
@@ -591,4 +620,31 @@ fn seal(key: &[u8; 32], call_id: &str, body: &Value) -> Vec<String> {
     let encrypted = frames::encrypt(key, &iv, body.to_string().as_bytes());
     let multi_id = rand::rngs::OsRng.next_u32() % 2_000_000_000;
     frames::split_frames(call_id, None, &encrypted, multi_id)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn entry(presence: &Presence, user: &str, session: &str, held: usize, ago: Duration) {
+        let mut by_user = presence.by_user.lock().unwrap();
+        let last = Instant::now() - ago;
+        by_user.entry(("app".into(), user.into())).or_default().insert(session.into(), (held, last));
+    }
+
+    #[test]
+    fn devices_gone_past_the_grace_period_are_forgotten_and_held_ones_kept() {
+        let presence = Presence::default();
+        entry(&presence, "gone", "s1", 0, ONLINE_GRACE * 2);
+        entry(&presence, "polling", "s2", 1, ONLINE_GRACE * 2);
+        entry(&presence, "between-polls", "s3", 0, Duration::from_secs(1));
+        assert!(presence.sweep(Instant::now()));
+        assert!(!presence.sweep(Instant::now()), "at most once a grace period");
+        assert_eq!(presence.users(), 2);
+        assert!(presence.online("app", "gone", "").is_empty());
+        assert_eq!(presence.online("app", "polling", ""), ["s2"]);
+        assert_eq!(presence.online("app", "between-polls", "s9"), ["s3"]);
+        assert!(presence.online("app", "between-polls", "s3").is_empty(), "the caller's own session is left out");
+    }
 }
