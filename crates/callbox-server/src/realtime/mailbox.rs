@@ -20,6 +20,9 @@ pub const RETENTION: Duration = Duration::from_secs(60);
 const MAX_PER_CHANNEL: usize = 256;
 /// Channels with frames kept at most on one node (emptied beyond: a flood must not grow memory without bound).
 const MAX_CHANNELS: usize = 100_000;
+/// Bytes of frames kept at most on one node; beyond, the oldest frames go first. Every frame comes from a session
+/// within its rate limits, so only a flood from many sessions reaches it.
+const MAX_BYTES: usize = 64 * 1024 * 1024;
 /// How far back a poll that starts (timetoken 0) looks for frames of its channels it has not been answered yet.
 const START_LOOKBACK: Duration = Duration::from_secs(10);
 
@@ -33,6 +36,8 @@ struct Entry {
 #[derive(Debug, Default)]
 struct State {
     channels: HashMap<String, VecDeque<Entry>>,
+    /// Bytes of the frames kept.
+    bytes: usize,
     last: u64,
     last_sweep: Option<Instant>,
     /// The last position answered to each (session, channel) lately: where a poll that starts over resumes.
@@ -72,18 +77,25 @@ impl Mailbox {
             state.sweep(now);
             if state.channels.len() >= MAX_CHANNELS && !state.channels.contains_key(channel) {
                 state.channels.clear();
+                state.bytes = 0;
             }
             let mut position = state.last;
             let mut entries = state.channels.remove(channel).unwrap_or_default();
             for frame in frames {
                 position = (position + 1).max(now_micros());
+                state.bytes += frame.len();
                 entries.push_back(Entry { position, at: now, frame: Arc::clone(frame) });
                 if entries.len() > MAX_PER_CHANNEL {
-                    entries.pop_front();
+                    if let Some(dropped) = entries.pop_front() {
+                        state.bytes = state.bytes.saturating_sub(dropped.frame.len());
+                    }
                 }
             }
             state.channels.insert(channel.to_owned(), entries);
             state.last = position;
+            if state.bytes > MAX_BYTES {
+                state.shed(MAX_BYTES / 2);
+            }
             position
         };
         self.changed.send_replace(position);
@@ -143,17 +155,44 @@ impl Mailbox {
 }
 
 impl State {
+    /// Drops the oldest frames until at most `keep` bytes are left.
+    fn shed(&mut self, keep: usize) {
+        let mut oldest: Vec<(u64, String)> = Vec::new();
+        for (channel, entries) in &self.channels {
+            oldest.extend(entries.iter().map(|entry| (entry.position, channel.clone())));
+        }
+        oldest.sort_unstable();
+        for (_, channel) in oldest {
+            if self.bytes <= keep {
+                break;
+            }
+            if let Some(entries) = self.channels.get_mut(&channel) {
+                if let Some(dropped) = entries.pop_front() {
+                    self.bytes = self.bytes.saturating_sub(dropped.frame.len());
+                }
+                if entries.is_empty() {
+                    self.channels.remove(&channel);
+                }
+            }
+        }
+        metrics::counter!("callbox_legacy_mailbox_shed_total").increment(1);
+    }
+
     fn sweep(&mut self, now: Instant) {
         if self.last_sweep.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
             return;
         }
         self.last_sweep = Some(now);
+        let mut freed = 0;
         self.channels.retain(|_, entries| {
             while entries.front().is_some_and(|entry| now.duration_since(entry.at) >= RETENTION) {
-                entries.pop_front();
+                if let Some(dropped) = entries.pop_front() {
+                    freed += dropped.frame.len();
+                }
             }
             !entries.is_empty()
         });
+        self.bytes = self.bytes.saturating_sub(freed);
         self.answered.retain(|_, (_, at)| now.duration_since(*at) < RETENTION);
     }
 }
@@ -197,6 +236,22 @@ mod tests {
         let (_, next) = mailbox.read(&["s"], start);
         mailbox.note_answered("session", &["s"], next);
         assert!(mailbox.read(&["s"], mailbox.start_position("session", &["s"])).0.is_empty());
+    }
+
+    #[test]
+    fn past_the_byte_limit_the_oldest_frames_go_first() {
+        let mailbox = Mailbox::default();
+        let start = mailbox.head();
+        let big: Arc<str> = Arc::from("x".repeat(1024 * 1024).as_str());
+        for n in 0..80 {
+            mailbox.post(&format!("c{n}"), &[Arc::clone(&big)]);
+        }
+        let state = mailbox.lock();
+        assert!(state.bytes <= MAX_BYTES, "{} bytes kept", state.bytes);
+        assert!(!state.channels.contains_key("c0"), "the oldest went");
+        assert!(state.channels.contains_key("c79"), "the newest stayed");
+        drop(state);
+        assert_eq!(mailbox.read(&["c79"], start).0.len(), 1);
     }
 
     #[test]
