@@ -56,8 +56,8 @@ pub(crate) fn print_user_line(verb: &str, user: &UserView) {
 }
 
 /// The headers of `callbox call list`.
-pub(crate) const CALL_HEADERS: [&str; 7] =
-    ["STARTED", "CALLER", "CALLEE", "DURATION", "END CAUSE", "ENDED BY", "CALL ID"];
+pub(crate) const CALL_HEADERS: [&str; 8] =
+    ["STARTED", "CALLER", "CALLEE", "DURATION", "END CAUSE", "ENDED BY", "CALL ID", "LEGACY CALL ID"];
 
 /// One call as a row under [`CALL_HEADERS`]: `-` where the call has no such thing yet (not answered, not ended).
 pub(crate) fn call_row(call: &CallView) -> Vec<String> {
@@ -71,6 +71,8 @@ pub(crate) fn call_row(call: &CallView) -> Vec<String> {
         call.end_cause.clone().unwrap_or_else(|| if call.ended_at.is_none() { "(no end yet)" } else { "-" }.into()),
         or_dash(&call.ended_by),
         call.call_id.clone(),
+        // The legacy SDK's own id, for the calls it placed (docs/legacy-sdk.md section 6).
+        or_dash(&call.legacy_call_id),
     ]
 }
 
@@ -159,5 +161,8 @@ mod tests {
         assert_eq!(call_row(&call)[3..6], ["-", "no_answer", "server"]);
         let going_on = CallView { ended_at: None, end_cause: None, ended_by: None, ..call };
         assert_eq!(call_row(&going_on)[3..6], ["-", "(no end yet)", "-"]);
+        assert_eq!(call_row(&going_on)[7], "-", "a call of Callbox's own SDK has no legacy id");
+        let legacy = CallView { legacy_call_id: Some("7f1d7a4e".into()), ..going_on };
+        assert_eq!(call_row(&legacy)[7], "7f1d7a4e");
     }
 }
