@@ -974,6 +974,51 @@ mod two_nodes {
     }
 
     #[tokio::test]
+    async fn keys_channels_and_transports_made_on_a_are_refused_on_b_to_everyone_they_are_not_for() {
+        let Some(engines) = engines() else { return };
+        let _serial = SERIAL.lock().await;
+        let (a, b, _dirs) = two_nodes(&engines).await;
+        let app = a.create_app(json!({})).await;
+        let other_app = a.create_app(json!({})).await;
+        let alice = legacy(&a, &app, "alice").await;
+        let bob = legacy(&a, &app, "bob").await;
+        let carol = legacy(&b, &app, "carol").await;
+        let mallory = legacy(&b, &other_app, "alice").await;
+        // On B: another session's channel, a forged key, the publish key as a subscribe key.
+        for channel in [&bob.transport_channel, &mallory.transport_channel, &bob.signal_channel] {
+            let response = alice.subscribe(&b, &[&alice.transport_channel, channel], "0").await;
+            assert_error(response, 404, "not_found").await;
+        }
+        let mut forged = alice.clone();
+        forged.subscribe_key = format!("{}x", alice.subscribe_key);
+        assert_error(forged.subscribe(&b, &[&alice.transport_channel], "0").await, 404, "not_found").await;
+        forged.subscribe_key = alice.publish_key.clone();
+        assert_error(forged.subscribe(&b, &[&alice.transport_channel], "0").await, 404, "not_found").await;
+        // A transport made on A: outsiders and another application's session cannot read or use it on B.
+        let transport = alice.open_transport(&a, &["bob"]).await;
+        let id = transport["transportId"].as_str().unwrap();
+        assert_error(carol.get_transport(&b, id).await, 404, "not_found").await;
+        assert_error(mallory.get_transport(&b, id).await, 404, "not_found").await;
+        let frame = alice.message_frames(&transport, "m-b", "hi", None).remove(0);
+        assert_error(mallory.publish(&b, &bob.transport_channel, &frame).await, 404, "not_found").await;
+        assert_error(alice.publish(&b, &carol.transport_channel, &frame).await, 404, "not_found").await;
+        // A session ended on A: its keys are refused on B.
+        let path = format!("/admin/v1/apps/{}/sessions/{}", app.key, alice.session.id);
+        assert!(a.admin(Method::DELETE, &path, None).await.status().is_success());
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let response = alice.subscribe(&b, &[&alice.transport_channel], "0").await;
+            if response.status() == StatusCode::UNAUTHORIZED {
+                assert_error(response, 401, "session_revoked").await;
+                break;
+            }
+            assert!(Instant::now() < deadline, "the revocation reaches B within 3 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_error(alice.publish(&b, &bob.transport_channel, &frame).await, 401, "session_revoked").await;
+    }
+
+    #[tokio::test]
     async fn a_revocation_on_node_a_ends_a_long_poll_on_node_b_within_a_second() {
         let Some(engines) = engines() else { return };
         let _serial = SERIAL.lock().await;
