@@ -22,15 +22,7 @@ const TAMPERED_MEDIA_TIMEOUT_MS = 6000;
 
 before(async () => {
   turn = await startTurn();
-  // A configuration file: figment would parse CALLBOX_TURN__URLS='["turn:…"]' too, but TOML says it plainly.
-  const config = [
-    "[turn]",
-    `urls = [${turn.urls.map((u) => JSON.stringify(u)).join(", ")}]`,
-    `shared_secret = ${JSON.stringify(turn.secret)}`,
-    "credential_ttl_seconds = 600",
-    "",
-  ].join("\n");
-  callbox = await startCallbox({ config });
+  callbox = await startCallbox({ config: turn.callboxConfig() });
   app = await callbox.createApp({ name: "Calls", allowedOrigins: ["*"], capabilities: ["messaging", "calling"] });
   browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",

@@ -35,14 +35,7 @@ let apps = 0;
 
 before(async () => {
   turn = await startTurn();
-  const config = [
-    "[turn]",
-    `urls = [${turn.urls.map((u) => JSON.stringify(u)).join(", ")}]`,
-    `shared_secret = ${JSON.stringify(turn.secret)}`,
-    "credential_ttl_seconds = 600",
-    "",
-  ].join("\n");
-  server = await startLegacyServer({ config });
+  server = await startLegacyServer({ config: turn.callboxConfig() });
   console.log(`callbox ${server.mode === "native" ? "terminates TLS itself" : "behind a Node TLS proxy on 127.0.0.1:443"}`);
 });
 

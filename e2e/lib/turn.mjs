@@ -104,12 +104,23 @@ export async function startTurn() {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+  const urls = [`turn:127.0.0.1:${ports.listening}?transport=udp`];
   return {
     port: ports.listening,
     relayPorts: [ports.min, ports.max],
     secret,
     realm,
-    urls: [`turn:127.0.0.1:${ports.listening}?transport=udp`],
+    urls,
+    /** The `[turn]` table of a Callbox configuration file pointing at this coturn (TOML says it plainly; figment
+     * would parse `CALLBOX_TURN__URLS='["turn:…"]'` too). */
+    callboxConfig: (ttlSeconds = 600) =>
+      [
+        "[turn]",
+        `urls = [${urls.map((url) => JSON.stringify(url)).join(", ")}]`,
+        `shared_secret = ${JSON.stringify(secret)}`,
+        `credential_ttl_seconds = ${ttlSeconds}`,
+        "",
+      ].join("\n"),
     log,
     stop: () =>
       new Promise((done) => {
