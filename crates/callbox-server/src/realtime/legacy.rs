@@ -236,6 +236,9 @@ impl Poll<'_> {
         let mut inbox_changed = true;
         loop {
             if let Some(closing) = registered.close.borrow().clone() {
+                // The session ended (revoked, expired, its user disabled, its app deleted): its device is no
+                // longer callable, at once rather than after the grace period of a poll that ended.
+                callbox.legacy_gone(session);
                 return Err(ApiError::with_message(closing.reason, closing.message));
             }
             if let Some(calls) = &self.calls {

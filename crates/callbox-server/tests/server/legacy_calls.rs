@@ -660,3 +660,30 @@ async fn a_device_that_left_is_offline_at_once() {
     assert_eq!(answer["instances"], json!([]));
     assert_eq!(alice.next_frame(&server, "after-leave", &key_of(&answer)).await.1["md"], 9);
 }
+
+#[tokio::test]
+async fn a_device_whose_session_is_revoked_while_it_polls_is_not_callable() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let mut alice = Device::online(&server, legacy(&server, &app, "alice").await).await;
+    let bob = Device::online(&server, legacy(&server, &app, "bob").await).await;
+    let url = pubnub_url(
+        &server,
+        &["subscribe", &bob.client.subscribe_key, &bob.client.transport_channel, "0", &bob.broadcast_tt],
+    );
+    let http = server.http.clone();
+    let waiting = tokio::spawn(async move { http.get(url).send().await.unwrap() });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.callbox.legacy().poll_count() < 1 {
+        assert!(Instant::now() < deadline, "bob's poll is held");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let path = format!("/admin/v1/apps/{}/sessions/{}", app.key, bob.client.session.id);
+    assert!(server.admin(Method::DELETE, &path, None).await.status().is_success());
+    let ended = tokio::time::timeout(Duration::from_secs(2), waiting).await.unwrap().unwrap();
+    assert_error(ended, 401, "session_revoked").await;
+    // Within the grace period of his last poll, and yet: nobody to ring.
+    let answer = placed(&server, &alice.client, "bob", "revoked-callee").await;
+    assert_eq!(answer["instances"], json!([]));
+    assert_eq!(alice.next_frame(&server, "revoked-callee", &key_of(&answer)).await.1["md"], 9);
+}
