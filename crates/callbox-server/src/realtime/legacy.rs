@@ -5,7 +5,8 @@
 //!
 //! A long-poll registers with the hub like a WebSocket connection for as long as it waits, so a message, a
 //! receipt or a revocation on any node ends the wait at once; the cursor lives in the timetoken, so any node
-//! serves the next poll.
+//! serves the next poll. A poll of a session with `calling` also answers the call frames of its channels from the
+//! node's mailbox (`super::mailbox`, its position in the timetoken too) and keeps the device callable.
 
 use super::hub::NewConnection;
 use crate::domain::legacy::{Cursor, KeyKind, LegacyChannels, Publication};
