@@ -10,7 +10,8 @@ use std::sync::Arc;
 use callbox_core::IdentityType;
 use callbox_server::store::sqlite::SqliteStore;
 use callbox_server::store::{
-    AppRecord, CallRecord, CallWrite, Capability, SecretRecord, SessionRecord, Store, StoreError, UserRecord,
+    AppRecord, CallRecord, CallWrite, Capability, LegacyCallRecord, SecretRecord, SessionRecord, Store, StoreError,
+    UserRecord,
 };
 use chrono::{DateTime, Duration, Utc};
 
@@ -657,6 +658,58 @@ pub async fn calls(store: &dyn Store) {
     assert_eq!(store.list_calls(&other.key, None, 10).await.unwrap().len(), 1);
 }
 
+/// Legacy calls: the SDK's id is taken once per application (another application may use it), the record is
+/// written with it and listed with its `legacyCallId`, the first answering session wins and an ended call is not
+/// answered, unknown ids and applications are `NotFound`, and retention forgets the SDK's ids but keeps the records.
+pub async fn legacy_calls(store: &dyn Store) {
+    let (app, _) = new_app(store).await;
+    let (other, _) = new_app(store).await;
+    let t = now();
+    let legacy = |app_key: &str, call_id: &str| LegacyCallRecord {
+        call_id: call_id.to_owned(),
+        record: call(app_key, "alice", "bob", t),
+        caller_session_id: "session-a".to_owned(),
+        answered_session_id: None,
+    };
+    let first = legacy(&app.key, "sdk-call-1");
+    assert!(store.put_legacy_call(&first).await.unwrap());
+    assert!(!store.put_legacy_call(&legacy(&app.key, "sdk-call-1")).await.unwrap(), "one use per application");
+    assert!(store.put_legacy_call(&legacy(&other.key, "sdk-call-1")).await.unwrap(), "another application may");
+    assert!(matches!(store.put_legacy_call(&legacy("no-such-app", "x")).await, Err(StoreError::NotFound)));
+
+    let read = store.get_legacy_call(&app.key, "sdk-call-1").await.unwrap();
+    assert_eq!(read.record.id, first.record.id);
+    assert_eq!((read.caller_session_id.as_str(), read.answered_session_id.as_deref()), ("session-a", None));
+    assert_eq!(read.record.legacy_call_id.as_deref(), Some("sdk-call-1"));
+    assert!(matches!(store.get_legacy_call(&app.key, "unknown").await, Err(StoreError::NotFound)));
+    assert!(matches!(store.get_legacy_call("no-such-app", "sdk-call-1").await, Err(StoreError::NotFound)));
+
+    let at = t + Duration::milliseconds(1_500);
+    assert!(store.answer_legacy_call(&app.key, "sdk-call-1", "session-b1", at).await.unwrap());
+    assert!(!store.answer_legacy_call(&app.key, "sdk-call-1", "session-b2", at).await.unwrap(), "first answer wins");
+    let read = store.get_legacy_call(&app.key, "sdk-call-1").await.unwrap();
+    assert_eq!(read.answered_session_id.as_deref(), Some("session-b1"));
+    assert_eq!(read.record.answered_at, Some(at));
+    assert!(matches!(store.answer_legacy_call(&app.key, "unknown", "s", at).await, Err(StoreError::NotFound)));
+    // An ended call is not answered any more.
+    let ended = legacy(&app.key, "sdk-call-2");
+    store.put_legacy_call(&ended).await.unwrap();
+    store.write_calls(&[call_ended(&ended.record.id, at, "canceled", "caller")]).await.unwrap();
+    assert!(!store.answer_legacy_call(&app.key, "sdk-call-2", "session-b1", at).await.unwrap());
+
+    let listed = store.list_calls(&app.key, Some("bob"), 10).await.unwrap();
+    let ids: Vec<Option<&str>> = listed.iter().map(|call| call.legacy_call_id.as_deref()).collect();
+    assert_eq!(listed.len(), 2);
+    assert!(ids.contains(&Some("sdk-call-1")) && ids.contains(&Some("sdk-call-2")), "{ids:?}");
+
+    // Retention: the SDK's ids go, the records stay.
+    assert!(store.purge_transports(t + Duration::seconds(1)).await.unwrap() >= 2);
+    assert!(matches!(store.get_legacy_call(&app.key, "sdk-call-1").await, Err(StoreError::NotFound)));
+    let listed = store.list_calls(&app.key, None, 10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|call| call.legacy_call_id.is_none()));
+}
+
 /// Every behaviour, one after the other, on one store.
 pub async fn run_conformance(store: Arc<dyn Store>) {
     meta(&*store).await;
@@ -673,6 +726,7 @@ pub async fn run_conformance(store: Arc<dyn Store>) {
     purge(&*store).await;
     concurrent_sessions(Arc::clone(&store), 50).await;
     calls(&*store).await;
+    legacy_calls(&*store).await;
 }
 
 // ----- SQLite ------------------------------------------------------------------------------------------------
@@ -682,6 +736,12 @@ async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("callbox.db")).await.unwrap();
     (Arc::new(store), dir)
+}
+
+#[tokio::test]
+async fn sqlite_legacy_calls() {
+    let (store, _dir) = sqlite().await;
+    legacy_calls(&*store).await;
 }
 
 #[tokio::test]
