@@ -20,6 +20,7 @@
 //! given `calls.ringing_wait_milliseconds` to acknowledge from another node before the caller is told.
 
 use super::{Callbox, DomainError, DomainResult};
+use crate::realtime::calls::EndCause;
 use crate::store::{CallRecord, CallWrite, Capability, LegacyCallRecord, SessionRecord, StoreError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -153,7 +154,6 @@ impl Presence {
 pub struct LegacyCalls {
     presence: Arc<Presence>,
     attempts: DefaultKeyedRateLimiter<String>,
-    attempts_per_minute: u32,
     known: Mutex<HashMap<(String, String), Arc<LegacyCallRecord>>>,
 }
 
@@ -165,7 +165,6 @@ impl LegacyCalls {
         Self {
             presence: Arc::default(),
             attempts: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
-            attempts_per_minute: config.attempts_per_minute,
             known: Mutex::default(),
         }
     }
@@ -187,16 +186,16 @@ impl Side {
     }
 }
 
-/// The end cause word of the SDK's `CallEndCause` number in a call report.
-fn cause_of_report(result: u64) -> &'static str {
+/// The end cause of the SDK's `CallEndCause` number in a call report.
+fn cause_of_report(result: u64) -> EndCause {
     match result {
-        1 => "timeout",
-        2 => "denied",
-        3 => "no_answer",
-        5 => "hung_up",
-        6 => "canceled",
-        7 => "other_device_answered",
-        _ => "failure",
+        1 => EndCause::Timeout,
+        2 => EndCause::Denied,
+        3 => EndCause::NoAnswer,
+        5 => EndCause::HungUp,
+        6 => EndCause::Canceled,
+        7 => EndCause::OtherDeviceAnswered,
+        _ => EndCause::Failure,
     }
 }
 
@@ -298,12 +297,13 @@ impl Callbox {
             ));
         }
         let calls = &self.legacy.calls;
-        if calls.attempts.check_key(&session.id).is_err() {
+        if let Err(not_until) = calls.attempts.check_key(&session.id) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
             return Err(DomainError {
-                retry_after: Some(60 / u64::from(calls.attempts_per_minute.max(1)).min(60)),
+                retry_after: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
                 ..DomainError::with_message(
                     Reason::RateLimited,
-                    format!("at most {} calls a minute per session", calls.attempts_per_minute),
+                    format!("at most {} calls a minute per session", calls_config.attempts_per_minute),
                 )
             });
         }
@@ -404,13 +404,13 @@ impl Callbox {
         // This may reach the caller before the answer to its POST, i.e. before its SDK knows the call key: the SDK
         // keeps frames it cannot decrypt by call id and reads them again once the answer gives it the key.
         self.realtime.post_legacy_frames(&caller_signal, seal(&key, &call.call_id, &failure));
-        self.end_legacy_call(&call.record, "no_answer", "server").await;
+        self.end_legacy_call(&call.record, EndCause::NoAnswer, "server").await;
     }
 
     async fn end_unanswered(&self, call: &LegacyCallRecord) {
         match self.store.get_legacy_call(&call.record.app_key, &call.call_id).await {
             Ok(now) if now.record.answered_at.is_none() && now.record.ended_at.is_none() => {
-                self.end_legacy_call(&now.record, "no_answer", "server").await;
+                self.end_legacy_call(&now.record, EndCause::NoAnswer, "server").await;
             }
             Ok(_) | Err(StoreError::NotFound) => {}
             Err(error) => tracing::warn!(%error, "cannot read a legacy call to end it"),
@@ -418,7 +418,8 @@ impl Callbox {
     }
 
     /// Ends a call record (if it has not ended yet) and counts it.
-    async fn end_legacy_call(&self, record: &CallRecord, cause: &'static str, by: &'static str) {
+    async fn end_legacy_call(&self, record: &CallRecord, cause: EndCause, by: &'static str) {
+        let cause = cause.as_str();
         let write = CallWrite::Ended {
             id: record.id.clone(),
             at: callbox_core::time::to_millisecond(self.now()),
@@ -582,7 +583,7 @@ impl Callbox {
         let answered_here = call.answered_session_id.as_deref() == Some(session.id.as_str());
         if call.record.ended_at.is_none() && (side == Side::Caller || answered_here) {
             let cause = cause_of_report(result.unwrap_or(4));
-            let by = if cause == "timeout" || cause == "failure" { "server" } else { side.as_str() };
+            let by = if matches!(cause, EndCause::Timeout | EndCause::Failure) { "server" } else { side.as_str() };
             self.end_legacy_call(&call.record, cause, by).await;
         }
         Ok(())
@@ -595,14 +596,14 @@ fn legacy_end(
     session: &SessionRecord,
     side: Side,
     md: u64,
-) -> Option<(&'static str, &'static str)> {
+) -> Option<(EndCause, &'static str)> {
     let answered = call.record.answered_at.is_some();
     let answering = call.answered_session_id.as_deref() == Some(session.id.as_str());
     match (side, md) {
-        (Side::Caller, 5) if answered => Some(("hung_up", "caller")),
-        (Side::Callee, 5) if answered && answering => Some(("hung_up", "callee")),
-        (Side::Caller, 5 | 7) if !answered => Some(("canceled", "caller")),
-        (Side::Callee, 5 | 6) if !answered => Some(("denied", "callee")),
+        (Side::Caller, 5) if answered => Some((EndCause::HungUp, "caller")),
+        (Side::Callee, 5) if answered && answering => Some((EndCause::HungUp, "callee")),
+        (Side::Caller, 5 | 7) if !answered => Some((EndCause::Canceled, "caller")),
+        (Side::Callee, 5 | 6) if !answered => Some((EndCause::Denied, "callee")),
         // After the answer: the caller's cancel or deny to the devices that did not answer, or one of those
         // devices hanging up its ringing; the call goes on.
         _ => None,
