@@ -687,3 +687,55 @@ async fn a_device_whose_session_is_revoked_while_it_polls_is_not_callable() {
     assert_eq!(answer["instances"], json!([]));
     assert_eq!(alice.next_frame(&server, "revoked-callee", &key_of(&answer)).await.1["md"], 9);
 }
+
+#[tokio::test]
+async fn calls_and_reports_need_a_valid_signature_and_a_live_session() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let alice = legacy(&server, &app, "alice").await;
+    // Bob is online, so the call rings on until someone ends it.
+    let _bob = Device::online(&server, legacy(&server, &app, "bob").await).await;
+    placed(&server, &alice, "bob", "signed-1").await;
+    let report_path = "/v1/calls/data/id/signed-1";
+    // Signed with another session's secret; not signed at all.
+    let mut forged = alice.session.clone();
+    forged.secret = legacy(&server, &app, "carol").await.session.secret;
+    let response = server.signed(Method::POST, "/v1/calls/data", Some(place_body("bob", "signed-2")), &forged).await;
+    assert_error(response, 401, "bad_signature").await;
+    let response = server.signed(Method::PUT, report_path, Some(json!({"result": 5})), &forged).await;
+    assert_error(response, 401, "bad_signature").await;
+    let unsigned = server.http.post(server.url("/v1/calls/data")).json(&place_body("bob", "signed-3")).send().await;
+    assert_error(unsigned.unwrap(), 401, "missing_authorization").await;
+    // A revoked session places no call and reports none; nothing was recorded for the refused ones.
+    let path = format!("/admin/v1/apps/{}/sessions/{}", app.key, alice.session.id);
+    assert!(server.admin(Method::DELETE, &path, None).await.status().is_success());
+    assert_error(place(&server, &alice, place_body("bob", "signed-4")).await, 401, "session_revoked").await;
+    let response = server.signed(Method::PUT, report_path, Some(json!({"result": 5})), &alice.session).await;
+    assert_error(response, 401, "session_revoked").await;
+    let calls = calls_of(&server, &app).await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0]["endedAt"].is_null(), "the refused reports ended nothing: {calls:?}");
+}
+
+#[tokio::test]
+async fn a_store_that_fails_is_service_unavailable_and_no_one_rings() {
+    let server = start().await;
+    let app = server.create_app(json!({})).await;
+    let alice = legacy(&server, &app, "alice").await;
+    let mut bob = Device::online(&server, legacy(&server, &app, "bob").await).await;
+    // The legacy calls table goes away behind the server's back (a broken or half-restored database).
+    let url = format!("sqlite://{}", server.data.join("callbox.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("DROP TABLE legacy_calls").execute(&pool).await.unwrap();
+    pool.close().await;
+    let refused =
+        assert_error(place(&server, &alice, place_body("bob", "dead-store")).await, 503, "service_unavailable").await;
+    assert!(!refused["message"].as_str().unwrap_or("").contains("legacy_calls"), "no database detail: {refused}");
+    bob.hears_nothing_of(&server, "dead-store").await;
+    // A frame of a call the store cannot read is refused the same way, and a report too.
+    let frame = frame(&alice, &[1; 32], "dead-store", 10, json!("sdp"), json!("{}"));
+    assert_error(publish(&server, &alice, &bob.client.signal_channel, &frame).await, 503, "service_unavailable").await;
+    let response =
+        server.signed(Method::PUT, "/v1/calls/data/id/dead-store", Some(json!({"result": 5})), &alice.session).await;
+    assert_error(response, 503, "service_unavailable").await;
+}
