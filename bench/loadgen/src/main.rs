@@ -14,7 +14,7 @@
 //! ```
 
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +25,17 @@ use callbox_loadgen::{live_sessions, report, rss, run_scenario, Options, Scenari
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// The server under test of the realtime, legacy and call scenarios (Callbox, or a peer speaking its wire).
+#[derive(Args, Debug)]
+struct Target {
+    /// Base URL of the server under test (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Admin token (an app is created for the run).
+    #[arg(long, env = "CALLBOX_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -67,12 +78,8 @@ enum Command {
     },
     /// Holds idle authenticated realtime connections and reports the server's memory per connection.
     RealtimeIdle {
-        /// Base URL of the Callbox under test (loopback only).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// Admin token (an app is created for the run).
-        #[arg(long, env = "CALLBOX_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: String,
+        #[command(flatten)]
+        target: Target,
         /// Connections to open (one session each).
         #[arg(long, default_value_t = 1000)]
         connections: usize,
@@ -89,12 +96,8 @@ enum Command {
     /// 1:1 realtime messages (acknowledged after the commit, confirmed by the receiver): delivered a second and
     /// delivery latency.
     RealtimeMessages {
-        /// Base URL of the Callbox under test (loopback only).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// Admin token (an app is created for the run).
-        #[arg(long, env = "CALLBOX_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: String,
+        #[command(flatten)]
+        target: Target,
         /// Sender → receiver pairs.
         #[arg(long, default_value_t = 16)]
         pairs: usize,
@@ -111,12 +114,8 @@ enum Command {
     /// Idle legacy long-poll subscribers (docs/legacy-sdk.md), one live `/subscribe` each, and the server's
     /// memory per subscriber.
     LegacyIdle {
-        /// Base URL of the Callbox under test (loopback only).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// Admin token (an app is created for the run).
-        #[arg(long, env = "CALLBOX_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: String,
+        #[command(flatten)]
+        target: Target,
         /// Subscribers (one session and one held poll each).
         #[arg(long, default_value_t = 1000)]
         subscribers: usize,
@@ -130,12 +129,8 @@ enum Command {
     /// 1:1 messages through the legacy transport (MXP frames published, read by long-polls, each confirmed with
     /// a receipt frame): delivered a second and delivery latency.
     LegacyMessages {
-        /// Base URL of the Callbox under test (loopback only).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// Admin token (an app is created for the run).
-        #[arg(long, env = "CALLBOX_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: String,
+        #[command(flatten)]
+        target: Target,
         /// Sender → receiver pairs.
         #[arg(long, default_value_t = 16)]
         pairs: usize,
@@ -150,12 +145,8 @@ enum Command {
     /// back (start → incoming → answer → answered → a candidate each way → hangup → ended on both); setups a
     /// second and the start → answered latency.
     RealtimeCalls {
-        /// Base URL of the target (loopback only).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// Admin token (an app is created for the run).
-        #[arg(long, env = "CALLBOX_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: String,
+        #[command(flatten)]
+        target: Target,
         /// Caller → callee pairs (two sessions with `calling` each).
         #[arg(long, default_value_t = 16)]
         pairs: usize,
@@ -255,26 +246,26 @@ async fn main() -> anyhow::Result<()> {
             let result = run_scenario(scenario, &options).await?;
             write_out(&result, out.as_ref())
         }
-        Command::RealtimeIdle { url, admin_token, connections, pid, hold, out } => {
+        Command::RealtimeIdle { target: Target { url, admin_token }, connections, pid, hold, out } => {
             write_out(&callbox_loadgen::realtime::idle(&url, &admin_token, connections, pid, hold).await?, out.as_ref())
         }
-        Command::RealtimeMessages { url, admin_token, pairs, window, duration, out } => write_out(
+        Command::RealtimeMessages { target: Target { url, admin_token }, pairs, window, duration, out } => write_out(
             &callbox_loadgen::realtime::messages(&url, &admin_token, pairs, window, duration).await?,
             out.as_ref(),
         ),
-        Command::LegacyIdle { url, admin_token, subscribers, pid, out } => {
+        Command::LegacyIdle { target: Target { url, admin_token }, subscribers, pid, out } => {
             if !(1..=20_000).contains(&subscribers) {
                 bail!("--subscribers must be between 1 and 20000");
             }
             write_out(&callbox_loadgen::legacy::idle(&url, &admin_token, subscribers, pid).await?, out.as_ref())
         }
-        Command::LegacyMessages { url, admin_token, pairs, duration, out } => {
+        Command::LegacyMessages { target: Target { url, admin_token }, pairs, duration, out } => {
             if !(0.1..=600.0).contains(&duration) || !(1..=1000).contains(&pairs) {
                 bail!("--duration must be 0.1-600 seconds and --pairs 1-1000");
             }
             write_out(&callbox_loadgen::legacy::messages(&url, &admin_token, pairs, duration).await?, out.as_ref())
         }
-        Command::RealtimeCalls { url, admin_token, pairs, duration, out } => {
+        Command::RealtimeCalls { target: Target { url, admin_token }, pairs, duration, out } => {
             if !(0.1..=600.0).contains(&duration) {
                 bail!("--duration must be between 0.1 and 600 seconds");
             }
