@@ -18,9 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-ulimit -n "$(ulimit -Hn)"
-FILES=$(ulimit -n)
-[ "$FILES" = unlimited ] && FILES=1048576
+# WORK, PIDS (killed on exit), wait_url and raise_open_files.
+source bench/lib.sh
+raise_open_files
 # Each held poll is a TCP connection at both ends (the load generator and the server are separate processes).
 MOST=$((FILES - 200))
 SUBSCRIBERS=${LG_SUBSCRIBERS:-$((MOST < 5000 ? MOST : 5000))}
@@ -31,7 +31,6 @@ RATE=1000000
 STORE=${LG_STORE:-sqlite}
 RUN=bench/results/legacy-$STORE-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RUN"
-source bench/lib.sh
 STORE_ARGS=()
 if [ "$STORE" = postgres ]; then
   source scripts/services.sh

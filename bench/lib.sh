@@ -10,6 +10,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Raises this shell's open-file limit to the hard limit (the servers and load generator it starts inherit it) and
+# sets FILES to it (a number, also when the limit is unlimited).
+raise_open_files() {
+  ulimit -n "$(ulimit -Hn)"
+  FILES=$(ulimit -n)
+  [ "$FILES" = unlimited ] && FILES=1048576
+  return 0
+}
+
 # Waits for the {"event":"listening","url":...} line a server prints on stdout (file X.out, its stderr in X.err);
 # echoes the URL.
 wait_url() {

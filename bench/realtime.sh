@@ -19,9 +19,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-ulimit -n "$(ulimit -Hn)"
-FILES=$(ulimit -n)
-[ "$FILES" = unlimited ] && FILES=1048576
+# WORK, PIDS (killed on exit), wait_url and raise_open_files.
+source bench/lib.sh
+raise_open_files
 # The issue's 20,000, or as many as the open-file limit leaves room for.
 MOST=$((FILES - 100))
 CONNECTIONS=${RT_CONNECTIONS:-$((MOST < 20000 ? MOST : 20000))}
@@ -33,8 +33,6 @@ RATE=1000000
 
 RUN=bench/results/realtime-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RUN"
-# WORK, PIDS (killed on exit) and wait_url.
-source bench/lib.sh
 build_realtime_bench
 
 CALLBOX_DEMO_APP=false CALLBOX_REALTIME__MESSAGES_PER_SECOND=$RATE CALLBOX_REALTIME__MESSAGE_BURST=$RATE \
