@@ -266,6 +266,10 @@ pub struct ConnectionConfig {
     pub realtime_max_per_address: Option<usize>,
     /// Authenticated realtime connections in all. Unset: the other half of the file descriptors.
     pub realtime_max_total: Option<usize>,
+    /// Threads that serve the main listener's connections, each with a single-threaded runtime of its own (a
+    /// connection stays on one thread: fewer thread switches per request than on shared workers). Unset: one per
+    /// CPU core. 0: connections are served by the main runtime's workers, with everything else.
+    pub threads: Option<usize>,
 }
 
 impl ConnectionConfig {
@@ -284,6 +288,7 @@ impl Default for ConnectionConfig {
             max_total: None,
             realtime_max_per_address: None,
             realtime_max_total: None,
+            threads: None,
         }
     }
 }

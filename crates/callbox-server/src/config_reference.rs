@@ -68,6 +68,7 @@ pub const ENTRIES: &[Entry] = &[
     entry("connections.max_total", None, "Plain HTTP connections in all; more are answered 503 at once and closed. Unset: half of the file-descriptor limit left after a headroom of an eighth (at least 128)."),
     entry("connections.realtime_max_per_address", None, "Authenticated realtime connections (promoted by the realtime layer) from one client address. Unset: as `max_per_address`."),
     entry("connections.realtime_max_total", None, "Authenticated realtime connections in all. Unset: the other half of the file descriptors."),
+    entry("connections.threads", None, "Threads that serve the main listener's connections, each with a single-threaded runtime of its own (a connection stays on one thread: fewer thread switches per request than on shared workers). Unset: one per CPU core. 0: connections are served by the main runtime's workers, with everything else."),
     entry("realtime.heartbeat_seconds", None, "Seconds between the server's `ping` frames."),
     entry("realtime.idle_timeout_seconds", None, "A connection from which nothing arrived for this long is closed (4408), seconds."),
     entry("realtime.auth_timeout_seconds", None, "Time a new connection has to send its `auth` frame, seconds."),

@@ -237,6 +237,16 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(|(address, source)| ServeError::Io { context: format!("binding {address}"), source })?;
     listeners.tls = tls.as_ref().map(|tls| tls.acceptor());
+    let connection_threads = config
+        .connections
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+    if connection_threads > 0 {
+        listeners.threads = Some(
+            listener::ConnectionThreads::start(connection_threads)
+                .map_err(io_error("starting the connection threads"))?,
+        );
+    }
     // Before the `listening` line: a SIGHUP sent once it is printed must find the handler (its default ends the
     // process).
     #[cfg(unix)]
@@ -279,6 +289,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         file_descriptor_limit = %file_descriptor_limit.map_or_else(|| "unknown".to_owned(), |limit| limit.to_string()),
         max_connections = %listener::describe_cap(connections.max_total),
         max_connections_per_address = %listener::describe_cap(connections.max_per_address),
+        connection_threads,
         "callbox listening"
     );
 

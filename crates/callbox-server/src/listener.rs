@@ -497,6 +497,19 @@ pub async fn serve_with_tls(
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    serve_on_threads(listener, app, settings, tls, None, shutdown).await;
+}
+
+/// [`serve_with_tls`], each connection served on one of `threads` when given (in turn), else on the runtime this
+/// runs on.
+pub async fn serve_on_threads(
+    listener: TcpListener,
+    app: Router,
+    settings: ConnectionSettings,
+    tls: Option<TlsAcceptor>,
+    threads: Option<ConnectionThreads>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
     let settings = Arc::new(settings);
     let budgets = Arc::new(Budgets::new(&settings));
     let loop_metrics = LoopMetrics::new();
@@ -545,20 +558,86 @@ pub async fn serve_with_tls(
             phase_since: AtomicU64::new(0),
             changed: Notify::new(),
         });
-        tokio::spawn(serve_connection(
-            stream,
-            connection,
-            app.clone(),
-            Arc::clone(&settings),
-            loop_metrics.clone(),
-            drain_signal.clone(),
-            tls.clone(),
-        ));
+        let serve = {
+            let (app, settings, loop_metrics) = (app.clone(), Arc::clone(&settings), loop_metrics.clone());
+            let (drain_signal, tls) = (drain_signal.clone(), tls.clone());
+            move |stream| serve_connection(stream, connection, app, settings, loop_metrics, drain_signal, tls)
+        };
+        match &threads {
+            None => {
+                tokio::spawn(serve(stream));
+            }
+            Some(threads) => threads.serve(stream, serve),
+        }
     }
     drop(listener);
     drop(drain_signal);
     let _ = draining.send(true);
     draining.closed().await;
+}
+
+/// Threads that serve connections, each running its own single-threaded runtime (`[connections] threads`).
+///
+/// On the shared multi-threaded runtime a connection's wake-ups land on whichever worker polled the socket, and
+/// idle workers park and are woken for each other's work: under many small requests the server spends much of
+/// its time in thread switches (docs/benchmarks.md). A connection served on one of these threads is polled,
+/// woken and answered on that thread alone. The accept loop hands connections out in turn; what they wait for
+/// elsewhere (the store, the realtime hub, the cluster) lives on the main runtime as before.
+#[derive(Clone)]
+pub struct ConnectionThreads {
+    handles: Arc<[tokio::runtime::Handle]>,
+    next: Arc<AtomicUsize>,
+    /// Dropped with the last clone: each thread's runtime then stops.
+    _stop: Arc<Vec<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl std::fmt::Debug for ConnectionThreads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionThreads").field("threads", &self.handles.len()).finish()
+    }
+}
+
+impl ConnectionThreads {
+    /// Starts `count` threads (at least one), named `callbox-conn-N`.
+    pub fn start(count: usize) -> io::Result<Self> {
+        let mut handles = Vec::with_capacity(count.max(1));
+        let mut stops = Vec::with_capacity(count.max(1));
+        for index in 0..count.max(1) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            handles.push(runtime.handle().clone());
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            stops.push(stop);
+            std::thread::Builder::new().name(format!("callbox-conn-{index}")).spawn(move || {
+                // Ends when every clone of the `ConnectionThreads` is gone; dropping the runtime then ends its tasks.
+                let _ = runtime.block_on(stopped);
+            })?;
+        }
+        Ok(Self { handles: handles.into(), next: Arc::new(AtomicUsize::new(0)), _stop: Arc::new(stops) })
+    }
+
+    /// How many threads serve connections.
+    pub fn count(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Serves `stream` with `serve` on the next thread in turn.
+    fn serve<F, S>(&self, stream: TcpStream, serve: S)
+    where
+        S: FnOnce(TcpStream) -> F + Send + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        // The socket moves to the chosen thread's reactor: out of this one as a plain socket, into that one there.
+        let Ok(stream) = stream.into_std() else {
+            return;
+        };
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        self.handles[index].spawn(async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve(stream).await,
+                Err(error) => tracing::debug!(%error, "a connection could not move to its thread"),
+            }
+        });
+    }
 }
 
 /// One connection: with `tls`, its handshake first (see the module doc), then [`drive`].
@@ -779,6 +858,9 @@ pub struct Listeners {
     pub metrics: Option<TcpListener>,
     /// TLS on the main listener (`[tls]`); `None`: plain HTTP. [`Listeners::bind`] leaves it `None`.
     pub tls: Option<TlsAcceptor>,
+    /// Threads that serve the main listener's connections; `None`: the runtime the accept loop runs on.
+    /// [`Listeners::bind`] leaves it `None`.
+    pub threads: Option<ConnectionThreads>,
 }
 
 impl std::fmt::Debug for Listeners {
@@ -788,6 +870,7 @@ impl std::fmt::Debug for Listeners {
             .field("main", &self.main)
             .field("metrics", &self.metrics)
             .field("tls", &self.tls.is_some())
+            .field("threads", &self.threads)
             .finish()
     }
 }
@@ -800,7 +883,7 @@ impl Listeners {
             Some(address) => Some(TcpListener::bind(address).await.map_err(|error| (address, error))?),
             None => None,
         };
-        Ok(Self { main, metrics, tls: None })
+        Ok(Self { main, metrics, tls: None, threads: None })
     }
 
     /// The bound main address (the real port when `listen` asked for port 0).
@@ -825,11 +908,12 @@ impl Listeners {
         let wait = |mut stopped: watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        let main = serve_with_tls(
+        let main = serve_on_threads(
             self.main,
             crate::http::router(state.clone()),
             settings.clone(),
             self.tls,
+            self.threads,
             wait(stopped.clone()),
         );
         let metrics = async {

@@ -258,6 +258,49 @@ async fn the_total_cap_refuses_the_excess_at_once_with_503() {
 }
 
 #[tokio::test]
+async fn connections_are_served_in_turn_on_the_connection_threads_each_on_one_thread() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut config = test_config(dir.path());
+    config.connections =
+        ConnectionConfig { max_per_address: Some(8), realtime_max_per_address: Some(1), ..ConnectionConfig::default() };
+    let settings = ConnectionSettings::resolve(&config, Some(4096));
+    let bound = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = bound.local_addr().unwrap();
+    let threads = listener::ConnectionThreads::start(2).unwrap();
+    assert_eq!(threads.count(), 2);
+    let app = promoting_router()
+        .route("/thread", get(|| async { std::thread::current().name().unwrap_or("unnamed").to_owned() }));
+    let task =
+        tokio::spawn(listener::serve_on_threads(bound, app, settings, None, Some(threads), std::future::pending()));
+
+    let mut names = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let mut client = connect_from(Ipv4Addr::new(127, 0, 6, 1), address).await;
+        // Two requests on one connection: the same thread answers both.
+        for _ in 0..2 {
+            client.write_all(b"GET /thread HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            let answer = read_response(&mut client).await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            names.push(answer.rsplit("\r\n").next().unwrap().to_owned());
+        }
+        clients.push(client);
+    }
+    let expected = ["callbox-conn-0", "callbox-conn-1", "callbox-conn-0", "callbox-conn-1"];
+    let expected: Vec<&str> = expected.iter().flat_map(|name| [*name, *name]).collect();
+    assert_eq!(names, expected, "connections go to the threads in turn, and stay on theirs");
+
+    // The budgets are the accept loop's, whichever thread serves: one realtime place per address, in all.
+    let promote = b"GET /promote HTTP/1.1\r\nHost: x\r\n\r\n";
+    clients[0].write_all(promote).await.unwrap();
+    assert!(read_response(&mut clients[0]).await.starts_with("HTTP/1.1 200"));
+    clients[1].write_all(promote).await.unwrap();
+    let refused = read_response(&mut clients[1]).await;
+    assert!(refused.starts_with("HTTP/1.1 429"), "the second thread sees the first one's promotion: {refused}");
+    task.abort();
+}
+
+#[tokio::test]
 async fn a_promoted_connection_leaves_the_http_budget_and_the_timeouts() {
     let dir = tempfile::TempDir::new().unwrap();
     let mut config = test_config(dir.path());
