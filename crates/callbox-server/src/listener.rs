@@ -558,16 +558,32 @@ pub async fn serve_on_threads(
             phase_since: AtomicU64::new(0),
             changed: Notify::new(),
         });
+        let first_request_deadline = tokio::time::Instant::from(connection.accepted + settings.header_timeout);
         let serve = {
             let (app, settings, loop_metrics) = (app.clone(), Arc::clone(&settings), loop_metrics.clone());
             let (drain_signal, tls) = (drain_signal.clone(), tls.clone());
             move |stream| serve_connection(stream, connection, app, settings, loop_metrics, drain_signal, tls)
         };
         match &threads {
-            None => {
+            // TLS hides the request until the handshake: such connections stay here.
+            Some(threads) if tls.is_none() => {
+                let threads = threads.clone();
+                tokio::spawn(async move {
+                    let mut first = [0u8; 24];
+                    let peeked = tokio::time::timeout_at(first_request_deadline, stream.peek(&mut first)).await;
+                    match peeked {
+                        Ok(Ok(read)) if !ConnectionThreads::stays_on_main_runtime(&first[..read]) => {
+                            threads.serve(stream, serve);
+                        }
+                        // A long-lived connection, or nothing in time (served here, where the header timeout
+                        // closes it and counts it).
+                        _ => serve(stream).await,
+                    }
+                });
+            }
+            _ => {
                 tokio::spawn(serve(stream));
             }
-            Some(threads) => threads.serve(stream, serve),
         }
     }
     drop(listener);
@@ -581,8 +597,11 @@ pub async fn serve_on_threads(
 /// On the shared multi-threaded runtime a connection's wake-ups land on whichever worker polled the socket, and
 /// idle workers park and are woken for each other's work: under many small requests the server spends much of
 /// its time in thread switches (docs/benchmarks.md). A connection served on one of these threads is polled,
-/// woken and answered on that thread alone. The accept loop hands connections out in turn; what they wait for
-/// elsewhere (the store, the realtime hub, the cluster) lives on the main runtime as before.
+/// woken and answered on that thread alone. The accept loop hands plain HTTP connections out in turn; what they
+/// wait for elsewhere (the store, the realtime hub, the cluster) lives on the main runtime as before.
+///
+/// Long-lived connections stay on the main runtime (see [`ConnectionThreads::stays_on_main_runtime`]), and so
+/// do TLS connections, whose first request cannot be seen before the handshake.
 #[derive(Clone)]
 pub struct ConnectionThreads {
     handles: Arc<[tokio::runtime::Handle]>,
@@ -613,6 +632,16 @@ impl ConnectionThreads {
             })?;
         }
         Ok(Self { handles: handles.into(), next: Arc::new(AtomicUsize::new(0)), _stop: Arc::new(stops) })
+    }
+
+    /// Whether a connection whose first bytes are `first` stays on the main runtime: a WebSocket (`/v1/realtime`)
+    /// or a legacy long-poll (`/subscribe/...`) relays frames to and from other connections through the hub and
+    /// the call registry, and the main runtime's work-stealing scheduler runs a task woken by another on the
+    /// waker's own thread, where a connection thread must be woken across threads for every frame: call setups
+    /// fell by a third when their connections were served on connection threads (docs/benchmarks.md).
+    pub fn stays_on_main_runtime(first: &[u8]) -> bool {
+        const LONG_LIVED: [&[u8]; 2] = [b"GET /v1/realtime", b"GET /subscribe/"];
+        LONG_LIVED.iter().any(|prefix| first.starts_with(prefix))
     }
 
     /// How many threads serve connections.

@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use callbox_server::config::{Config, ConnectionConfig, Redacted};
 use callbox_server::http::AppState;
-use callbox_server::listener::{self, ConnectionHandle, ConnectionSettings, Listeners};
+use callbox_server::listener::{self, ConnectionHandle, ConnectionSettings, ConnectionThreads, Listeners};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -266,10 +266,10 @@ async fn connections_are_served_in_turn_on_the_connection_threads_each_on_one_th
     let settings = ConnectionSettings::resolve(&config, Some(4096));
     let bound = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = bound.local_addr().unwrap();
-    let threads = listener::ConnectionThreads::start(2).unwrap();
+    let threads = ConnectionThreads::start(2).unwrap();
     assert_eq!(threads.count(), 2);
-    let app = promoting_router()
-        .route("/thread", get(|| async { std::thread::current().name().unwrap_or("unnamed").to_owned() }));
+    let thread_name = || async { std::thread::current().name().unwrap_or("unnamed").to_owned() };
+    let app = promoting_router().route("/thread", get(thread_name)).route("/v1/realtime", get(thread_name));
     let task =
         tokio::spawn(listener::serve_on_threads(bound, app, settings, None, Some(threads), std::future::pending()));
 
@@ -289,6 +289,15 @@ async fn connections_are_served_in_turn_on_the_connection_threads_each_on_one_th
     let expected = ["callbox-conn-0", "callbox-conn-1", "callbox-conn-0", "callbox-conn-1"];
     let expected: Vec<&str> = expected.iter().flat_map(|name| [*name, *name]).collect();
     assert_eq!(names, expected, "connections go to the threads in turn, and stay on theirs");
+
+    // A long-lived connection (a WebSocket, a legacy long-poll) stays on the runtime of the accept loop.
+    let mut realtime = connect_from(Ipv4Addr::new(127, 0, 6, 1), address).await;
+    realtime.write_all(b"GET /v1/realtime HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let answer = read_response(&mut realtime).await;
+    let served_by = answer.rsplit("\r\n").next().unwrap();
+    assert!(!served_by.starts_with("callbox-conn-"), "a realtime connection went to {served_by}");
+    assert!(ConnectionThreads::stays_on_main_runtime(b"GET /subscribe/sub-c-1/ch/0/0 HTTP/1.1"));
+    assert!(!ConnectionThreads::stays_on_main_runtime(b"POST /v1/instance HTTP/1.1"));
 
     // The budgets are the accept loop's, whichever thread serves: one realtime place per address, in all.
     let promote = b"GET /promote HTTP/1.1\r\nHost: x\r\n\r\n";
