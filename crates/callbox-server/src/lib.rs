@@ -237,16 +237,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(|(address, source)| ServeError::Io { context: format!("binding {address}"), source })?;
     listeners.tls = tls.as_ref().map(|tls| tls.acceptor());
-    let connection_threads = config
-        .connections
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
-    if connection_threads > 0 {
-        listeners.threads = Some(
-            listener::ConnectionThreads::start(connection_threads)
-                .map_err(io_error("starting the connection threads"))?,
-        );
-    }
+    listeners.threads = listener::ConnectionThreads::configured(&config.connections)
+        .map_err(io_error("starting the connection threads"))?;
+    let connection_threads = listeners.threads.as_ref().map_or(0, listener::ConnectionThreads::count);
     // Before the `listening` line: a SIGHUP sent once it is printed must find the handler (its default ends the
     // process).
     #[cfg(unix)]

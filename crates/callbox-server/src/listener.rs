@@ -603,20 +603,34 @@ pub async fn serve_on_threads(
 /// Long-lived connections stay on the main runtime (see [`ConnectionThreads::stays_on_main_runtime`]), and so
 /// do TLS connections, whose first request cannot be seen before the handshake.
 #[derive(Clone)]
-pub struct ConnectionThreads {
-    handles: Arc<[tokio::runtime::Handle]>,
-    next: Arc<AtomicUsize>,
+pub struct ConnectionThreads(Arc<Threads>);
+
+struct Threads {
+    handles: Vec<tokio::runtime::Handle>,
+    /// The thread the next connection goes to (modulo their number).
+    next: AtomicUsize,
     /// Dropped with the last clone: each thread's runtime then stops.
-    _stop: Arc<Vec<tokio::sync::oneshot::Sender<()>>>,
+    _stop: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for ConnectionThreads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionThreads").field("threads", &self.handles.len()).finish()
+        f.debug_struct("ConnectionThreads").field("threads", &self.count()).finish()
     }
 }
 
 impl ConnectionThreads {
+    /// The threads `[connections] threads` asks for: that many, one per CPU core when unset, none for 0.
+    pub fn configured(config: &ConnectionConfig) -> io::Result<Option<Self>> {
+        let count = config
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+        if count == 0 {
+            return Ok(None);
+        }
+        Self::start(count).map(Some)
+    }
+
     /// Starts `count` threads (at least one), named `callbox-conn-N`.
     pub fn start(count: usize) -> io::Result<Self> {
         let mut handles = Vec::with_capacity(count.max(1));
@@ -631,7 +645,7 @@ impl ConnectionThreads {
                 let _ = runtime.block_on(stopped);
             })?;
         }
-        Ok(Self { handles: handles.into(), next: Arc::new(AtomicUsize::new(0)), _stop: Arc::new(stops) })
+        Ok(Self(Arc::new(Threads { handles, next: AtomicUsize::new(0), _stop: stops })))
     }
 
     /// Whether a connection whose first bytes are `first` stays on the main runtime: a WebSocket (`/v1/realtime`)
@@ -646,7 +660,7 @@ impl ConnectionThreads {
 
     /// How many threads serve connections.
     pub fn count(&self) -> usize {
-        self.handles.len()
+        self.0.handles.len()
     }
 
     /// Serves `stream` with `serve` on the next thread in turn.
@@ -659,8 +673,8 @@ impl ConnectionThreads {
         let Ok(stream) = stream.into_std() else {
             return;
         };
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
-        self.handles[index].spawn(async move {
+        let index = self.0.next.fetch_add(1, Ordering::Relaxed) % self.count();
+        self.0.handles[index].spawn(async move {
             match TcpStream::from_std(stream) {
                 Ok(stream) => serve(stream).await,
                 Err(error) => tracing::debug!(%error, "a connection could not move to its thread"),

@@ -58,7 +58,7 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 
 /// mimalloc rather than glibc's malloc: the server allocates many small, short-lived buffers on every request and
 /// frame, across threads, and glibc's arenas cost ~10% of its CPU; mimalloc serves the same work with 10-20% less
-/// CPU per request (docs/benchmarks.md, "Allocator").
+/// CPU per request (docs/benchmarks.md, "Sitting of 2026-12-04 evening").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -232,11 +232,30 @@ impl SqlStore {
 struct WriterConnection {
     pool: AnyPool,
     held: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+    closed: std::pin::Pin<Box<sqlx::pool::CloseEvent>>,
 }
 
 impl WriterConnection {
     fn new(pool: &AnyPool) -> Self {
-        Self { pool: pool.clone(), held: None }
+        Self { pool: pool.clone(), held: None, closed: Box::pin(pool.close_event()) }
+    }
+
+    /// Waits for the next group: whatever queued in `pending`, up to `limit`, into `batch`. `false` when the loop
+    /// is over: every sender is gone, or the pool is closing (it waits for the held connection; what is still
+    /// queued then fails as the pool is closed).
+    async fn next_group<T>(
+        &mut self,
+        pending: &mut tokio::sync::mpsc::Receiver<T>,
+        batch: &mut Vec<T>,
+        limit: usize,
+    ) -> bool {
+        tokio::select! {
+            received = pending.recv_many(batch, limit) => received > 0,
+            () = &mut self.closed => {
+                self.held = None;
+                false
+            }
+        }
     }
 
     async fn get(&mut self) -> StoreResult<&mut sqlx::AnyConnection> {
@@ -263,13 +282,7 @@ async fn write_sessions_in_groups(
 ) {
     let mut batch: Vec<PendingSession> = Vec::with_capacity(MAX_SESSION_BATCH);
     let mut connection = WriterConnection::new(&pool);
-    let mut closed = std::pin::pin!(pool.close_event());
-    loop {
-        tokio::select! {
-            received = pending.recv_many(&mut batch, MAX_SESSION_BATCH) => if received == 0 { return },
-            // Closing waits for the held connection; the queued sessions then fail as the pool is closed.
-            () = &mut closed => return,
-        }
+    while connection.next_group(&mut pending, &mut batch, MAX_SESSION_BATCH).await {
         let outcome = {
             let _writer = writer.lock().await;
             let started = std::time::Instant::now();
@@ -1710,12 +1723,7 @@ async fn write_inboxes_in_groups(
 ) {
     let mut batch: Vec<InboxWrite> = Vec::with_capacity(MAX_INBOX_BATCH);
     let mut connection = WriterConnection::new(&pool);
-    let mut closed = std::pin::pin!(pool.close_event());
-    loop {
-        tokio::select! {
-            received = pending.recv_many(&mut batch, MAX_INBOX_BATCH) => if received == 0 { return },
-            () = &mut closed => return,
-        }
+    while connection.next_group(&mut pending, &mut batch, MAX_INBOX_BATCH).await {
         let _writer = writer.lock().await;
         let grouped: StoreResult<Vec<Result<Vec<u64>, ConfirmOutcome>>> = async {
             let mut tx = sqlx::Connection::begin_with(connection.get().await?, "BEGIN IMMEDIATE").await?;
