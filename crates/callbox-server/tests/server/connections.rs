@@ -50,7 +50,9 @@ async fn serve(adjust: impl FnOnce(&mut Config)) -> Served {
     config.demo_app = false;
     adjust(&mut config);
     let (callbox, _) = callbox_server::open(&config).await.unwrap();
-    let listeners = Listeners::bind(&config).await.unwrap();
+    let mut listeners = Listeners::bind(&config).await.unwrap();
+    // As `callbox serve` does: the accept loop's tests run on the connection threads of the configuration.
+    listeners.threads = ConnectionThreads::configured(&config.connections).unwrap();
     let address = listeners.main_address().unwrap();
     let metrics_address = listeners.metrics_address().unwrap();
     let settings = ConnectionSettings::resolve(&config, listener::file_descriptor_limit());
@@ -257,12 +259,25 @@ async fn the_total_cap_refuses_the_excess_at_once_with_503() {
     assert!(read_response(&mut again).await.starts_with("HTTP/1.1 200"));
 }
 
+#[test]
+fn the_configuration_sets_the_connection_threads_and_0_turns_them_off() {
+    let threads = |threads| ConnectionThreads::configured(&ConnectionConfig { threads, ..ConnectionConfig::default() });
+    assert!(threads(Some(0)).unwrap().is_none(), "0: served on the main runtime");
+    assert_eq!(threads(Some(3)).unwrap().unwrap().count(), 3);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(threads(None).unwrap().unwrap().count(), cores, "unset: one per core");
+}
+
 #[tokio::test]
 async fn connections_are_served_in_turn_on_the_connection_threads_each_on_one_thread() {
     let dir = tempfile::TempDir::new().unwrap();
     let mut config = test_config(dir.path());
-    config.connections =
-        ConnectionConfig { max_per_address: Some(8), realtime_max_per_address: Some(1), ..ConnectionConfig::default() };
+    config.connections = ConnectionConfig {
+        header_timeout_seconds: 1,
+        max_per_address: Some(8),
+        realtime_max_per_address: Some(1),
+        ..ConnectionConfig::default()
+    };
     let settings = ConnectionSettings::resolve(&config, Some(4096));
     let bound = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = bound.local_addr().unwrap();
@@ -298,6 +313,11 @@ async fn connections_are_served_in_turn_on_the_connection_threads_each_on_one_th
     assert!(!served_by.starts_with("callbox-conn-"), "a realtime connection went to {served_by}");
     assert!(ConnectionThreads::stays_on_main_runtime(b"GET /subscribe/sub-c-1/ch/0/0 HTTP/1.1"));
     assert!(!ConnectionThreads::stays_on_main_runtime(b"POST /v1/instance HTTP/1.1"));
+
+    // A connection that sends nothing cannot be placed by its request: it waits where it was accepted, and the
+    // header timeout closes it there.
+    let mut silent = connect_from(Ipv4Addr::new(127, 0, 6, 2), address).await;
+    assert!(closed_within(&mut silent, Duration::from_secs(3)).await.is_some(), "a silent connection stayed open");
 
     // The budgets are the accept loop's, whichever thread serves: one realtime place per address, in all.
     let promote = b"GET /promote HTTP/1.1\r\nHost: x\r\n\r\n";

@@ -905,6 +905,37 @@ async fn sqlite_durability_across_reopen() {
     store.close().await;
 }
 
+/// The group-commit writers keep a connection each between groups; closing the store still returns at once (a
+/// pool's `close` waits for every connection), and what was written is durable.
+#[tokio::test]
+async fn sqlite_close_returns_while_the_group_commit_writers_hold_their_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("callbox.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let (app, _) = new_app(&store).await;
+    let kept = session(&app.key, "alice", now(), Duration::hours(1));
+    store.create_session(&kept).await.unwrap();
+    let message = callbox_server::store::MessageRecord {
+        id: "m1".into(),
+        app_key: app.key.clone(),
+        sender_id: "alice".into(),
+        recipient_ids: vec!["bob".into()],
+        text: "hello".into(),
+        headers: "{}".into(),
+        created_at: now(),
+    };
+    assert_eq!(store.append_messages(std::slice::from_ref(&message)).await.pop().unwrap().unwrap(), [1]);
+    tokio::time::timeout(std::time::Duration::from_secs(5), store.close()).await.expect("close waited for the writers");
+    // After the close, writes are refused rather than lost or hung.
+    let late = session(&app.key, "alice", now(), Duration::hours(1));
+    let refused = tokio::time::timeout(std::time::Duration::from_secs(5), store.create_session(&late)).await;
+    assert!(matches!(refused, Ok(Err(StoreError::Unavailable(_)))), "{refused:?}");
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.get_session(&kept.id).await.unwrap(), kept);
+    assert_eq!(store.inbox_last_seq(&app.key, "bob").await.unwrap(), 1);
+    store.close().await;
+}
+
 /// A missing directory is an error, not a panic.
 #[tokio::test]
 async fn sqlite_open_refuses_a_missing_directory() {
